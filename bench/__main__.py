@@ -1,0 +1,38 @@
+"""Run every benchmark module (or those named on the command line) and print one table."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import bench
+from bench.report import Figure, render
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name not in {"report"}
+    )
+    figures: list[Figure] = []
+    failed = []
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        if not hasattr(module, "run"):
+            continue
+        started = time.monotonic()
+        print(f"running bench/{name}.py ...", file=sys.stderr, flush=True)
+        try:
+            figures += module.run()
+        except Exception as error:  # one broken benchmark must not hide the others
+            failed.append(f"{name}: {error}")
+        print(f"  done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    print(render(figures))
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

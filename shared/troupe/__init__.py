@@ -1,0 +1,1 @@
+"""troupe: an ML lifecycle choreographed as Knative services reacting to CloudEvents."""

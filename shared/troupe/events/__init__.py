@@ -1,0 +1,51 @@
+"""troupe's event vocabulary: types, data schemas, lineage extensions and wire codecs."""
+
+from .codec import (
+    from_http,
+    from_kafka,
+    to_http_binary,
+    to_http_structured,
+    to_kafka,
+)
+from .errors import (
+    EventError,
+    InvalidEventDataError,
+    InvalidExtensionError,
+    MalformedEventError,
+    UnknownEventTypeError,
+    UnsupportedMediaTypeError,
+)
+from .extensions import LINEAGE, MODELVERSION, RUNID, TRACEPARENT
+from .make import lineage_of, make_event, schema_for, validate, validate_data
+from .vocabulary import (
+    CANARY_PASSED,
+    DATA_ARRIVED,
+    DATA_REJECTED,
+    DATA_VALIDATED,
+    METRIC_DEGRADED,
+    MODEL_APPROVED,
+    MODEL_DEPLOYED,
+    MODEL_PROMOTED,
+    MODEL_REJECTED,
+    MODEL_ROLLED_BACK,
+    PING,
+    ROLLBACK_REQUESTED,
+    TRAINING_FAILED,
+    TRAINING_FINISHED,
+    TRAINING_REQUESTED,
+    VOCABULARY,
+    EventType,
+    is_known,
+    resolve,
+)
+
+__all__ = [
+    "CANARY_PASSED", "DATA_ARRIVED", "DATA_REJECTED", "DATA_VALIDATED", "LINEAGE",
+    "METRIC_DEGRADED", "MODELVERSION", "MODEL_APPROVED", "MODEL_DEPLOYED", "MODEL_PROMOTED",
+    "MODEL_REJECTED", "MODEL_ROLLED_BACK", "PING", "ROLLBACK_REQUESTED", "RUNID",
+    "TRACEPARENT", "TRAINING_FAILED", "TRAINING_FINISHED", "TRAINING_REQUESTED", "VOCABULARY",
+    "EventError", "EventType", "InvalidEventDataError", "InvalidExtensionError",
+    "MalformedEventError", "UnknownEventTypeError", "UnsupportedMediaTypeError", "from_http",
+    "from_kafka", "is_known", "lineage_of", "make_event", "resolve", "schema_for",
+    "to_http_binary", "to_http_structured", "to_kafka", "validate", "validate_data",
+]

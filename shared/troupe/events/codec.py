@@ -1,0 +1,214 @@
+"""CloudEvents on the wire: HTTP (binary and structured) and Kafka (binary), strictly.
+
+The SDK is lenient where a broker or a function must not be: it fills in a missing id
+and accepts any `time`. Here every message is checked against the CloudEvents 1.0 rules
+first, so a malformed event is refused at the edge (400) instead of travelling on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import unquote
+
+from cloudevents.core.bindings import http as http_binding
+from cloudevents.core.bindings import kafka as kafka_binding
+from cloudevents.core.bindings.http import HTTPMessage
+from cloudevents.core.bindings.kafka import KafkaMessage
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from dateutil.parser import isoparse
+
+from .errors import (
+    InvalidExtensionError,
+    MalformedEventError,
+    UnsupportedMediaTypeError,
+)
+from .extensions import CORE_ATTRIBUTES, check_extension_name
+
+STRUCTURED_JSON: Final = "application/cloudevents+json"
+BATCH_JSON: Final = "application/cloudevents-batch+json"
+SPECVERSION: Final = "1.0"
+_FORMAT: Final = JSONFormat()
+_REQUIRED: Final = ("id", "source", "type")
+_OPTIONAL_STRINGS: Final = ("datacontenttype", "dataschema", "subject")
+# RFC 3339 date-time: seconds are required, the offset is Z or +hh:mm.
+_RFC3339: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))$"
+)
+# RFC 2046 media type: type "/" subtype, optional parameters.
+_MEDIA_TYPE: Final = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$")
+_INT32: Final = (-(2**31), 2**31 - 1)
+
+
+def check_attributes(attributes: Mapping[str, Any]) -> None:
+    """Raise MalformedEventError unless the context attributes obey CloudEvents 1.0."""
+    specversion = attributes.get("specversion")
+    if specversion != SPECVERSION:
+        raise MalformedEventError(
+            f"specversion must be {SPECVERSION!r}, got {specversion!r}"
+            if specversion is not None
+            else "specversion is missing: this is not a CloudEvent"
+        )
+    for name in _REQUIRED:
+        value = attributes.get(name)
+        if not isinstance(value, str) or not value:
+            raise MalformedEventError(f"required attribute {name!r} is missing or empty")
+    for name in _OPTIONAL_STRINGS:
+        if name in attributes and (
+            not isinstance(attributes[name], str) or not attributes[name]
+        ):
+            raise MalformedEventError(f"attribute {name!r} must be a non-empty string")
+    content_type = attributes.get("datacontenttype")
+    if content_type is not None and not _MEDIA_TYPE.match(content_type):
+        raise MalformedEventError(f"datacontenttype {content_type!r} is not a media type")
+    time = attributes.get("time")
+    if time is not None and not isinstance(time, str | None):
+        pass  # already parsed by the caller
+    elif isinstance(time, str):
+        _check_time(time)
+    for name, value in attributes.items():
+        if name in CORE_ATTRIBUTES:
+            continue
+        try:
+            check_extension_name(name)
+        except InvalidExtensionError as error:
+            raise MalformedEventError(str(error)) from None
+        if isinstance(value, bool | str):
+            continue
+        if isinstance(value, int) and _INT32[0] <= value <= _INT32[1]:
+            continue
+        raise MalformedEventError(
+            f"extension {name!r} must be a string, a 32-bit integer or a boolean"
+        )
+
+
+def _check_time(value: str) -> None:
+    match = _RFC3339.match(value)
+    if not match or (match.group(3) and (int(match.group(3)) > 23 or int(match.group(4)) > 59)):
+        raise MalformedEventError(f"time {value!r} is not an RFC 3339 timestamp")
+
+
+def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
+    check_attributes(attributes)
+    if isinstance(attributes.get("time"), str):
+        attributes["time"] = isoparse(attributes["time"])
+    try:
+        return CloudEvent(attributes, data)
+    except (BaseCloudEventException, ValueError, TypeError) as error:
+        raise MalformedEventError(f"not a valid CloudEvent: {error}") from None
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return value.split(";", 1)[0].strip().lower()
+    return ""
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """Decode an HTTP request or response in either content mode."""
+    media_type = _media_type(headers)
+    if media_type == STRUCTURED_JSON:
+        return from_structured_json(body)
+    if media_type == BATCH_JSON or media_type.startswith("application/cloudevents"):
+        raise UnsupportedMediaTypeError(
+            f"{media_type} is not supported: send one event in binary mode or as "
+            f"{STRUCTURED_JSON}"
+        )
+    attributes: dict[str, Any] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered.startswith(http_binding.CE_PREFIX):
+            attributes[lowered[len(http_binding.CE_PREFIX):]] = unquote(value)
+    if not attributes:
+        raise MalformedEventError(
+            "no CloudEvent in this request: send binary mode (ce-* headers) or "
+            f"structured mode ({STRUCTURED_JSON})"
+        )
+    if media_type:
+        attributes["datacontenttype"] = next(
+            v for k, v in headers.items() if k.lower() == "content-type"
+        )
+    return _build(attributes, _read_data(body, attributes.get("datacontenttype")))
+
+
+def _read_data(body: bytes, content_type: str | None) -> Any:
+    if not body:
+        return None
+    if content_type is None or JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedEventError("the body is not valid JSON, as its content type says") from None
+    try:
+        return body.decode("utf-8") if content_type.startswith("text/") else body
+    except UnicodeDecodeError:
+        raise MalformedEventError("a text/* body must be UTF-8") from None
+
+
+def from_structured_json(body: bytes) -> CloudEvent:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedEventError("the body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedEventError("a structured event must be a JSON object")
+    if "data" in document and "data_base64" in document:
+        raise MalformedEventError("an event may carry data or data_base64, not both")
+    data = document.pop("data", None)
+    if "data_base64" in document:
+        encoded = document.pop("data_base64")
+        try:
+            data = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
+        except (binascii.Error, ValueError):
+            raise MalformedEventError("data_base64 is not valid base64") from None
+        if data is None:
+            raise MalformedEventError("data_base64 must be a string")
+    return _build(document, data)
+
+
+def to_http_binary(event: CloudEvent) -> HTTPMessage:
+    return http_binding.to_binary(event, _FORMAT)
+
+
+def to_http_structured(event: CloudEvent) -> HTTPMessage:
+    return http_binding.to_structured(event, _FORMAT)
+
+
+def to_kafka(event: CloudEvent) -> KafkaMessage:
+    """Kafka binary content mode; `partitionkey`, when present, becomes the record key."""
+    return kafka_binding.to_binary(event, _FORMAT)
+
+
+def from_kafka(headers: Iterable[tuple[str, bytes]], key: bytes | None, value: bytes) -> CloudEvent:
+    """Decode a record written by `to_kafka` (or by any CloudEvents Kafka producer)."""
+    header_map = {name: raw for name, raw in headers}
+    if header_map.get("content-type", b"").startswith(STRUCTURED_JSON.encode()):
+        return from_structured_json(value)
+    attributes: dict[str, Any] = {}
+    for name, raw in header_map.items():
+        text = raw.decode("utf-8")
+        if name.startswith("ce_"):
+            attributes[name[3:]] = text
+        elif name == "content-type":
+            attributes["datacontenttype"] = text
+    return _build(attributes, _read_data(value, attributes.get("datacontenttype")))
+
+
+__all__ = [
+    "HTTPMessage",
+    "KafkaMessage",
+    "check_attributes",
+    "from_http",
+    "from_kafka",
+    "from_structured_json",
+    "to_http_binary",
+    "to_http_structured",
+    "to_kafka",
+]

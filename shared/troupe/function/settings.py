@@ -1,0 +1,92 @@
+"""Configuration, built once from the environment and handed to handlers frozen.
+
+Handlers never read os.environ: they get a Settings (or a subclass of their own) through
+their Context, so a test builds one from a plain dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+def env(name: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A settings field read from the environment variable `name` instead of TROUPE_<FIELD>."""
+    return field(default=default, metadata={"env": name}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every function needs. Subclass it (frozen too) to add a function's own fields.
+
+    Each field is read from TROUPE_<FIELD NAME IN CAPITALS> unless it names its variable
+    with `env(...)`; Knative's own K_SERVICE and K_REVISION are read as they are.
+    """
+
+    service: str = env("K_SERVICE", "troupe-function")
+    revision: str = env("K_REVISION", "")
+    store_url: str = "file://./.troupe/store"
+    log_level: str = "INFO"
+    # The `source` of the events this function replies with; default /troupe/<service>.
+    source: str = ""
+
+    @property
+    def event_source(self) -> str:
+        return self.source or f"/troupe/{self.service}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Build the settings from `environ` (os.environ when None), converting each value
+        to its field's type; a value that does not convert raises SettingsError naming it."""
+        if environ is None:
+            import os
+
+            environ = os.environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env") or f"TROUPE_{f.name.upper()}"
+            if name in environ:
+                values[f.name] = _convert(name, environ[name], hints[f.name])
+        return cls(**values)
+
+
+def _convert(name: str, raw: str, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if raw == "":
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if hint in (int, float, str):
+            return hint(raw.strip() if hint is not str else raw)
+        if origin is tuple:
+            item = args[0] if args else str
+            return tuple(item(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r} is not a valid {_describe(hint)}: {error}") from None
+    raise SettingsError(f"{name}: settings of type {hint!r} cannot be read from the environment")
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
