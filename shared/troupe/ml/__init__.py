@@ -1,0 +1,1 @@
+"""Training, evaluation and drift statistics, on scikit-learn."""
