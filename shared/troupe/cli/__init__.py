@@ -13,3 +13,7 @@ def cli() -> None:
 
 def main() -> None:
     cli.main(prog_name="troupe")
+
+
+# The command modules register themselves on `cli` when imported.
+from troupe.cli import publish, watch  # noqa: E402,F401

@@ -1,0 +1,134 @@
+"""`troupe events` and `troupe timeline`: watching the lifecycle through the event log."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from troupe.cli import cli
+from troupe.cli._common import echo_json, kafka_endpoint
+
+if TYPE_CHECKING:
+    from troupe.cli.eventlog import LoggedEvent
+from troupe.cli.timeline import (
+    build_timeline,
+    producer,
+    runs_of_model,
+    short_type,
+    summarize,
+)
+from troupe.events import MODELVERSION, RUNID, EventError, resolve
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 2h or 1d",
+                                 param_hint="--since")
+    return datetime.now(UTC) - timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def _event_json(logged: LoggedEvent) -> dict[str, object]:
+    event = logged.event
+    attributes = {k: v for k, v in event.get_attributes().items()}
+    return {**attributes, "data": event.get_data(), "partition": logged.partition,
+            "offset": logged.offset}
+
+
+def _line(logged: LoggedEvent) -> str:
+    event = logged.event
+    when = event.get_time()
+    stamp = when.strftime("%H:%M:%S.%f")[:-3] if when else "--:--:--"
+    version = event.get_extension(MODELVERSION) or "-"
+    runid = str(event.get_extension(RUNID) or "-")[:8]
+    return (f"{stamp}  {short_type(event.get_type()):<19} {producer(event):<12} "
+            f"run={runid} model={version}  {summarize(event.get_data())}")
+
+
+_bootstrap = click.option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS",
+                          help="Kafka of the broker [default: the local runtime's].")
+_topic = click.option("--topic", help="The broker's topic [default: the local runtime's].")
+
+
+@cli.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--type", "type_filter", metavar="TYPE", help="Only this type (short name or full).")
+@click.option("--runid", help="Only the events of this run.")
+@click.option("--since", metavar="DURATION", help="Only events newer than this, e.g. 10m.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_bootstrap
+@_topic
+def events(follow: bool, type_filter: str | None, runid: str | None, since: str | None,
+           as_json: bool, bootstrap_servers: str | None, topic: str | None) -> None:
+    """Tail the broker's event log (without committing offsets)."""
+    wanted_type = None
+    if type_filter:
+        try:
+            wanted_type = resolve(type_filter).type
+        except EventError:
+            wanted_type = type_filter  # a foreign type: match it literally
+    servers, topic_name = kafka_endpoint(bootstrap_servers, topic)
+    from troupe.cli.eventlog import EventLogError, read_events  # kafka is slow to import
+
+    try:
+        for logged in read_events(servers, topic_name, since=parse_since(since), follow=follow):
+            event = logged.event
+            if wanted_type and event.get_type() != wanted_type:
+                continue
+            if runid and str(event.get_extension(RUNID)) != runid:
+                continue
+            click.echo(json.dumps(_event_json(logged), default=str) if as_json else _line(logged))
+    except EventLogError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@click.argument("runid", required=False)
+@click.option("--model", "model_version", metavar="VERSION", help="Every run that touched this model version.")
+@click.option("--json", "as_json", is_flag=True, help="The steps as JSON.")
+@_bootstrap
+@_topic
+def timeline(runid: str | None, model_version: str | None, as_json: bool,
+             bootstrap_servers: str | None, topic: str | None) -> None:
+    """Rebuild a run (by RUNID, or every run of --model VERSION) from the event log."""
+    if bool(runid) == bool(model_version):
+        raise click.UsageError("give a RUNID or --model VERSION (one of them)")
+    servers, topic_name = kafka_endpoint(bootstrap_servers, topic)
+    from troupe.cli.eventlog import EventLogError, read_events  # kafka is slow to import
+
+    try:
+        logged = [entry.event for entry in read_events(servers, topic_name)]
+    except EventLogError as error:
+        raise click.ClickException(str(error)) from None
+    runids = {runid} if runid else runs_of_model(logged, str(model_version))
+    steps = build_timeline(logged, runids)
+    if not steps:
+        raise click.ClickException(
+            f"no events for {'run ' + str(runid) if runid else 'model version ' + str(model_version)} "
+            "in the event log: check the id with `troupe events`"
+        )
+    if as_json:
+        echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps]})
+        return
+    table = Table(title=f"timeline of {', '.join(sorted(runids))}")
+    for column in ("time", "+s", "service", "event", "outcome", "model", "summary"):
+        table.add_column(column)
+    for step in steps:
+        table.add_row(step.time.strftime("%H:%M:%S.%f")[:-3] if step.time else "",
+                      "" if step.since_previous_s is None else f"{step.since_previous_s:.3f}",
+                      step.service, step.type, step.outcome, step.modelversion or "",
+                      step.summary)
+    Console().print(table)
