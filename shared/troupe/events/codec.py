@@ -57,48 +57,64 @@ def check_attributes(attributes: Mapping[str, Any]) -> None:
         )
     for name in _REQUIRED:
         value = attributes.get(name)
-        if not isinstance(value, str) or not value:
-            raise MalformedEventError(f"required attribute {name!r} is missing or empty")
+        if value is None or value == "":
+            raise MalformedEventError(
+                f"required attribute {name!r} is missing or empty: every CloudEvent needs "
+                "a non-empty id, source and type"
+            )
+        if not isinstance(value, str):
+            raise MalformedEventError(
+                f"attribute {name!r} must be a string, not {type(value).__name__}"
+            )
     for name in _OPTIONAL_STRINGS:
         if name in attributes and (
             not isinstance(attributes[name], str) or not attributes[name]
         ):
-            raise MalformedEventError(f"attribute {name!r} must be a non-empty string")
+            raise MalformedEventError(
+                f"attribute {name!r} must be a non-empty string (or be left out)"
+            )
     content_type = attributes.get("datacontenttype")
     if content_type is not None and not _MEDIA_TYPE.match(content_type):
-        raise MalformedEventError(f"datacontenttype {content_type!r} is not a media type")
-    time = attributes.get("time")
-    if time is not None and not isinstance(time, str | None):
-        pass  # already parsed by the caller
-    elif isinstance(time, str):
-        _check_time(time)
-    for name, value in attributes.items():
-        if name in CORE_ATTRIBUTES:
-            continue
-        try:
-            check_extension_name(name)
-        except InvalidExtensionError as error:
-            raise MalformedEventError(str(error)) from None
-        if isinstance(value, bool | str):
-            continue
-        if isinstance(value, int) and _INT32[0] <= value <= _INT32[1]:
-            continue
         raise MalformedEventError(
-            f"extension {name!r} must be a string, a 32-bit integer or a boolean"
+            f"datacontenttype {content_type!r} is not a media type such as application/json"
         )
+    if "time" in attributes:
+        _check_time(attributes["time"])
+    for name, value in attributes.items():
+        if name not in CORE_ATTRIBUTES:
+            _check_extension(name, value)
 
 
-def _check_time(value: str) -> None:
-    match = _RFC3339.match(value)
+def _check_extension(name: str, value: Any) -> None:
+    try:
+        # The 20-character limit is a SHOULD in CloudEvents 1.0: troupe keeps it for the
+        # events it makes, but accepts longer names from other producers.
+        check_extension_name(name, max_length=None)
+    except InvalidExtensionError as error:
+        raise MalformedEventError(str(error)) from None
+    if isinstance(value, bool | str):
+        return
+    if isinstance(value, int) and _INT32[0] <= value <= _INT32[1]:
+        return
+    raise MalformedEventError(
+        f"extension {name!r} must be a string, a 32-bit integer or a boolean, "
+        f"not {value!r}"
+    )
+
+
+def _check_time(value: Any) -> None:
+    match = _RFC3339.match(value) if isinstance(value, str) else None
     if not match or (match.group(3) and (int(match.group(3)) > 23 or int(match.group(4)) > 59)):
-        raise MalformedEventError(f"time {value!r} is not an RFC 3339 timestamp")
+        raise MalformedEventError(
+            f"time {value!r} is not an RFC 3339 timestamp such as 2024-05-01T12:00:00Z"
+        )
 
 
 def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
     check_attributes(attributes)
-    if isinstance(attributes.get("time"), str):
-        attributes["time"] = isoparse(attributes["time"])
     try:
+        if isinstance(attributes.get("time"), str):
+            attributes["time"] = isoparse(attributes["time"])
         return CloudEvent(attributes, data)
     except (BaseCloudEventException, ValueError, TypeError) as error:
         raise MalformedEventError(f"not a valid CloudEvent: {error}") from None
@@ -127,6 +143,11 @@ def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
         if lowered.startswith(http_binding.CE_PREFIX):
             attributes[lowered[len(http_binding.CE_PREFIX):]] = unquote(value)
     if not attributes:
+        if media_type:
+            raise UnsupportedMediaTypeError(
+                f"{media_type} without ce-* headers is not a CloudEvent: send binary mode "
+                f"(ce-specversion, ce-id, ce-source, ce-type headers) or {STRUCTURED_JSON}"
+            )
         raise MalformedEventError(
             "no CloudEvent in this request: send binary mode (ce-* headers) or "
             f"structured mode ({STRUCTURED_JSON})"
@@ -141,11 +162,20 @@ def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
 def _read_data(body: bytes, content_type: str | None) -> Any:
     if not body:
         return None
-    if content_type is None or JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+    if content_type is None:
+        # No content type: JSON by the CloudEvents default, else opaque bytes.
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise MalformedEventError("the body is not valid JSON, as its content type says") from None
+            return body
+    if JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedEventError(
+                f"the body is not valid JSON, as its content type {content_type!r} says: "
+                "fix the body or send the right Content-Type"
+            ) from None
     try:
         return body.decode("utf-8") if content_type.startswith("text/") else body
     except UnicodeDecodeError:
@@ -153,12 +183,19 @@ def _read_data(body: bytes, content_type: str | None) -> Any:
 
 
 def from_structured_json(body: bytes) -> CloudEvent:
+    """Decode the JSON event format (application/cloudevents+json)."""
     try:
-        document = json.loads(body)
+        parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise MalformedEventError("the body is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise MalformedEventError("a structured event must be a JSON object")
+        raise MalformedEventError(
+            f"the body is not valid JSON, as {STRUCTURED_JSON} requires"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise MalformedEventError(
+            "a structured event must be one JSON object (batches are not supported)"
+        )
+    # In the JSON format an attribute set to null is an absent attribute.
+    document = {name: value for name, value in parsed.items() if value is not None}
     if "data" in document and "data_base64" in document:
         raise MalformedEventError("an event may carry data or data_base64, not both")
     data = document.pop("data", None)
@@ -174,7 +211,13 @@ def from_structured_json(body: bytes) -> CloudEvent:
 
 
 def to_http_binary(event: CloudEvent) -> HTTPMessage:
-    return http_binding.to_binary(event, _FORMAT)
+    message = http_binding.to_binary(event, _FORMAT)
+    # The SDK writes booleans as Python does ("True"); CloudEvents spells them lowercase.
+    headers = dict(message.headers)
+    for name, value in event.get_attributes().items():
+        if isinstance(value, bool):
+            headers[f"{http_binding.CE_PREFIX}{name}"] = "true" if value else "false"
+    return HTTPMessage(headers=headers, body=message.body)
 
 
 def to_http_structured(event: CloudEvent) -> HTTPMessage:
@@ -193,7 +236,10 @@ def from_kafka(headers: Iterable[tuple[str, bytes]], key: bytes | None, value: b
         return from_structured_json(value)
     attributes: dict[str, Any] = {}
     for name, raw in header_map.items():
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedEventError(f"Kafka header {name!r} is not UTF-8") from None
         if name.startswith("ce_"):
             attributes[name[3:]] = text
         elif name == "content-type":

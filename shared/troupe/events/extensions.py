@@ -32,16 +32,22 @@ CORE_ATTRIBUTES: Final = frozenset(
     {"id", "source", "type", "specversion", "datacontenttype", "dataschema", "subject", "time"}
 )
 
-_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_NAME = re.compile(r"^[a-z0-9]+$")
+MAX_NAME_LENGTH: Final = 20
 
 
-def check_extension_name(name: str) -> None:
-    """Raise InvalidExtensionError unless `name` is a legal CloudEvents extension name."""
-    if name in CORE_ATTRIBUTES or name == "data":
+def check_extension_name(name: str, *, max_length: int | None = MAX_NAME_LENGTH) -> None:
+    """Raise InvalidExtensionError unless `name` is a legal CloudEvents extension name.
+
+    `max_length=None` drops the length limit, which CloudEvents 1.0 states as a SHOULD:
+    decoders accept longer names from other producers, make_event does not produce them.
+    """
+    if name in CORE_ATTRIBUTES or name in ("data", "data_base64"):
         raise InvalidExtensionError(name, "it is a reserved CloudEvents attribute name")
-    if not _NAME.match(name):
+    if not _NAME.match(name) or (max_length is not None and len(name) > max_length):
+        limit = f"1 to {max_length}" if max_length is not None else "one or more"
         raise InvalidExtensionError(
-            name, "names must be 1 to 20 lowercase letters or digits (CloudEvents 1.0)"
+            name, f"names must be {limit} lowercase letters or digits (CloudEvents 1.0)"
         )
 
 
