@@ -16,7 +16,7 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .extensions import LINEAGE, MODELVERSION, RUNID, TRACEPARENT
-from .make import lineage_of, make_event, schema_for, validate, validate_data
+from .make import lineage_of, make_event, schema_for, validate, validate_data, with_lineage
 from .vocabulary import (
     CANARY_PASSED,
     DATA_ARRIVED,
@@ -48,4 +48,5 @@ __all__ = [
     "MalformedEventError", "UnknownEventTypeError", "UnsupportedMediaTypeError", "from_http",
     "from_kafka", "is_known", "lineage_of", "make_event", "resolve", "schema_for",
     "to_http_binary", "to_http_structured", "to_kafka", "validate", "validate_data",
+    "with_lineage",
 ]

@@ -53,8 +53,10 @@ def check_extension_name(name: str, *, max_length: int | None = MAX_NAME_LENGTH)
 
 def check_extension_value(name: str, value: object) -> None:
     """Extensions hold strings, integers or booleans; anything else is an error."""
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool | str):
+        return
+    if isinstance(value, int) and -(2**31) <= value < 2**31:
         return
     raise InvalidExtensionError(
-        name, f"values must be a string, an integer or a boolean, not {type(value).__name__}"
+        name, f"values must be a string, a 32-bit integer or a boolean, not {value!r}"
     )

@@ -116,5 +116,22 @@ def lineage_of(event: CloudEvent) -> dict[str, Any]:
     return found
 
 
+def with_lineage(reply: CloudEvent, cause: CloudEvent) -> CloudEvent:
+    """`reply` carrying the lineage of `cause` wherever the reply does not set its own.
+
+    A reply never starts a run: a runid equal to the reply's own id (what make_event gives
+    an event built without a cause) is replaced by the cause's runid.
+    """
+    attributes = dict(reply.get_attributes())
+    changed = False
+    for name, value in lineage_of(cause).items():
+        current = attributes.get(name)
+        inherits = current is None or (name == RUNID and current == reply.get_id())
+        if inherits and current != value:
+            attributes[name] = value
+            changed = True
+    return CloudEvent(attributes, reply.get_data()) if changed else reply
+
+
 def event_type_of(event: CloudEvent) -> EventType:
     return resolve(event.get_type())
