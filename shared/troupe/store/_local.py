@@ -1,0 +1,153 @@
+"""The file:// backend: atomic replace, create-if-absent and locked read-modify-write.
+
+Writes go to a temporary file beside the target and are moved into place with
+`os.replace`, so a reader sees the old bytes or the new ones, never half. Read-modify-write
+holds an exclusive `fcntl.flock` on a lock file, which serialises writers across threads
+(each takes its own open file) and processes alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+from .errors import ConflictError, NotFoundError, StoreError
+
+# Lock files live here, under the root; names starting with "." are the store's own.
+LOCK_DIR = ".locks"
+_TEMP_PREFIX = ".tmp-"
+
+
+class LocalBackend:
+    def __init__(self, root: str, lock_timeout: float = 60.0) -> None:
+        self.root = root
+        self.lock_timeout = lock_timeout
+
+    def read(self, path: str) -> bytes:
+        try:
+            with open(path, "rb") as file:
+                return file.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"nothing is stored at file://{path}") from None
+        except IsADirectoryError:
+            raise NotFoundError(f"file://{path} is a folder, not a stored object") from None
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def write(self, path: str, data: bytes) -> None:
+        temp = self._write_temp(path, data)
+        try:
+            os.replace(temp, path)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        _sync_folder(os.path.dirname(path))
+
+    def create(self, path: str, data: bytes) -> bool:
+        """Write `data` at `path` unless something is there already; True if written."""
+        temp = self._write_temp(path, data)
+        try:
+            # A hard link fails if the target exists, and makes the complete file appear
+            # at once: the create-if-absent that os.replace cannot give.
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        finally:
+            _unlink_quietly(temp)
+        _sync_folder(os.path.dirname(path))
+        return True
+
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        with self._locked(path):
+            try:
+                current: bytes | None = self.read(path)
+            except NotFoundError:
+                current = None
+            new = change(current)
+            self.write(path, new)
+            return new
+
+    def list(self, folder: str) -> list[str]:
+        """Absolute paths of the files under `folder` (not following links to folders)."""
+        if os.path.isfile(folder):
+            return [folder]
+        found: list[str] = []
+        for parent, folders, files in os.walk(folder):
+            folders[:] = [name for name in folders if not name.startswith(".")]
+            found.extend(os.path.join(parent, name) for name in files if not name.startswith("."))
+        return found
+
+    def _write_temp(self, path: str, data: bytes) -> str:
+        folder = os.path.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(
+                f"cannot store file://{path}: a part of its folder is a file; choose another key"
+            ) from None
+        descriptor, temp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        return temp
+
+    @contextlib.contextmanager
+    def _locked(self, path: str) -> Iterator[None]:
+        relative = os.path.relpath(path, self.root)
+        name = hashlib.sha256(relative.encode()).hexdigest() + ".lock"
+        folder = os.path.join(self.root, LOCK_DIR)
+        os.makedirs(folder, exist_ok=True)
+        # Lock files are never deleted: removing one while another writer waits on it
+        # would let two writers hold "the" lock at once.
+        with open(os.path.join(folder, name), "a+b") as lock:
+            deadline = time.monotonic() + self.lock_timeout
+            pause = 0.001
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                if time.monotonic() > deadline:
+                    raise ConflictError(
+                        f"file://{path} stayed locked by another writer for "
+                        f"{self.lock_timeout:.0f} s; retry later"
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _sync_folder(folder: str) -> None:
+    # The rename is durable only once the folder's entry is on disk.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,174 @@
+"""The s3:// backend on s3fs, with S3 conditional writes for atomic updates.
+
+A PUT replaces an object atomically. Create-if-absent is a PUT with `If-None-Match: *`;
+read-modify-write reads the object with its ETag and writes back with `If-Match: <etag>`,
+so a write based on a stale read fails (412) and is retried on fresh data: compare-and-swap,
+without a lock that a crashed writer could leave behind.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import fsspec.asyn
+
+from .errors import ConflictError, NotFoundError, StoreError
+
+# Another writer won the race: read again and retry.
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Backend:
+    def __init__(self, storage_options: Mapping[str, Any], max_attempts: int = 200) -> None:
+        import s3fs  # optional dependency: only s3:// stores need it
+
+        options = dict(storage_options)
+        # Listings must be fresh: another process may have written since the last look.
+        options.setdefault("use_listings_cache", False)
+        self.fs = s3fs.S3FileSystem(**options)
+        self.max_attempts = max_attempts
+
+    def read(self, path: str) -> bytes:
+        found = self._get(path)
+        if found is None:
+            raise NotFoundError(f"nothing is stored at s3://{path}")
+        return found[0]
+
+    def exists(self, path: str) -> bool:
+        bucket, key = _split(path)
+        try:
+            self._call("head_object", Bucket=bucket, Key=key)
+        except _S3Failure as failure:
+            if failure.code in _MISSING_CODES:
+                return False
+            raise failure.as_store_error(f"s3://{path}") from None
+        return True
+
+    def write(self, path: str, data: bytes) -> None:
+        bucket, key = _split(path)
+        try:
+            self._call("put_object", Bucket=bucket, Key=key, Body=data)
+        except _S3Failure as failure:
+            raise failure.as_store_error(f"s3://{path}") from None
+
+    def create(self, path: str, data: bytes) -> bool:
+        bucket, key = _split(path)
+        for _ in range(self.max_attempts):
+            try:
+                self._call("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except _S3Failure as failure:
+                if failure.code in ("PreconditionFailed", "412"):
+                    return False
+                if failure.code not in _CONFLICT_CODES:
+                    raise failure.as_store_error(f"s3://{path}") from None
+            _back_off()
+        raise ConflictError(f"creating s3://{path} kept conflicting with other writers")
+
+    def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
+        bucket, key = _split(path)
+        for attempt in range(self.max_attempts):
+            found = self._get(path)
+            new = change(found[0] if found else None)
+            condition = {"IfMatch": found[1]} if found else {"IfNoneMatch": "*"}
+            try:
+                self._call("put_object", Bucket=bucket, Key=key, Body=new, **condition)
+                return new
+            except _S3Failure as failure:
+                if failure.code not in _CONFLICT_CODES:
+                    raise failure.as_store_error(f"s3://{path}") from None
+            _back_off(attempt)
+        raise ConflictError(
+            f"updating s3://{path} lost the race to other writers {self.max_attempts} times; "
+            "retry later"
+        )
+
+    def list(self, folder: str) -> list[str]:
+        try:
+            if self.exists(folder):
+                return [folder]
+            found: list[str] = self.fs.find(folder)
+        except FileNotFoundError:
+            return []
+        return found
+
+    def _get(self, path: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, read in one request so they belong together."""
+        bucket, key = _split(path)
+        try:
+            result: tuple[bytes, str] | None = fsspec.asyn.sync(
+                self.fs.loop, self._get_async, bucket, key
+            )
+        except _S3Failure as failure:
+            raise failure.as_store_error(f"s3://{path}") from None
+        return result
+
+    async def _get_async(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        client = await self.fs.set_session()
+        try:
+            response = await client.get_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            failure = _S3Failure.from_error(error)
+            if failure.code in _MISSING_CODES:
+                return None
+            raise failure from error
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data, str(response["ETag"])
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = fsspec.asyn.sync(
+                self.fs.loop, self._call_async, operation, params
+            )
+        except _S3Failure:
+            raise
+        return result
+
+    async def _call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        # The client is called directly, not through s3fs's wrappers, because those map
+        # every S3 error to an OSError and the conflict codes would be lost.
+        client = await self.fs.set_session()
+        try:
+            result: dict[str, Any] = await getattr(client, operation)(**params)
+        except Exception as error:
+            raise _S3Failure.from_error(error) from error
+        return result
+
+
+class _S3Failure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_error(cls, error: Exception) -> _S3Failure:
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            details = response.get("Error", {})
+            code = str(details.get("Code", ""))
+            status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            return cls(code or status, str(details.get("Message", error)))
+        return cls("", f"{type(error).__name__}: {error}")
+
+    def as_store_error(self, url: str) -> StoreError:
+        code = f" ({self.code})" if self.code else ""
+        return StoreError(
+            f"S3 refused or failed a request for {url}{code}: {self.message}; check the bucket, "
+            "the credentials and TROUPE_S3_ENDPOINT_URL"
+        )
+
+
+def _split(path: str) -> tuple[str, str]:
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def _back_off(attempt: int = 0) -> None:
+    # Jitter keeps writers that collided from colliding again in lockstep.
+    time.sleep(random.uniform(0, min(0.002 * 2 ** min(attempt, 6), 0.1)))
