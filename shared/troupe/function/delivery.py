@@ -1,0 +1,151 @@
+"""One delivery, from HTTP request to HTTP answer: decode, validate, de-duplicate, handle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from cloudevents.core.v1.event import CloudEvent
+
+from troupe.events import (
+    RUNID,
+    VOCABULARY,
+    UnknownEventTypeError,
+    from_http,
+    is_known,
+    validate,
+    with_lineage,
+)
+from troupe.store import Store
+
+from .context import Context
+from .idempotency import ReplyLedger
+from .logs import log_event
+from .metrics import FunctionMetrics
+from .responses import Answer, answer_for_error, event_answer, no_reply
+from .settings import Settings
+
+Handler = Callable[[CloudEvent, Context[Any]], CloudEvent | None]
+
+# Metric label for requests that never became an event, and for refused foreign types
+# (their type strings are the sender's and would grow the label set without bound).
+UNPARSED: Final = "unparsed"
+UNKNOWN: Final = "unknown"
+
+
+class EventDelivery:
+    """Turns one request into one Answer; shared by every request of an app."""
+
+    def __init__(
+        self,
+        handle: Handler,
+        settings: Settings,
+        metrics: FunctionMetrics,
+        logger: logging.Logger,
+        *,
+        accept_unknown_types: bool,
+    ) -> None:
+        self._handle = handle
+        self._settings = settings
+        self._metrics = metrics
+        self._logger = logger
+        self._handler_logger = logging.getLogger(f"troupe.function.{settings.service}")
+        self._accept_unknown_types = accept_unknown_types
+        self._ledger = ReplyLedger(settings.service)
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        """Opened on the first event, once: health probes never touch storage."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = Store.from_settings(self._settings)
+        return self._store
+
+    def deliver(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        started = time.perf_counter()
+        event: CloudEvent | None = None
+        try:
+            event = from_http(headers, body)
+            answer = self._answer(event)
+        except Exception as error:
+            answer = answer_for_error(error, detail=traceback.format_exc())
+        self._account(event, answer, time.perf_counter() - started)
+        return answer
+
+    def _answer(self, event: CloudEvent) -> Answer:
+        self._check_type_and_data(event)
+        source, event_id = event.get_source(), event.get_id()
+        with self._ledger.exclusive(source, event_id):
+            remembered = self._ledger.recall(self.store, source, event_id)
+            if remembered is not None:
+                return remembered
+            answer = self._run_handler(event)
+            try:
+                self._ledger.remember(self.store, source, event_id, answer)
+            except Exception:
+                # The handler's work is done; answering is right. A redelivery will run
+                # the handler again, which idempotent handlers tolerate.
+                self._handler_logger.exception(
+                    "could not keep the reply to %s from %s in the reply cache", event_id, source
+                )
+            return answer
+
+    def _check_type_and_data(self, event: CloudEvent) -> None:
+        if is_known(event.get_type()):
+            validate(event)
+        elif not self._accept_unknown_types:
+            raise UnknownEventTypeError(event.get_type(), [t.short for t in VOCABULARY])
+
+    def _run_handler(self, event: CloudEvent) -> Answer:
+        context: Context[Any] = Context(
+            settings=self._settings, store=self.store, event=event, logger=self._handler_logger
+        )
+        started = time.perf_counter()
+        try:
+            reply = self._handle(event, context)
+            return self._reply_answer(reply, event)
+        except Exception as error:
+            return answer_for_error(error, detail=traceback.format_exc())
+        finally:
+            self._metrics.observe_handler(event.get_type(), time.perf_counter() - started)
+
+    def _reply_answer(self, reply: object, cause: CloudEvent) -> Answer:
+        if reply is None:
+            return no_reply()
+        if not isinstance(reply, CloudEvent):
+            raise TypeError(
+                f"the handler returned a {type(reply).__name__}; return a CloudEvent "
+                "(ctx.reply(...)) or None"
+            )
+        reply = with_lineage(reply, cause)
+        self._check_type_and_data(reply)
+        return event_answer(reply)
+
+    def _account(self, event: CloudEvent | None, answer: Answer, seconds: float) -> None:
+        if event is None:
+            label = UNPARSED
+        elif is_known(event.get_type()) or self._accept_unknown_types:
+            label = event.get_type()
+        else:
+            label = UNKNOWN
+        self._metrics.count_event(label, answer.outcome)
+        fields: dict[str, Any] = {
+            "service": self._settings.service,
+            "id": event.get_id() if event else None,
+            "type": event.get_type() if event else None,
+            "source": event.get_source() if event else None,
+            "runid": event.get_extension(RUNID) if event else None,
+            "outcome": answer.outcome,
+            "status": answer.status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        if answer.status >= 400 and answer.detail:
+            fields["error"] = answer.detail
+        log_event(self._logger, answer.status, fields)
