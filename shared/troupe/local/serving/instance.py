@@ -1,0 +1,116 @@
+"""One running copy of a revision: a gunicorn process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .revision import Revision
+
+# How often readiness is probed while a process boots. Connecting to a closed loopback
+# port fails in microseconds, so a short interval costs little and cuts cold-start time.
+_PROBE_INTERVAL = 0.002
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    project: Path
+    log_dir: Path
+    extra_env: Mapping[str, str]  # the runtime's own variables (store URL, kubeconfig...)
+    startup_timeout: float = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def gunicorn_command(folder: Path, port: int, threads: int, timeout: float) -> list[str]:
+    # --preload imports the app before binding, so an open port means the app loaded and a
+    # broken app makes the process exit instead of accepting connections it cannot serve.
+    return [sys.executable, "-m", "gunicorn", "--chdir", str(folder), "main:app",
+            "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads),
+            "--preload", "--timeout", str(int(timeout) + 5), "--graceful-timeout", "5",
+            "--log-level", "warning"]
+
+
+class Instance:
+    def __init__(self, revision: Revision, settings: LaunchSettings, ordinal: int) -> None:
+        self.revision = revision
+        self.name = f"{revision.name}-{ordinal}"
+        self.port = free_port()
+        self.in_flight = 0
+        self.ready = False
+        self.last_used = time.monotonic()
+        self.started_at = 0.0
+        self._settings = settings
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path = settings.log_dir / f"{self.name}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        folder = self._settings.project / "functions" / self.revision.image
+        env = {**os.environ, **self.revision.env, **self._settings.extra_env,
+               "PORT": str(self.port), "K_SERVICE": self.revision.service,
+               "K_REVISION": self.revision.name,
+               "K_CONFIGURATION": self.revision.service, "PYTHONUNBUFFERED": "1"}
+        self._settings.log_dir.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
+        with open(self._log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                gunicorn_command(folder, self.port, self.revision.threads,
+                                 self.revision.timeout_seconds),
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)  # Ctrl-C in the terminal goes to the runtime only
+
+    def wait_ready(self) -> bool:
+        deadline = self.started_at + self._settings.startup_timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    self.ready = True
+                    return True
+            except OSError:
+                time.sleep(_PROBE_INTERVAL)
+        return False
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 5.0) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_in_background(self) -> None:
+        threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()

@@ -1,0 +1,114 @@
+"""A revision: the frozen snapshot of a Knative Service's `spec.template`, and how to run it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..resources import InvalidResource, Obj
+
+_SCALE = "autoscaling.knative.dev/"
+# Knative's container-concurrency-target-default.
+DEFAULT_TARGET = 100
+# Knative leaves max-scale unbounded; on one machine a bound keeps a burst from forking
+# dozens of gunicorns.
+DEFAULT_MAX_SCALE = 4
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """ConfigMaps and Secrets by (namespace, name), for env/envFrom references."""
+
+    config_maps: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+    secrets: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Revision:
+    name: str
+    service: str
+    namespace: str
+    image: str
+    env: dict[str, str]
+    container_concurrency: int  # hard limit per instance; 0 = unlimited
+    target: int  # soft limit per instance, what the autoscaler aims for
+    min_scale: int
+    max_scale: int
+    retention_seconds: float | None  # None: the runtime's grace period
+    timeout_seconds: float
+    template: Obj = field(repr=False, compare=False)
+
+    @property
+    def threads(self) -> int:
+        return self.container_concurrency or min(self.target, 16)
+
+
+def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
+    """Snapshot service's template as revision `name`; a dangling env reference raises
+    InvalidResource naming the field."""
+    from ..resources import parse_duration
+
+    metadata, template = service["metadata"], service["spec"]["template"]
+    namespace = metadata["namespace"]
+    annotations: Mapping[str, Any] = (template.get("metadata") or {}).get("annotations") or {}
+    spec = template.get("spec") or {}
+    container = spec["containers"][0]
+    concurrency = int(spec.get("containerConcurrency") or 0)
+    target = int(annotations.get(_SCALE + "target", 0)) or DEFAULT_TARGET
+    if concurrency:
+        target = min(target, concurrency)
+    max_scale = int(annotations.get(_SCALE + "max-scale", 0)) or DEFAULT_MAX_SCALE
+    retention = annotations.get(_SCALE + "scale-to-zero-pod-retention-period")
+    return Revision(
+        name=name,
+        service=metadata["name"],
+        namespace=namespace,
+        image=container["image"],
+        env=_environment(container, namespace, config),
+        container_concurrency=concurrency,
+        target=target,
+        min_scale=min(int(annotations.get(_SCALE + "min-scale", 0)), max_scale),
+        max_scale=max_scale,
+        retention_seconds=parse_duration(str(retention)) if retention is not None else None,
+        timeout_seconds=float(spec.get("timeoutSeconds") or 300),
+        template=copy.deepcopy(template),
+    )
+
+
+def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[str, str]:
+    base = "spec.template.spec.containers[0]"
+    values: dict[str, str] = {}
+    for i, source in enumerate(container.get("envFrom") or []):
+        prefix = str(source.get("prefix") or "")
+        for ref_key, table, what in (("configMapRef", config.config_maps, "ConfigMap"),
+                                     ("secretRef", config.secrets, "Secret")):
+            ref = source.get(ref_key)
+            if ref is None:
+                continue
+            data = table.get((namespace, str(ref.get("name"))))
+            if data is None:
+                if ref.get("optional"):
+                    continue
+                raise InvalidResource(f"{base}.envFrom[{i}].{ref_key}.name",
+                                      f"{what} {ref.get('name')!r} not found in {namespace}")
+            values.update({prefix + k: v for k, v in data.items()})
+    for i, entry in enumerate(container.get("env") or []):
+        if "value" in entry:
+            values[entry["name"]] = str(entry["value"])
+            continue
+        value_from = entry.get("valueFrom") or {}
+        for ref_key, table, what in (("configMapKeyRef", config.config_maps, "ConfigMap"),
+                                     ("secretKeyRef", config.secrets, "Secret")):
+            ref = value_from.get(ref_key)
+            if ref is None:
+                continue
+            value = table.get((namespace, str(ref.get("name"))), {}).get(str(ref.get("key")))
+            if value is not None:
+                values[entry["name"]] = value
+            elif not ref.get("optional"):
+                raise InvalidResource(
+                    f"{base}.env[{i}].valueFrom.{ref_key}",
+                    f"{what} {ref.get('name')!r} has no key {ref.get('key')!r} in {namespace}")
+    return values

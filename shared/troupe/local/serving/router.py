@@ -1,0 +1,152 @@
+"""The HTTP front of a Knative Service: one loopback listener per service and per tag.
+
+Each front proxies to an instance the activator picks. The service's front splits
+requests between revisions by `spec.traffic` percentages (smooth weighted round robin,
+so 80/20 over 1,000 requests is 800/200, not "about"); a tag's front always goes to its
+revision.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..metrics import RuntimeMetrics
+from .pool import RevisionPool, Unavailable
+
+# Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+               "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
+
+
+class Split:
+    """Revisions and their percentages; `pick` is smooth weighted round robin."""
+
+    def __init__(self, targets: list[tuple[RevisionPool, int]]) -> None:
+        self._targets = [(pool, percent) for pool, percent in targets if percent > 0]
+        self._current = [0] * len(self._targets)
+        self._lock = threading.Lock()
+
+    def pick(self) -> RevisionPool | None:
+        if not self._targets:
+            return None
+        with self._lock:
+            total = 0
+            for index, (_, weight) in enumerate(self._targets):
+                self._current[index] += weight
+                total += weight
+            best = max(range(len(self._targets)), key=self._current.__getitem__)
+            self._current[best] -= total
+            return self._targets[best][0]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a burst of concurrent requests must not overflow the backlog
+    choose: Callable[[], RevisionPool | None]
+    service: str
+    metrics: RuntimeMetrics
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _proxy(self) -> None:
+        body = self._read_body()
+        pool = self.server.choose()
+        if pool is None:
+            self._answer(503, f"{self.server.service} has no revision to route to\n")
+            return
+        try:
+            instance = pool.acquire()
+        except Unavailable as error:
+            self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
+            self._answer(503, f"{error}\n")
+            return
+        try:
+            status, reason, headers, payload = self._forward(instance.port, body,
+                                                             pool.revision.timeout_seconds)
+        except OSError as error:
+            if not instance.alive():
+                pool.forget(instance)
+            self._answer(502, f"{instance.name} did not answer: {error}\n")
+            return
+        finally:
+            pool.release(instance)
+        self.send_response(status, reason)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _forward(self, port: int, body: bytes,
+                 timeout: float) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            headers["Content-Length"] = str(len(body))
+            headers["X-Forwarded-For"] = self.client_address[0]
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.reason, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def _answer(self, status: int, text: str) -> None:
+        payload = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        if status == 503:
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class Front:
+    """One listener on 127.0.0.1; `choose` says which revision pool gets each request."""
+
+    def __init__(self, service: str, metrics: RuntimeMetrics, port: int = 0) -> None:
+        self._server = _Server(("127.0.0.1", port), _ProxyHandler)
+        self._server.service = service
+        self._server.metrics = metrics
+        self._server.choose = lambda: None
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2},
+                                        name=f"front-{service}", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def route(self, choose: Callable[[], RevisionPool | None]) -> None:
+        self._server.choose = choose
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
