@@ -38,7 +38,8 @@ def synthetic_frame(
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    text: str = frame.to_csv(index=False)
+    return text.encode("utf-8")
 
 
 def to_parquet_bytes(frame: pd.DataFrame) -> bytes:

@@ -1,0 +1,125 @@
+"""ingest: checks the dataset behind a data-arrived event and catalogues it for training.
+
+A dataset that breaks a rule is answered with data-rejected and every reason found: that
+is a normal reply (200), because the event was handled; only a broken store is an error.
+A valid one is stored by content hash, its baseline statistics are written beside it, and
+it is appended to the model's catalog, which the trainer windows over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+from troupe.events import DATA_REJECTED, DATA_VALIDATED
+from troupe.function import Context, PermanentError, Settings, SettingsError, TemporaryError
+from troupe.ml import (
+    SUFFIXES,
+    DatasetRejected,
+    DatasetSpec,
+    baseline_stats,
+    check_frame,
+    format_of_uri,
+    read_frame,
+)
+from troupe.ml.catalog import catalog_entry, record_validated, stats_key
+from troupe.store import ConflictError, NotFoundError, OutsideStoreError
+
+
+@dataclass(frozen=True)
+class IngestSettings(Settings):
+    """TROUPE_MODEL_NAME, TROUPE_MIN_ROWS, TROUPE_MAX_NULL_FRACTION, TROUPE_MAX_CLASSES,
+    TROUPE_BASELINE_BINS; a data-arrived event may tighten or relax the first two."""
+
+    model_name: str = "default"
+    min_rows: int = 50
+    max_null_fraction: float = 0.1
+    max_classes: int = 50
+    baseline_bins: int = 10
+
+    def __post_init__(self) -> None:
+        if self.min_rows < 1:
+            raise SettingsError(f"TROUPE_MIN_ROWS must be at least 1, not {self.min_rows}")
+        if not 0.0 <= self.max_null_fraction <= 1.0:
+            raise SettingsError(
+                f"TROUPE_MAX_NULL_FRACTION must lie in [0, 1], not {self.max_null_fraction}"
+            )
+        if self.baseline_bins < 2:
+            raise SettingsError(
+                f"TROUPE_BASELINE_BINS must be at least 2, not {self.baseline_bins}"
+            )
+
+
+def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
+    data = _data_of(event)
+    model = data.get("model") or ctx.settings.model_name
+    uri: str = data["uri"]
+    fmt = data.get("format") or format_of_uri(uri) or "csv"
+
+    def reject(reasons: list[str]) -> CloudEvent:
+        ctx.logger.info("dataset rejected", extra={"uri": uri, "reasons": reasons})
+        return ctx.reply(DATA_REJECTED, {"uri": uri, "model": model, "reasons": reasons},
+                         subject=model)
+
+    try:
+        raw = ctx.store.read_bytes(uri)
+    except OutsideStoreError as error:
+        return reject([f"{error}; datasets must be uploaded into the store ({ctx.store.url})"])
+    except NotFoundError:
+        return reject([f"there is no file at {uri}: upload it before publishing data-arrived"])
+    spec = DatasetSpec(
+        target=data["target"],
+        format=fmt,
+        features=tuple(data["features"]) if "features" in data else None,
+        classes=tuple(data["classes"]) if "classes" in data else None,
+        min_rows=data.get("min_rows", ctx.settings.min_rows),
+        max_null_fraction=data.get("max_null_fraction", ctx.settings.max_null_fraction),
+        max_classes=ctx.settings.max_classes,
+    )
+    try:
+        checked = check_frame(read_frame(raw, spec.format), spec)
+    except DatasetRejected as rejection:
+        return reject(rejection.reasons)
+
+    stored = ctx.store.put_dataset(raw, suffix=SUFFIXES[spec.format])
+    stats = baseline_stats(checked, stored.sha256, bins=ctx.settings.baseline_bins)
+    stats_uri = ctx.store.write_json(stats_key(stored.sha256), stats)
+    entry = catalog_entry(
+        dataset_id=stored.sha256,
+        uri=stored.uri,
+        stats_uri=stats_uri,
+        rows=checked.rows,
+        features=checked.features,
+        target=checked.target,
+        classes=checked.classes,
+        source_uri=ctx.store.resolve(uri),
+    )
+    try:
+        recorded = record_validated(ctx.store, model, entry)
+    except ConflictError as error:
+        raise TemporaryError(f"the dataset catalog of {model} is contended: {error}") from None
+    ctx.logger.info("dataset validated", extra={"dataset_id": stored.sha256, "rows": checked.rows})
+    return ctx.reply(
+        DATA_VALIDATED,
+        {
+            "dataset_id": recorded["dataset_id"],
+            "uri": recorded["uri"],
+            "source_uri": entry["source_uri"],
+            "format": spec.format,
+            "model": model,
+            "target": recorded["target"],
+            "rows": recorded["rows"],
+            "features": recorded["features"],
+            "classes": recorded["classes"],
+            "stats_uri": recorded["stats_uri"],
+        },
+        subject=model,
+    )
+
+
+def _data_of(event: CloudEvent) -> dict[str, Any]:
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise PermanentError(f"{event.get_type()} must carry a JSON object as data")
+    return data
