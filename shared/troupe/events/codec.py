@@ -121,16 +121,18 @@ def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
         raise MalformedEventError(f"not a valid CloudEvent: {error}") from None
 
 
-def _media_type(headers: Mapping[str, str]) -> str:
+def _content_type(headers: Mapping[str, str]) -> str | None:
+    """The Content-Type header as sent (None when absent, "" when sent empty)."""
     for name, value in headers.items():
         if name.lower() == "content-type":
-            return value.split(";", 1)[0].strip().lower()
-    return ""
+            return value.strip()
+    return None
 
 
 def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Decode an HTTP request or response in either content mode."""
-    media_type = _media_type(headers)
+    content_type = _content_type(headers)
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == STRUCTURED_JSON:
         return from_structured_json(body)
     if media_type == BATCH_JSON or media_type.startswith("application/cloudevents"):
@@ -153,10 +155,13 @@ def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
             "no CloudEvent in this request: send binary mode (ce-* headers) or "
             f"structured mode ({STRUCTURED_JSON})"
         )
-    if media_type:
-        attributes["datacontenttype"] = next(
-            v for k, v in headers.items() if k.lower() == "content-type"
+    if "datacontenttype" in attributes:
+        raise MalformedEventError(
+            "ce-datacontenttype is not a binary-mode header: send the Content-Type header"
         )
+    if content_type is not None:
+        # Even an empty Content-Type is the event's datacontenttype (and so refused).
+        attributes["datacontenttype"] = content_type
     return _build(attributes, _read_data(body, attributes.get("datacontenttype")))
 
 
@@ -211,6 +216,18 @@ def from_structured_json(body: bytes) -> CloudEvent:
     return _build(document, data)
 
 
+def _json_body(event: CloudEvent, body: bytes) -> bytes:
+    """The SDK writes a str as raw text even when the content type is JSON; decoding gives
+    parsed JSON values, so a str there is a JSON string and must be written as one."""
+    data = event.get_data()
+    content_type = event.get_datacontenttype()
+    if isinstance(data, bytes | bytearray) or data is None or isinstance(data, dict):
+        return body
+    if content_type is None or JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+        return json.dumps(data).encode("utf-8")
+    return body
+
+
 def to_http_binary(event: CloudEvent) -> HTTPMessage:
     message = http_binding.to_binary(event, _FORMAT)
     # The SDK writes booleans as Python does ("True"); CloudEvents spells them lowercase.
@@ -218,7 +235,7 @@ def to_http_binary(event: CloudEvent) -> HTTPMessage:
     for name, value in event.get_attributes().items():
         if isinstance(value, bool):
             headers[f"{http_binding.CE_PREFIX}{name}"] = "true" if value else "false"
-    return HTTPMessage(headers=headers, body=message.body)
+    return HTTPMessage(headers=headers, body=_json_body(event, message.body))
 
 
 def to_http_structured(event: CloudEvent) -> HTTPMessage:
@@ -227,7 +244,9 @@ def to_http_structured(event: CloudEvent) -> HTTPMessage:
 
 def to_kafka(event: CloudEvent) -> KafkaMessage:
     """Kafka binary content mode; `partitionkey`, when present, becomes the record key."""
-    return kafka_binding.to_binary(event, _FORMAT)
+    record = kafka_binding.to_binary(event, _FORMAT)
+    value = _json_body(event, record.value)
+    return KafkaMessage(headers=record.headers, key=record.key, value=value)
 
 
 def from_kafka(headers: Iterable[tuple[str, bytes]], key: bytes | None, value: bytes) -> CloudEvent:

@@ -58,7 +58,7 @@ def create_app(
 
 def _to_response(answer: Answer) -> Response:
     response = Response(answer.body, answer.status, answer.headers)
-    if not answer.body:
-        # No body, no content type: a 202 is not a reply.
+    if not any(name.lower() == "content-type" for name in answer.headers):
+        # Flask would label it text/html; an answer without a type (a 202) has none.
         response.headers.remove("Content-Type")
     return response

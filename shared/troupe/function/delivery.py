@@ -17,6 +17,7 @@ from troupe.events import (
     UnknownEventTypeError,
     from_http,
     is_known,
+    lineage_of,
     validate,
     with_lineage,
 )
@@ -141,7 +142,7 @@ class EventDelivery:
             "id": event.get_id() if event else None,
             "type": event.get_type() if event else None,
             "source": event.get_source() if event else None,
-            "runid": event.get_extension(RUNID) if event else None,
+            "runid": lineage_of(event)[RUNID] if event else None,
             "outcome": answer.outcome,
             "status": answer.status,
             "duration_ms": round(seconds * 1000, 3),

@@ -53,7 +53,11 @@ class Answer:
 def event_answer(reply: CloudEvent) -> Answer:
     """200 with the reply in binary content mode, which is how Knative takes replies."""
     message = to_http_binary(reply)
-    return Answer(200, dict(message.headers), message.body, REPLIED)
+    headers = dict(message.headers)
+    if isinstance(reply.get_data(), dict | list) and reply.get_datacontenttype() is None:
+        # The SDK writes such data as JSON; say so, or HTTP would call it something else.
+        headers["content-type"] = JSON_CONTENT_TYPE
+    return Answer(200, headers, message.body, REPLIED)
 
 
 def no_reply() -> Answer:

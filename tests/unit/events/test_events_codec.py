@@ -145,3 +145,18 @@ def test_long_foreign_extension_names_are_accepted_on_decode() -> None:
     event = from_http({"content-type": "application/cloudevents+json"},
                       structured({**MINIMAL, name: "x"}))
     assert event.get_extension(name) == "x"
+
+
+def test_a_json_string_value_is_written_as_json_in_binary_mode() -> None:
+    ce = {f"ce-{k}": v for k, v in MINIMAL.items()}
+    event = from_http({**ce, "Content-Type": "application/json"}, b'"hello"')
+    assert event.get_data() == "hello"
+    message = to_http_binary(event)
+    assert json.loads(message.body) == "hello"
+    assert from_http(message.headers, message.body).get_data() == "hello"
+
+
+def test_binary_mode_takes_datacontenttype_from_content_type_only() -> None:
+    headers = {**{f"ce-{k}": v for k, v in MINIMAL.items()}, "ce-datacontenttype": "text/plain"}
+    with pytest.raises(MalformedEventError, match="Content-Type"):
+        from_http(headers, b"x")
