@@ -1,0 +1,5 @@
+"""gunicorn entry point: `gunicorn --chdir functions/predictor main:app`."""
+
+from handler import PredictorSettings, create_predictor_app
+
+app = create_predictor_app(PredictorSettings.from_env())

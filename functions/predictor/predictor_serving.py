@@ -1,0 +1,364 @@
+"""predictor: one model version, served over the KServe V1 protocol, with feedback and drift.
+
+The revision's environment names the model (TROUPE_MODEL_URI, TROUPE_MODEL_SHA256,
+TROUPE_MODEL_VERSION); it is loaded once, after its checksum is verified. Each prediction
+gets an id so that ground truth can be sent later (`:feedback`); the labeled/correct
+counters that feedback drives are what the monitor turns into accuracy. Recent inputs are
+kept in a sliding window and compared with the training data's baseline (PSI).
+
+The HTTP routes live in handler.py; this module is the serving logic, free of Flask. (Its
+name is unique across function folders, as tests import several functions in one process.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from troupe.function.settings import Settings
+from troupe.ml.drift import FeatureBaseline, psi
+from troupe.store import Store, StoreError
+
+# Latency buckets for in-process scikit-learn scoring: sub-millisecond to seconds.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True)
+class PredictorSettings(Settings):
+    model_name: str = "default"
+    model_uri: str = ""
+    model_sha256: str = ""
+    model_version: str = ""
+    # How many recent predictions can still receive feedback (oldest are forgotten).
+    feedback_capacity: int = 10_000
+    # Recent inputs per feature compared with the baseline, and how many are needed
+    # before PSI means anything.
+    drift_window: int = 500
+    drift_min_samples: int = 50
+    max_instances: int = 1_000
+
+
+class PredictorError(Exception):
+    """A request the predictor cannot serve; `status_code` is the HTTP answer."""
+
+    status_code = 400
+
+
+class BadRequestError(PredictorError):
+    status_code = 400
+
+
+class UnknownModelError(PredictorError):
+    status_code = 404
+
+
+class UnknownPredictionError(PredictorError):
+    status_code = 404
+
+
+class DuplicateFeedbackError(PredictorError):
+    status_code = 409
+
+
+class ModelUnavailableError(PredictorError):
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    estimator: Any
+    name: str
+    version: str
+    features: tuple[str, ...]  # empty when neither the registry nor the model names them
+    n_features: int
+    classes: tuple[Any, ...]
+    baselines: Mapping[str, FeatureBaseline] = field(default_factory=dict)
+    # Fitted on a DataFrame: it must be given one with the same column names.
+    wants_frame: bool = False
+
+
+def load_served_model(settings: PredictorSettings, store: Store) -> ServedModel:
+    """Load and describe the configured model; StoreError or ValueError say what is wrong."""
+    if not settings.model_sha256:
+        raise ValueError(
+            "TROUPE_MODEL_SHA256 is not set: models are only loaded after their checksum "
+            "is verified, so the revision must name it with TROUPE_MODEL_URI"
+        )
+    estimator = store.load_model(settings.model_uri, settings.model_sha256)
+    version = settings.model_version or "unknown"
+    lineage: Mapping[str, Any] = {}
+    if settings.model_version:
+        try:
+            lineage = store.registry.get(settings.model_name, settings.model_version).lineage
+        except StoreError:
+            lineage = {}  # served without lineage: no feature names from it, no drift
+    names_in = getattr(estimator, "feature_names_in_", None)
+    named = lineage.get("features") or (list(names_in) if names_in is not None else [])
+    features = tuple(str(f) for f in named)
+    n_features = len(features) or int(getattr(estimator, "n_features_in_", 0))
+    classes = tuple(np.asarray(getattr(estimator, "classes_", ())).tolist())
+    return ServedModel(
+        estimator=estimator,
+        name=settings.model_name,
+        version=version,
+        features=features,
+        n_features=n_features,
+        classes=classes,
+        baselines=_read_baselines(store, lineage.get("stats_uri"), features),
+        wants_frame=names_in is not None,
+    )
+
+
+def _read_baselines(
+    store: Store, stats_uri: str | None, features: Sequence[str]
+) -> dict[str, FeatureBaseline]:
+    if not stats_uri:
+        return {}
+    try:
+        stats = store.read_json(stats_uri)
+    except (StoreError, ValueError):
+        return {}  # drift is an extra; serving must not depend on it
+    baselines = {}
+    for name in features:
+        doc = stats.get("features", {}).get(name)
+        if isinstance(doc, dict) and doc.get("kind", "numeric") == "numeric" and "edges" in doc:
+            baselines[name] = FeatureBaseline.from_json(doc)
+    return baselines
+
+
+class PredictorMetrics:
+    """The predictor's Prometheus series, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("model", "model_version")
+        self.predictions = Counter(
+            "troupe_predictions", "Instances scored", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "troupe_prediction_latency_seconds", "Time to answer a predict request",
+            labels, buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.labeled = Counter(
+            "troupe_feedback_labeled", "Predictions that received a ground-truth label",
+            labels, registry=self.registry,
+        )
+        self.correct = Counter(
+            "troupe_feedback_correct", "Labeled predictions that were right",
+            labels, registry=self.registry,
+        )
+        self.psi = Gauge(
+            "troupe_feature_psi", "PSI of recent inputs against the training baseline",
+            (*labels, "feature"), registry=self.registry,
+        )
+
+    def start_series(self, model: ServedModel) -> None:
+        # Counters exist at 0 from the start, so increase() over a window that begins
+        # before the first request is still measured from zero.
+        for metric in (self.predictions, self.labeled, self.correct):
+            metric.labels(model.name, model.version)
+        self.latency.labels(model.name, model.version)
+
+
+class Predictor:
+    """Thread-safe serving state: the model, pending feedback ids and drift windows."""
+
+    def __init__(self, settings: PredictorSettings, store: Store | None) -> None:
+        self.settings = settings
+        self.metrics = PredictorMetrics()
+        self.model: ServedModel | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, tuple[Any, bool]] = OrderedDict()
+        self._windows: dict[str, deque[float]] = {}
+        if not settings.model_uri:
+            self.error = (
+                "no model is configured: the deployer sets TROUPE_MODEL_URI, "
+                "TROUPE_MODEL_SHA256 and TROUPE_MODEL_VERSION on the predictor revision"
+            )
+            return
+        try:
+            if store is None:
+                store = Store.from_settings(settings)
+            self.model = load_served_model(settings, store)
+        except (StoreError, ValueError, OSError) as error:
+            self.error = f"model {settings.model_uri} could not be loaded: {error}"
+            return
+        self.metrics.start_series(self.model)
+        self._windows = {
+            name: deque(maxlen=settings.drift_window) for name in self.model.baselines
+        }
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.model_uri)
+
+    def serving(self, name: str) -> ServedModel:
+        """The model behind /v1/models/<name>, or the error that explains why not."""
+        if name != self.settings.model_name:
+            raise UnknownModelError(
+                f"model {name!r} is not served here: this predictor serves "
+                f"/v1/models/{self.settings.model_name}"
+            )
+        if self.model is None:
+            raise ModelUnavailableError(self.error or "the model is not loaded")
+        return self.model
+
+    def status(self, name: str) -> dict[str, Any]:
+        if name != self.settings.model_name:
+            self.serving(name)  # raises UnknownModelError, naming the model served here
+        return {
+            "name": self.settings.model_name,
+            "ready": self.model is not None,
+            "version": self.model.version if self.model else self.settings.model_version or None,
+        }
+
+    # -- predict -----------------------------------------------------------------------
+    def predict(self, name: str, body: Any) -> dict[str, Any]:
+        model = self.serving(name)
+        started = time.perf_counter()
+        rows = self._rows(model, body)
+        try:
+            predictions = np.asarray(model.estimator.predict(self._matrix(model, rows))).tolist()
+        except (ValueError, TypeError) as error:
+            raise BadRequestError(f"the model could not score these instances: {error}") from None
+        ids = [uuid.uuid4().hex for _ in predictions]
+        with self._lock:
+            for prediction_id, prediction in zip(ids, predictions, strict=True):
+                self._pending[prediction_id] = (prediction, False)
+            while len(self._pending) > self.settings.feedback_capacity:
+                self._pending.popitem(last=False)
+            self._observe_inputs(model, rows)
+        self.metrics.predictions.labels(model.name, model.version).inc(len(predictions))
+        self.metrics.latency.labels(model.name, model.version).observe(
+            time.perf_counter() - started
+        )
+        return {"predictions": predictions, "ids": ids}
+
+    def _rows(self, model: ServedModel, body: Any) -> list[list[Any]]:
+        instances = body.get("instances") if isinstance(body, dict) else None
+        if not isinstance(instances, list) or not instances:
+            raise BadRequestError(
+                'the body must be a JSON object {"instances": [...]} with at least one '
+                f"instance; each is {self._expected(model)}"
+            )
+        if len(instances) > self.settings.max_instances:
+            raise BadRequestError(
+                f"{len(instances)} instances in one request; at most "
+                f"{self.settings.max_instances} are accepted, send several requests"
+            )
+        return [self._row(model, index, instance) for index, instance in enumerate(instances)]
+
+    def _row(self, model: ServedModel, index: int, instance: Any) -> list[Any]:
+        if isinstance(instance, dict):
+            if not model.features:
+                raise BadRequestError(
+                    f"instance {index} is an object, but this model's feature names are "
+                    f"unknown: send {self._expected(model)}"
+                )
+            missing = [f for f in model.features if f not in instance]
+            extra = sorted(set(instance) - set(model.features))
+            if missing or extra:
+                raise BadRequestError(
+                    f"instance {index} does not match the model's features "
+                    f"(missing: {missing or 'none'}; unexpected: {extra or 'none'}); "
+                    f"expected {self._expected(model)}"
+                )
+            row = [instance[f] for f in model.features]
+        elif isinstance(instance, list):
+            if model.n_features and len(instance) != model.n_features:
+                raise BadRequestError(
+                    f"instance {index} has {len(instance)} values; expected "
+                    f"{self._expected(model)}"
+                )
+            row = instance
+        else:
+            raise BadRequestError(f"instance {index} is a {type(instance).__name__}; expected "
+                                  f"{self._expected(model)}")
+        for value in row:
+            if isinstance(value, dict | list):
+                raise BadRequestError(
+                    f"instance {index} holds a nested {type(value).__name__}; feature values "
+                    "are numbers, strings or null"
+                )
+        return row
+
+    @staticmethod
+    def _expected(model: ServedModel) -> str:
+        if model.features:
+            return (f"a list of {len(model.features)} values ordered as {list(model.features)} "
+                    "or an object with those keys")
+        return f"a list of {model.n_features} values"
+
+    @staticmethod
+    def _matrix(model: ServedModel, rows: list[list[Any]]) -> Any:
+        if model.wants_frame:
+            import pandas as pd
+
+            return pd.DataFrame(rows, columns=list(model.features))
+        return np.asarray(rows, dtype=object if _has_text(rows) else float)
+
+    # -- drift -------------------------------------------------------------------------
+    def _observe_inputs(self, model: ServedModel, rows: list[list[Any]]) -> None:
+        if not self._windows:
+            return
+        positions = {name: model.features.index(name) for name in self._windows}
+        for row in rows:
+            for name, position in positions.items():
+                value = row[position]
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self._windows[name].append(float(value))
+        for name, window in self._windows.items():
+            if len(window) >= self.settings.drift_min_samples:
+                baseline = model.baselines[name]
+                value = psi(baseline, baseline.bin_counts(np.fromiter(window, dtype=float)))
+                self.metrics.psi.labels(model.name, model.version, name).set(value)
+
+    # -- feedback ----------------------------------------------------------------------
+    def feedback(self, name: str, body: Any) -> dict[str, Any]:
+        model = self.serving(name)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or "label" not in body:
+            raise BadRequestError(
+                'the body must be a JSON object {"id": "<id from :predict>", "label": <true class>}'
+            )
+        prediction_id, label = body["id"], body["label"]
+        if model.classes and not any(_same_label(label, c) for c in model.classes):
+            raise BadRequestError(
+                f"label {label!r} is not one of the model's classes {list(model.classes)}"
+            )
+        with self._lock:
+            entry = self._pending.get(prediction_id)
+            if entry is None:
+                raise UnknownPredictionError(
+                    f"no prediction with id {prediction_id!r}: ids come from :predict and are "
+                    f"kept for the last {self.settings.feedback_capacity} predictions of this "
+                    "process"
+                )
+            prediction, answered = entry
+            if answered:
+                raise DuplicateFeedbackError(
+                    f"feedback for prediction {prediction_id!r} was already recorded; each "
+                    "prediction takes one label"
+                )
+            self._pending[prediction_id] = (prediction, True)
+        correct = _same_label(prediction, label)
+        self.metrics.labeled.labels(model.name, model.version).inc()
+        if correct:
+            self.metrics.correct.labels(model.name, model.version).inc()
+        return {"id": prediction_id, "prediction": prediction, "label": label, "correct": correct}
+
+
+def _has_text(rows: list[list[Any]]) -> bool:
+    return any(isinstance(value, str) for row in rows for value in row)
+
+
+def _same_label(a: Any, b: Any) -> bool:
+    # JSON feedback may spell a class differently from the model ("1" for 1).
+    return bool(a == b) or str(a) == str(b)

@@ -1,0 +1,295 @@
+"""The predictor over Flask's test client and as a real server on loopback, with a real
+skops model saved in a temporary store."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from troupe.ml.drift import baseline_bins
+from troupe.store import Store
+from werkzeug.serving import make_server
+
+FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def load_function(folder: str, module: str = "handler") -> ModuleType:
+    """Import functions/<folder>/<module>.py under a unique name: every function has a
+    handler.py, and several are imported in one test process."""
+    unique = f"_function_{folder}_{module}"
+    if unique not in sys.modules:
+        path = FUNCTIONS / folder
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[unique] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[unique])
+    return sys.modules[unique]
+
+
+predictor = load_function("predictor")
+
+
+@dataclass(frozen=True)
+class Served:
+    store: Store
+    env: dict[str, str]
+    model: Any
+    frame: pd.DataFrame
+    target: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """Iris, a scaled logistic regression, its baseline stats and a registered version."""
+    store = Store(f"file://{tmp_path_factory.mktemp('store')}")
+    iris = load_iris(as_frame=True)
+    frame = iris.data.set_axis(FEATURES, axis=1)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(frame, iris.target)
+    version = store.registry.reserve_version("default", key="test|1")
+    artifact = store.save_model(model, name="default", version=version)
+    stats = {"features": {f: {"kind": "numeric", **baseline_bins(frame[f]).to_json()}
+                          for f in FEATURES}}
+    stats_uri = store.write_json("stats/iris.json", stats)
+    store.registry.register(
+        "default", artifact=artifact, metrics={"accuracy": 0.97}, key="test|1",
+        lineage={"features": FEATURES, "stats_uri": stats_uri, "target": "species",
+                 "classes": [0, 1, 2], "dataset_ids": []},
+    )
+    env = {"TROUPE_STORE_URL": store.url, "TROUPE_MODEL_URI": artifact.uri,
+           "TROUPE_MODEL_SHA256": artifact.sha256, "TROUPE_MODEL_VERSION": version,
+           "TROUPE_DRIFT_MIN_SAMPLES": "30"}
+    return Served(store, env, model, frame, iris.target.to_numpy())
+
+
+def make_app(served: Served, **overrides: str) -> Flask:
+    settings = predictor.PredictorSettings.from_env({**served.env, **overrides})
+    app: Flask = predictor.create_predictor_app(settings, served.store)
+    return app
+
+
+@pytest.fixture()
+def client(served: Served) -> FlaskClient:
+    return make_app(served).test_client()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Metric samples by (name, sorted labels)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def series(text: str, name: str, **labels: str) -> float:
+    wanted = {"model": "default", "model_version": "v1", **labels}
+    return samples(text)[(name, tuple(sorted(wanted.items())))]
+
+
+# -- readiness -----------------------------------------------------------------------------
+def test_model_status_names_the_loaded_version(client: FlaskClient) -> None:
+    answer = client.get("/v1/models/default")
+    assert answer.status_code == 200
+    assert answer.json == {"name": "default", "ready": True, "version": "v1"}
+    assert client.get("/health/readiness").status_code == 200
+    assert client.get("/health/liveness").status_code == 200
+
+
+def test_without_a_model_it_is_up_but_not_ready_to_predict(served: Served) -> None:
+    settings = predictor.PredictorSettings.from_env({"TROUPE_STORE_URL": served.store.url})
+    client = predictor.create_predictor_app(settings, served.store).test_client()
+    status = client.get("/v1/models/default")
+    assert status.status_code == 503
+    assert status.json["ready"] is False
+    assert "TROUPE_MODEL_URI" in status.json["error"]
+    refused = client.post("/v1/models/default:predict", json={"instances": [[1, 2, 3, 4]]})
+    assert refused.status_code == 503
+    assert "no model is configured" in refused.json["error"]
+    # The process itself is healthy: Knative may route to it and it explains itself.
+    assert client.get("/health/readiness").status_code == 200
+
+
+def test_a_tampered_checksum_is_refused_and_the_revision_is_unready(served: Served) -> None:
+    client = make_app(served, TROUPE_MODEL_SHA256="0" * 64).test_client()
+    readiness = client.get("/health/readiness")
+    assert readiness.status_code == 503
+    assert "sha256" in readiness.json["error"]
+    assert client.get("/v1/models/default").json["ready"] is False
+
+
+def test_a_model_uri_outside_the_store_is_refused(served: Served, tmp_path: Path) -> None:
+    client = make_app(served, TROUPE_MODEL_URI=f"file://{tmp_path}/elsewhere.skops").test_client()
+    answer = client.get("/v1/models/default")
+    assert answer.status_code == 503
+    assert "could not be loaded" in answer.json["error"]
+
+
+# -- predict -------------------------------------------------------------------------------
+def test_predicts_rows_given_as_lists_or_objects(client: FlaskClient, served: Served) -> None:
+    rows = served.frame.iloc[[0, 60, 120]]
+    expected = served.model.predict(rows).tolist()
+    as_lists = client.post("/v1/models/default:predict",
+                           json={"instances": rows.to_numpy().tolist()})
+    as_objects = client.post("/v1/models/default:predict",
+                             json={"instances": rows.to_dict(orient="records")})
+    assert as_lists.status_code == 200, as_lists.json
+    assert as_lists.json["predictions"] == expected == as_objects.json["predictions"]
+    ids = as_lists.json["ids"] + as_objects.json["ids"]
+    assert len(set(ids)) == 6
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"instances": [[1.0, 2.0, 3.0]]}, 400, "has 3 values; expected a list of 4 values"),
+        ({"instances": [{"sepal_length": 1.0}]}, 400, "missing: ['sepal_width'"),
+        ({"instances": [dict.fromkeys([*FEATURES, "colour"], 1.0)]}, 400, "unexpected: ['colour']"),
+        ({"instances": []}, 400, '{"instances": [...]}'),
+        ({"rows": [[1, 2, 3, 4]]}, 400, '{"instances": [...]}'),
+        ({"instances": [[1, 2, 3, [4]]]}, 400, "nested list"),
+        ({"instances": [["a", "b", "c", "d"]]}, 400, "could not score"),
+        ({"instances": [5]}, 400, "instance 0 is a int"),
+    ],
+)
+def test_wrong_shapes_get_a_4xx_saying_what_was_expected(
+    client: FlaskClient, body: Any, status: int, says: str
+) -> None:
+    answer = client.post("/v1/models/default:predict", json=body)
+    assert answer.status_code == status
+    assert says in answer.json["error"]
+
+
+def test_not_json_and_unknown_models_are_refused(client: FlaskClient) -> None:
+    not_json = client.post("/v1/models/default:predict", data=b"1,2,3,4",
+                           content_type="text/csv")
+    assert not_json.status_code == 400
+    assert "must be JSON" in not_json.json["error"]
+    other = client.post("/v1/models/other:predict", json={"instances": [[1, 2, 3, 4]]})
+    assert other.status_code == 404
+    assert "/v1/models/default" in other.json["error"]
+    assert client.get("/v1/models/other").status_code == 404
+
+
+def test_too_many_instances_are_refused(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_INSTANCES="2").test_client()
+    answer = client.post("/v1/models/default:predict", json={"instances": [[1, 2, 3, 4]] * 3})
+    assert answer.status_code == 400
+    assert "at most 2" in answer.json["error"]
+
+
+# -- feedback and metrics ------------------------------------------------------------------
+def test_feedback_counts_labeled_and_correct(client: FlaskClient, served: Served) -> None:
+    rows = served.frame.iloc[[0, 1, 2, 3]].to_numpy().tolist()
+    answer = client.post("/v1/models/default:predict", json={"instances": rows}).json
+    truth = served.model.predict(served.frame.iloc[[0, 1, 2, 3]]).tolist()
+    wrong = (truth[3] + 1) % 3
+    verdicts = [
+        client.post("/v1/models/default:feedback", json={"id": i, "label": label}).json["correct"]
+        for i, label in zip(answer["ids"], [truth[0], str(truth[1]), truth[2], wrong],
+                            strict=True)
+    ]
+    assert verdicts == [True, True, True, False]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert series(text, "troupe_feedback_labeled_total") == 4
+    assert series(text, "troupe_feedback_correct_total") == 3
+    assert series(text, "troupe_predictions_total") == 4
+    assert series(text, "troupe_prediction_latency_seconds_count") == 1
+
+
+def give(client: FlaskClient, prediction_id: str, label: Any) -> int:
+    answer = client.post("/v1/models/default:feedback", json={"id": prediction_id, "label": label})
+    return answer.status_code
+
+
+def test_bad_feedback_is_refused_and_not_counted(client: FlaskClient) -> None:
+    ids = client.post("/v1/models/default:predict",
+                      json={"instances": [[5, 3, 1, 0.2]]}).json["ids"]
+    assert give(client, ids[0], 0) == 200
+    again = client.post("/v1/models/default:feedback", json={"id": ids[0], "label": 0})
+    assert again.status_code == 409
+    unknown = client.post("/v1/models/default:feedback", json={"id": "nope", "label": 0})
+    assert unknown.status_code == 404
+    assert "ids come from :predict" in unknown.json["error"]
+    not_a_class = client.post("/v1/models/default:feedback", json={"id": ids[0], "label": 7})
+    assert not_a_class.status_code == 400
+    assert "[0, 1, 2]" in not_a_class.json["error"]
+    assert client.post("/v1/models/default:feedback", json={"label": 0}).status_code == 400
+    text = client.get("/metrics").get_data(as_text=True)
+    assert series(text, "troupe_feedback_labeled_total") == 1
+
+
+def test_feedback_ids_are_bounded(served: Served) -> None:
+    client = make_app(served, TROUPE_FEEDBACK_CAPACITY="2").test_client()
+    ids = client.post("/v1/models/default:predict",
+                      json={"instances": [[5, 3, 1, 0.2]] * 3}).json["ids"]
+    assert give(client, ids[0], 0) == 404
+    assert give(client, ids[2], 0) == 200
+
+
+def test_psi_rises_for_a_shifted_feature_only(client: FlaskClient, served: Served) -> None:
+    rows = served.frame.sample(60, random_state=1, replace=True).reset_index(drop=True)
+    rows["petal_length"] = rows["petal_length"] + 4.0  # far beyond the training range
+    client.post("/v1/models/default:predict", json={"instances": rows.to_numpy().tolist()})
+    text = client.get("/metrics").get_data(as_text=True)
+    shifted = series(text, "troupe_feature_psi", feature="petal_length")
+    steady = series(text, "troupe_feature_psi", feature="sepal_width")
+    assert shifted > 1.0
+    assert steady < 0.25
+
+
+def test_no_psi_before_enough_samples(client: FlaskClient) -> None:
+    client.post("/v1/models/default:predict", json={"instances": [[5, 3, 1, 0.2]] * 5})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert not any(name == "troupe_feature_psi" for name, _ in samples(text))
+
+
+# -- a real server -------------------------------------------------------------------------
+@pytest.fixture()
+def server_url(served: Served) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, make_app(served), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_serves_predictions_and_feedback_over_loopback(server_url: str, served: Served) -> None:
+    rows = served.frame.iloc[::10]
+    answer = requests.post(f"{server_url}/v1/models/default:predict",
+                           json={"instances": rows.to_numpy().tolist()}, timeout=5)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["predictions"] == served.model.predict(rows).tolist()
+    for prediction_id, label in zip(body["ids"], served.target[::10], strict=True):
+        feedback = requests.post(f"{server_url}/v1/models/default:feedback",
+                                 json={"id": prediction_id, "label": int(label)}, timeout=5)
+        assert feedback.status_code == 200
+    metrics = requests.get(f"{server_url}/metrics", timeout=5)
+    labeled = series(metrics.text, "troupe_feedback_labeled_total")
+    correct = series(metrics.text, "troupe_feedback_correct_total")
+    assert labeled == len(rows)
+    assert correct == sum(np.asarray(body["predictions"]) == served.target[::10])
