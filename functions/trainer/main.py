@@ -1,0 +1,6 @@
+"""The trainer function as a WSGI app: `gunicorn --chdir functions/trainer main:app`."""
+
+from handler import TrainerSettings, handle
+from troupe.function import create_app
+
+app = create_app(handle, settings_class=TrainerSettings)
