@@ -1,0 +1,362 @@
+"""The local data plane: Broker ingress, one Kafka topic per Broker, one dispatcher per Trigger.
+
+    plane = DataPlane("127.0.0.1:9092", resolve_subscriber=runtime.url_of)
+    plane.start()
+    plane.add_broker(broker_resource)
+    plane.add_trigger(trigger_resource)
+    requests.post(plane.broker_url("troupe", "default"), headers=..., data=...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import urljoin
+
+from cloudevents.core.v1.event import CloudEvent
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from troupe.events import codec
+from troupe.events.errors import EventError
+
+from .delivery import (
+    Attempt,
+    HttpSender,
+    dead_letter,
+    reply_of,
+    send_with_retries,
+    timeout_of,
+)
+from .dispatcher import ConsumerSettings, TriggerDispatcher
+from .errors import DataPlaneError, RejectedEventError, UnknownBrokerError
+from .ingress import IngressServer
+from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher, ttl_of
+from .spec import (
+    DEFAULT_NAMESPACE,
+    BrokerSpec,
+    Destination,
+    TriggerSpec,
+    parse_broker,
+    parse_trigger,
+)
+
+log = logging.getLogger(__name__)
+# Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
+ResolveSubscriber = Callable[[str, Mapping[str, Any]], str]
+DEFAULT_PARTITIONS: Final = 4
+
+
+def _no_refs(namespace: str, ref: Mapping[str, Any]) -> str:
+    raise LookupError(
+        f"cannot resolve {ref.get('kind', '?')}/{ref.get('name')} in {namespace}: this data "
+        "plane was started without resolve_subscriber; use a uri or run it inside `troupe up`")
+
+
+@dataclass
+class TriggerStatus:
+    namespace: str
+    name: str
+    broker: str
+    ready: bool
+    reason: str
+    subscriber: str
+    delivered: int = 0
+    replies: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+    lag: int = 0
+
+
+class DataPlane:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        port: int = 0,
+        resolve_subscriber: ResolveSubscriber | None = None,
+        default_namespace: str = DEFAULT_NAMESPACE,
+        partitions: int = DEFAULT_PARTITIONS,
+        max_in_flight: int = 64,
+        initial_offset: str = "latest",
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.default_namespace = default_namespace
+        self._port = port
+        self._resolve = resolve_subscriber or _no_refs
+        self._partitions = partitions
+        self._max_event_bytes = max_event_bytes
+        self._settings = ConsumerSettings(bootstrap_servers, max_in_flight, initial_offset)
+        self._lock = threading.RLock()
+        self._brokers: dict[tuple[str, str], BrokerSpec] = {}
+        self._triggers: dict[tuple[str, str], TriggerSpec] = {}
+        self._dispatchers: dict[tuple[str, str], TriggerDispatcher] = {}
+        self._stats: dict[tuple[str, str], TriggerStatus] = {}
+        self._sender = HttpSender()
+        self._publisher: Publisher | None = None
+        self._ingress: IngressServer | None = None
+        self._admin: KafkaAdminClient | None = None
+
+    # lifecycle ---------------------------------------------------------------------------
+    def start(self) -> DataPlane:
+        self._publisher = Publisher(self.bootstrap_servers, max_event_bytes=self._max_event_bytes)
+        self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                       client_id="troupe-broker-admin")
+        self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher)
+        self._ingress.start()
+        with self._lock:
+            for broker in self._brokers.values():
+                self._create_topic(broker)
+            for key in self._triggers:
+                self._start_dispatcher(key)
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            dispatchers = list(self._dispatchers.values())
+            self._dispatchers.clear()
+        for dispatcher in dispatchers:
+            dispatcher.stop()
+        if self._ingress is not None:
+            self._ingress.stop()
+            self._ingress = None
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+    def __enter__(self) -> DataPlane:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def ingress_url(self) -> str:
+        if self._ingress is None:
+            raise DataPlaneError("the data plane is not running: call start() first")
+        return self._ingress.url
+
+    def broker_url(self, namespace: str, name: str) -> str:
+        return f"{self.ingress_url}/{namespace}/{name}"
+
+    # resources ---------------------------------------------------------------------------
+    def add_broker(self, resource: Mapping[str, Any]) -> BrokerSpec:
+        """Create or update a Broker; its topic is created if missing."""
+        broker = parse_broker(resource, self.default_namespace)
+        with self._lock:
+            self._brokers[broker.key] = broker
+            if self._admin is not None:
+                self._create_topic(broker)
+            for key, trigger in self._triggers.items():
+                if trigger.broker_key == broker.key:
+                    self._start_dispatcher(key)  # picks up the Broker's delivery defaults
+        return broker
+
+    def remove_broker(self, namespace: str, name: str) -> bool:
+        with self._lock:
+            if self._brokers.pop((namespace, name), None) is None:
+                return False
+            for key, trigger in self._triggers.items():
+                if trigger.broker_key == (namespace, name):
+                    self._stop_dispatcher(key)
+        return True
+
+    def add_trigger(self, resource: Mapping[str, Any]) -> TriggerSpec:
+        """Create or replace a Trigger; raises InvalidResourceError (e.g. cesql) at once."""
+        trigger = parse_trigger(resource, self.default_namespace)
+        with self._lock:
+            self._triggers[trigger.key] = trigger
+            self._stats[trigger.key] = TriggerStatus(
+                trigger.namespace, trigger.name, trigger.broker, False, "starting",
+                trigger.subscriber.describe())
+            if self._publisher is not None:
+                self._start_dispatcher(trigger.key)
+        return trigger
+
+    def remove_trigger(self, namespace: str, name: str) -> bool:
+        with self._lock:
+            if self._triggers.pop((namespace, name), None) is None:
+                return False
+            self._stop_dispatcher((namespace, name))
+            self._stats.pop((namespace, name), None)
+        return True
+
+    def brokers(self) -> list[BrokerSpec]:
+        with self._lock:
+            return list(self._brokers.values())
+
+    def triggers(self) -> list[TriggerSpec]:
+        with self._lock:
+            return list(self._triggers.values())
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """True once every Trigger whose Broker exists has joined its consumer group."""
+        with self._lock:
+            dispatchers = list(self._dispatchers.values())
+        return all(d.wait_ready(timeout) for d in dispatchers)
+
+    def trigger_status(self, namespace: str, name: str) -> TriggerStatus:
+        with self._lock:
+            status = self._stats.get((namespace, name))
+            if status is None:
+                raise KeyError(f"no trigger {namespace}/{name}")
+            dispatcher = self._dispatchers.get((namespace, name))
+            trigger = self._triggers[(namespace, name)]
+        if dispatcher is None:
+            status.ready, status.reason = False, f"broker {trigger.broker} does not exist"
+        else:
+            status.ready = dispatcher.ready
+            status.reason = dispatcher.error or ("ready" if dispatcher.ready else "joining")
+            status.in_flight, status.lag = dispatcher.in_flight, dispatcher.lag
+        return status
+
+    def status(self) -> dict[str, Any]:
+        """Everything `troupe status` shows about the data plane."""
+        running = self._ingress is not None
+        with self._lock:
+            brokers, keys = list(self._brokers.values()), list(self._triggers)
+        return {
+            "ingress": self.ingress_url if running else None,
+            "bootstrap_servers": self.bootstrap_servers,
+            "brokers": [{"namespace": b.namespace, "name": b.name, "topic": b.topic,
+                         "url": self.broker_url(*b.key) if running else None} for b in brokers],
+            "triggers": [vars(self.trigger_status(*key)).copy() for key in keys],
+        }
+
+    # publishing --------------------------------------------------------------------------
+    def publish(self, namespace: str, broker: str, event: CloudEvent, *,
+                ttl: int | None = None) -> None:
+        """Put an event on a Broker as the ingress would (for sources inside the runtime)."""
+        spec = self._broker_lookup(namespace, broker)
+        if spec is None:
+            raise UnknownBrokerError(f"no broker {namespace}/{broker}: add_broker() it first")
+        if self._publisher is None:
+            raise DataPlaneError("the data plane is not running: call start() first")
+        self._publisher.publish(spec, event, ttl=ttl)
+
+    # internals ---------------------------------------------------------------------------
+    def _broker_lookup(self, namespace: str, name: str) -> BrokerSpec | None:
+        return self._brokers.get((namespace, name))
+
+    def _create_topic(self, broker: BrokerSpec) -> None:
+        assert self._admin is not None
+        with contextlib.suppress(TopicAlreadyExistsError):
+            self._admin.create_topics([NewTopic(broker.topic, self._partitions, 1)])
+
+    def _start_dispatcher(self, key: tuple[str, str]) -> None:
+        self._stop_dispatcher(key)
+        trigger = self._triggers[key]
+        broker = self._brokers.get(trigger.broker_key)
+        if broker is None or self._publisher is None:
+            return  # started by add_broker() / start()
+        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver)
+        self._dispatchers[key] = dispatcher
+        dispatcher.start()
+
+    def _stop_dispatcher(self, key: tuple[str, str]) -> None:
+        dispatcher = self._dispatchers.pop(key, None)
+        if dispatcher is not None:
+            dispatcher.stop()
+
+    def _url_of(self, namespace: str, destination: Destination) -> str:
+        if destination.ref is None:
+            assert destination.uri is not None
+            return destination.uri
+        base = self._resolve(namespace, destination.ref)
+        # Knative: with both, the uri is relative to the ref's address.
+        return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
+
+    def _deliver(self, trigger: TriggerSpec, record: Any) -> None:
+        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+        stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
+                                                              False, "", "")
+        dispatcher = self._dispatchers.get(trigger.key)
+        stopping = dispatcher.stopping if dispatcher else threading.Event()
+        try:
+            event = codec.from_kafka(record.headers, record.key, record.value)
+        except EventError as error:  # not written by us and not a CloudEvent: cannot deliver
+            log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
+                      *trigger.key, record.offset, error)
+            stats.dropped += 1
+            return
+        broker = self._brokers.get(trigger.broker_key, BrokerSpec(*trigger.broker_key))
+        delivery = trigger.delivery.over(broker.delivery)
+        timeout = timeout_of(delivery)
+        message = codec.to_http_binary(event)
+        headers = {**message.headers, "Prefer": "reply", "Kn-Namespace": trigger.namespace}
+        subscriber = trigger.subscriber
+
+        def send() -> Any:
+            return self._sender.post(self._url_of(trigger.namespace, subscriber), headers,
+                                     message.body, timeout)
+
+        def count_retry() -> None:
+            stats.retries += 1
+
+        attempt = send_with_retries(send, delivery, stopping, count_retry)
+        if attempt.ok:
+            stats.delivered += 1
+            assert attempt.response is not None
+            reply = reply_of(attempt.response)
+            if reply is not None:
+                self._republish(trigger, broker, event, reply)
+            return
+        self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+
+    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
+                   reply: CloudEvent) -> None:
+        try:
+            ttl = ttl_of(cause) - 1
+        except RejectedEventError:
+            ttl = 0
+        assert self._publisher is not None
+        try:
+            self._publisher.publish(broker, reply, ttl=ttl)
+        except RejectedEventError as error:
+            log.warning("trigger %s/%s: reply %s dropped: %s", *trigger.key, reply.get_id(),
+                        error)
+            return
+        self._stats[trigger.key].replies += 1
+
+    def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
+                     delivery: Any, stopping: threading.Event, stats: TriggerStatus) -> None:
+        try:
+            destination = self._url_of(trigger.namespace, trigger.subscriber)
+        except LookupError:
+            destination = trigger.subscriber.describe()
+        sink = delivery.dead_letter_sink
+        if sink is None:
+            stats.dropped += 1
+            log.warning("trigger %s/%s: event %s dropped after %s (no deadLetterSink)",
+                        *trigger.key, event.get_id(), _describe(attempt))
+            return
+        letter = codec.to_http_binary(dead_letter(event, destination, attempt))
+        headers = {**letter.headers, "Kn-Namespace": trigger.namespace}
+        result = send_with_retries(
+            lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
+                                      letter.body, timeout_of(delivery)),
+            delivery, stopping)
+        if result.ok:
+            stats.dead_lettered += 1
+        else:
+            stats.dropped += 1
+            log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
+                      *trigger.key, event.get_id(), _describe(result))
+
+
+def _describe(attempt: Attempt) -> str:
+    if attempt.response is not None:
+        return f"HTTP {attempt.response.status}"
+    return attempt.error or "a connection error"

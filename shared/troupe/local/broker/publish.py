@@ -1,0 +1,86 @@
+"""The write path shared by the HTTP ingress and by replies: checks, Knative extensions, Kafka.
+
+An event is acknowledged only once Kafka has it (`acks=all`), so a 202 from the ingress
+means the event survives the runtime being killed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from cloudevents.core.v1.event import CloudEvent
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from troupe.events import codec
+from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
+
+from .errors import PublishFailedError, RejectedEventError
+from .spec import BrokerSpec
+
+DEFAULT_TTL: Final = 255
+# Kafka's default max.request.size is 1 MiB; the event (headers and value) must fit in it.
+DEFAULT_MAX_EVENT_BYTES: Final = 1024 * 1024
+_ACK_TIMEOUT_S: Final = 10.0
+
+
+def arrival_time() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def ttl_of(event: CloudEvent) -> int:
+    """The event's remaining broker hops; an event without the extension gets the default."""
+    raw = event.get_extension(KNATIVE_BROKER_TTL)
+    if raw is None:
+        return DEFAULT_TTL
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise RejectedEventError(
+            400, f"{KNATIVE_BROKER_TTL} must be an integer, got {raw!r}") from None
+
+
+class Publisher:
+    """Writes events to their Broker's topic in CloudEvents' Kafka binary mode."""
+
+    def __init__(self, bootstrap_servers: str, *,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            # Send at once: each ingress request waits for its own acknowledgement, and
+            # concurrent requests still share batches.
+            linger_ms=0,
+            max_request_size=max_event_bytes + 64 * 1024,
+            client_id="troupe-broker-ingress",
+        )
+
+    def publish(self, broker: BrokerSpec, event: CloudEvent, *, ttl: int | None = None) -> None:
+        """Store `event` on the broker's topic; `ttl` overrides the event's own hop count."""
+        hops = ttl_of(event) if ttl is None else ttl
+        if hops <= 0:
+            raise RejectedEventError(
+                400, f"{KNATIVE_BROKER_TTL} is {hops}: the event has been re-published too "
+                "often (a reply loop?) and is dropped")
+        message = codec.to_kafka(event)
+        headers = dict(message.headers)
+        headers[f"ce_{KNATIVE_ARRIVALTIME}"] = arrival_time().encode()
+        headers[f"ce_{KNATIVE_BROKER_TTL}"] = str(hops).encode()
+        size = len(message.value) + sum(len(k) + len(v) for k, v in headers.items())
+        if size > self.max_event_bytes:
+            raise RejectedEventError(
+                413, f"the event is {size} bytes; this broker accepts at most "
+                f"{self.max_event_bytes}: put large payloads in the store and send a URI")
+        key = message.key.encode() if isinstance(message.key, str) else message.key
+        try:
+            self._producer.send(
+                broker.topic, value=message.value, key=key, headers=list(headers.items())
+            ).get(timeout=_ACK_TIMEOUT_S)
+        except KafkaError as error:
+            raise PublishFailedError(
+                f"Kafka did not acknowledge the event on {broker.topic}: {error}") from error
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)

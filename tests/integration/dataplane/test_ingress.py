@@ -1,0 +1,166 @@
+"""The Broker ingress answers as Knative's data-plane spec and the CloudEvents webhook spec say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from troupe.local.broker import DataPlane
+
+from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique, \
+    wait_until
+from .sink import RecordingSink
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def broker(plane: DataPlane, sink: RecordingSink) -> str:
+    name = unique("ingress")
+    plane.add_broker(broker_resource(name))
+    plane.add_trigger(trigger_resource(name, name, f"{sink.url}/{name}"))
+    assert plane.wait_ready(30)
+    return name
+
+
+def test_binary_event_is_accepted_with_202_and_delivered_with_broker_extensions(
+        plane: DataPlane, broker: str, fresh_sink: RecordingSink) -> None:
+    response = requests.post(plane.broker_url(NAMESPACE, broker),
+                             headers=binary_headers("e-1"), data=b'{"a": 1}', timeout=5)
+    assert response.status_code == 202
+    received = wait_until(lambda: fresh_sink.paths(f"/{broker}"), message="delivery")[0]
+    event = received.event
+    assert (event.get_id(), event.get_data()) == ("e-1", {"a": 1})
+    assert event.get_extension("knativearrivaltime").endswith("Z")
+    assert event.get_extension("knativebrokerttl") == "255"
+    assert received.headers["prefer"] == "reply"
+    assert received.headers["kn-namespace"] == NAMESPACE
+
+
+def test_structured_event_is_accepted(plane: DataPlane, broker: str,
+                                      fresh_sink: RecordingSink) -> None:
+    document = {"specversion": "1.0", "id": "s-1", "type": "dev.example.test",
+                "source": "/tests", "data": {"b": 2}}
+    response = requests.post(plane.broker_url(NAMESPACE, broker), data=json.dumps(document),
+                             headers={"content-type": "application/cloudevents+json"}, timeout=5)
+    assert response.status_code == 202
+    received = wait_until(lambda: fresh_sink.paths(f"/{broker}"), message="delivery")[0]
+    assert (received.ce_id, received.event.get_data()) == ("s-1", {"b": 2})
+
+
+@pytest.mark.parametrize(("content_type", "body", "expected"), [
+    ("application/json", b'{"x": [1, 2]}', {"x": [1, 2]}),
+    ("application/xml", b"<x><y>1</y></x>", b"<x><y>1</y></x>"),
+    ("text/plain", "h\u00e9llo".encode(), "h\u00e9llo"),
+])
+def test_binary_mode_payloads_arrive_unchanged(plane: DataPlane, broker: str,
+                                               fresh_sink: RecordingSink, content_type: str,
+                                               body: bytes, expected: object) -> None:
+    event_id = unique("payload")
+    response = requests.post(plane.broker_url(NAMESPACE, broker), data=body,
+                             headers=binary_headers(event_id, content_type=content_type),
+                             timeout=5)
+    assert response.status_code == 202
+    received = wait_until(lambda: [r for r in fresh_sink.paths(f"/{broker}")
+                                   if r.ce_id == event_id], message="delivery")[0]
+    assert received.headers["content-type"] == content_type
+    assert received.body == body
+    assert received.event.get_data() == expected
+
+
+@pytest.mark.parametrize("missing", ["ce-id", "ce-source", "ce-type"])
+def test_missing_required_attribute_is_400(plane: DataPlane, broker: str, missing: str) -> None:
+    headers = binary_headers("m-1")
+    del headers[missing]
+    response = requests.post(plane.broker_url(NAMESPACE, broker), headers=headers, data=b"{}",
+                             timeout=5)
+    assert response.status_code == 400
+    assert missing[3:] in response.text
+
+
+def test_unknown_specversion_is_400(plane: DataPlane, broker: str) -> None:
+    headers = binary_headers("v-1")
+    headers["ce-specversion"] = "4.0"
+    response = requests.post(plane.broker_url(NAMESPACE, broker), headers=headers, data=b"{}",
+                             timeout=5)
+    assert response.status_code == 400
+
+
+def test_batch_mode_is_415(plane: DataPlane, broker: str) -> None:
+    response = requests.post(plane.broker_url(NAMESPACE, broker), data=b"[]",
+                             headers={"content-type": "application/cloudevents-batch+json"},
+                             timeout=5)
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405_with_allow(plane: DataPlane, broker: str, method: str) -> None:
+    response = requests.request(method, plane.broker_url(NAMESPACE, broker), timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST, OPTIONS"
+
+
+def test_options_answers_the_webhook_handshake(plane: DataPlane, broker: str) -> None:
+    response = requests.options(plane.broker_url(NAMESPACE, broker), timeout=5,
+                                headers={"WebHook-Request-Origin": "eventemitter.example.com"})
+    assert response.status_code == 200
+    assert response.headers["WebHook-Allowed-Origin"] == "eventemitter.example.com"
+    assert response.headers["WebHook-Allowed-Rate"] == "*"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unknown_broker_is_404(plane: DataPlane, broker: str) -> None:
+    response = requests.post(plane.broker_url(NAMESPACE, "no-such-broker"),
+                             headers=binary_headers("u-1"), data=b"{}", timeout=5)
+    assert response.status_code == 404
+
+
+def test_too_large_is_413(plane: DataPlane, broker: str) -> None:
+    body = b'"' + b"x" * (1024 * 1024 + 10) + b'"'
+    response = requests.post(plane.broker_url(NAMESPACE, broker), data=body,
+                             headers=binary_headers("big-1"), timeout=10)
+    assert response.status_code == 413
+
+
+def test_ttl_zero_is_rejected_and_a_given_ttl_is_kept(plane: DataPlane, broker: str,
+                                                      fresh_sink: RecordingSink) -> None:
+    url = plane.broker_url(NAMESPACE, broker)
+    refused = requests.post(url, headers=binary_headers("t-0", knativebrokerttl="0"),
+                            data=b"{}", timeout=5)
+    assert refused.status_code == 400
+    assert "knativebrokerttl" in refused.text
+    kept = requests.post(url, headers=binary_headers("t-7", knativebrokerttl="7"), data=b"{}",
+                         timeout=5)
+    assert kept.status_code == 202
+    received = wait_until(lambda: fresh_sink.paths(f"/{broker}"), message="delivery")
+    assert [r.ce_id for r in received] == ["t-7"]
+    assert received[0].headers["ce-knativebrokerttl"] == "7"
+
+
+def test_partitionkey_becomes_the_record_key(plane: DataPlane, broker: str,
+                                             kafka_servers: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    response = requests.post(plane.broker_url(NAMESPACE, broker), data=b"{}", timeout=5,
+                             headers=binary_headers("k-1", partitionkey="customer-42"))
+    assert response.status_code == 202
+    topic = f"knative-broker-{NAMESPACE}-{broker}"
+    consumer = KafkaConsumer(bootstrap_servers=kafka_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        keys: dict[str, bytes | None] = {}
+
+        def found() -> bool:
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    keys[dict(record.headers)["ce_id"].decode()] = record.key
+            return "k-1" in keys
+
+        wait_until(found, message="the record on the broker topic")
+        assert keys["k-1"] == b"customer-42"
+    finally:
+        consumer.close()
