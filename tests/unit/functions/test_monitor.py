@@ -1,0 +1,286 @@
+"""The monitor's handler, called directly, against a real Prometheus.
+
+Prometheus scrapes a small exposition on loopback whose series the fixture sets (the
+same names and labels the predictor exports), so every rule can be driven exactly:
+thresholds, hysteresis, cooldown, redelivery, thin data and canaries.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cloudevents.core.v1.event import CloudEvent
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from troupe.events import CANARY_PASSED, METRIC_DEGRADED, make_event
+from troupe.function.context import Context
+from troupe.function.errors import PermanentError, TemporaryError
+from troupe.local.prometheus import PrometheusServer, find_prometheus
+from troupe.store import Store
+from werkzeug.serving import make_server
+
+FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
+WINDOW = "2m"
+START = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def load_function(folder: str, module: str = "handler") -> ModuleType:
+    """Import functions/<folder>/<module>.py under a unique name: every function has a
+    handler.py, and several are imported in one test process."""
+    unique = f"_function_{folder}_{module}"
+    if unique not in sys.modules:
+        path = FUNCTIONS / folder
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[unique] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[unique])
+    return sys.modules[unique]
+
+
+monitor = load_function("monitor")
+
+# (model, version) -> (labeled, correct) fed after Prometheus has seen the zeros.
+FEEDBACK = {
+    ("bad", "v1"): (40, 10),
+    ("good", "v1"): (40, 39),
+    ("thin", "v1"): (5, 0),
+    ("canary", "v1"): (60, 54),
+    ("canary", "v2"): (60, 55),
+    ("worse-canary", "v1"): (60, 54),
+    ("worse-canary", "v2"): (60, 30),
+}
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if find_prometheus() is None:
+        pytest.skip("the prometheus binary is not installed (apt-get install prometheus)")
+    registry = CollectorRegistry()
+    labels = ("model", "model_version")
+    labeled = Counter("troupe_feedback_labeled", "", labels, registry=registry)
+    correct = Counter("troupe_feedback_correct", "", labels, registry=registry)
+    latency = Histogram("troupe_prediction_latency_seconds", "", labels, registry=registry,
+                        buckets=(0.01, 0.1, 1.0, 5.0))
+    drift = Gauge("troupe_feature_psi", "", (*labels, "feature"), registry=registry)
+    for model, version in FEEDBACK:
+        labeled.labels(model, version)
+        correct.labels(model, version)
+    latency.labels("slow", "v1")
+    exposition = make_server("127.0.0.1", 0, make_wsgi_app(registry), threaded=True)
+    thread = threading.Thread(target=exposition.serve_forever, daemon=True)
+    thread.start()
+    with PrometheusServer(tmp_path_factory.mktemp("prometheus")) as prometheus:
+        prometheus.set_targets("fake-predictor", [f"127.0.0.1:{exposition.server_port}"])
+        # Counters must be seen at zero first, or increase() has no start to measure from.
+        prometheus.wait_for('troupe_feedback_labeled_total{model="bad"}')
+        for (model, version), (n_labeled, n_correct) in FEEDBACK.items():
+            labeled.labels(model, version).inc(n_labeled)
+            correct.labels(model, version).inc(n_correct)
+        for _ in range(30):
+            latency.labels("slow", "v1").observe(2.0)
+        drift.labels("drifting", "v1", "age").set(0.6)
+        drift.labels("drifting", "v1", "income").set(0.05)
+        prometheus.wait_for(
+            f'increase(troupe_feedback_labeled_total{{model="worse-canary",'
+            f'model_version="v2"}}[{WINDOW}]) >= 60'
+        )
+        prometheus.wait_for(f'increase(troupe_prediction_latency_seconds_count[{WINDOW}]) >= 30')
+        prometheus.wait_for('troupe_feature_psi{model="drifting"}')
+        yield prometheus.url
+    exposition.shutdown()
+    thread.join(timeout=5)
+
+
+def settings(prometheus_url: str, model: str, **overrides: str) -> Any:
+    env = {"TROUPE_PROMETHEUS_URL": prometheus_url, "TROUPE_MODEL_NAME": model,
+           "TROUPE_WINDOW": WINDOW, "TROUPE_BREACHES": "3", "TROUPE_COOLDOWN_SECONDS": "600",
+           "K_SERVICE": "monitor", **overrides}
+    return monitor.MonitorSettings.from_env(env)
+
+
+def tick(at: timedelta, event_id: str | None = None) -> CloudEvent:
+    event = make_event("ping", {"message": "tick"}, source="/pingsource/monitor",
+                       event_id=event_id or f"tick-{at.total_seconds():.0f}")
+    attributes = {**event.get_attributes(), "time": START + at}
+    return CloudEvent(attributes, event.get_data())
+
+
+class Monitor:
+    """Delivers events to the handler as the app factory would, with one store."""
+
+    def __init__(self, settings: Any, store: Store) -> None:
+        self.settings, self.store = settings, store
+
+    def __call__(self, event: CloudEvent) -> CloudEvent | None:
+        reply: CloudEvent | None = monitor.handle(
+            event, Context(settings=self.settings, store=self.store, event=event)
+        )
+        return reply
+
+
+def make_monitor(prometheus_url: str, tmp_path: Path, model: str, **overrides: str) -> Monitor:
+    return Monitor(settings(prometheus_url, model, **overrides), Store(f"file://{tmp_path}"))
+
+
+def seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)
+
+
+# -- degradations ----------------------------------------------------------------------
+@pytest.mark.prometheus
+def test_accuracy_must_breach_three_ticks_then_cools_down(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "bad")
+    assert deliver(tick(seconds(0))) is None
+    assert deliver(tick(seconds(60))) is None
+    fired = deliver(tick(seconds(120)))
+    assert fired is not None and fired.get_type() == METRIC_DEGRADED
+    data = fired.get_data()
+    assert data["model"] == "bad" and data["version"] == "v1" and data["metric"] == "accuracy"
+    assert data["value"] == pytest.approx(0.25, abs=0.01)
+    assert data["threshold"] == 0.8 and data["window"] == WINDOW and data["breaches"] == 3
+    assert data["samples"] >= 40
+    assert fired.get_extension("modelversion") == "v1"
+    # Still bad, but inside the cooldown: quiet even after three more breaches.
+    assert [deliver(tick(seconds(120 + 60 * i))) for i in (1, 2, 3)] == [None] * 3
+    # The first tick after the cooldown fires again: the breaches kept counting.
+    again = deliver(tick(seconds(120 + 601)))
+    assert again is not None and again.get_data()["breaches"] == 4
+
+
+@pytest.mark.prometheus
+def test_good_accuracy_never_fires(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "good")
+    assert [deliver(tick(seconds(60 * i))) for i in range(5)] == [None] * 5
+    state = deliver.store.read_json("monitor/good.json")
+    assert state["breaches"] == {"v1/accuracy": 0}
+
+
+@pytest.mark.prometheus
+def test_a_redelivered_tick_is_not_a_second_breach(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "bad")
+    assert deliver(tick(seconds(0))) is None
+    assert deliver(tick(seconds(0))) is None  # same source and id
+    assert deliver(tick(seconds(60))) is None
+    fired = deliver(tick(seconds(120)))
+    assert fired is not None
+    # ... and a redelivered firing tick gets the very same reply.
+    replayed = deliver(tick(seconds(120)))
+    assert replayed is not None and replayed.get_id() == fired.get_id()
+    assert replayed.get_data() == fired.get_data()
+
+
+@pytest.mark.prometheus
+def test_thin_or_absent_data_reports_nothing(prometheus_url: str, tmp_path: Path) -> None:
+    for model in ("thin", "never-served"):
+        deliver = make_monitor(prometheus_url, tmp_path / model, model, TROUPE_BREACHES="1")
+        assert deliver(tick(seconds(0))) is None
+        assert deliver.store.read_json(f"monitor/{model}.json")["breaches"] == {}
+
+
+@pytest.mark.prometheus
+def test_slow_predictions_breach_p95_latency(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "slow", TROUPE_BREACHES="1")
+    fired = deliver(tick(seconds(0)))
+    assert fired is not None
+    assert fired.get_data()["metric"] == "latency_p95"
+    assert 1.0 < fired.get_data()["value"] <= 5.0
+    assert fired.get_data()["threshold"] == 0.5
+
+
+@pytest.mark.prometheus
+def test_drift_names_the_feature_with_the_highest_psi(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "drifting", TROUPE_BREACHES="1")
+    fired = deliver(tick(seconds(0)))
+    assert fired is not None
+    assert fired.get_data()["metric"] == "psi"
+    assert fired.get_data()["value"] == pytest.approx(0.6)
+    assert fired.get_data()["feature"] == "age"
+
+
+# -- canaries --------------------------------------------------------------------------
+def deployed(model: str, version: str, strategy: str, traffic: list[dict[str, Any]]) -> CloudEvent:
+    return make_event(
+        "model-deployed",
+        {"model": model, "version": version, "revision": f"predictor-{version}",
+         "strategy": strategy, "traffic": traffic},
+        source="/troupe/deployer",
+        event_id=f"deployed-{model}-{version}",
+    )
+
+
+def canary_traffic(candidate: str, champion: str) -> list[dict[str, Any]]:
+    return [{"revision": f"predictor-{champion}", "tag": "champion", "percent": 90},
+            {"revision": f"predictor-{candidate}", "tag": "candidate", "percent": 10}]
+
+
+@pytest.mark.prometheus
+def test_a_canary_as_good_as_the_champion_passes_once(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "canary")
+    assert deliver(deployed("canary", "v2", "canary", canary_traffic("v2", "v1"))) is None
+    passed = deliver(tick(seconds(0)))
+    assert passed is not None and passed.get_type() == CANARY_PASSED
+    data = passed.get_data()
+    assert data["version"] == "v2" and data["champion_version"] == "v1"
+    assert data["metrics"]["accuracy"] == pytest.approx(55 / 60, abs=0.01)
+    assert data["metrics"]["champion_accuracy"] == pytest.approx(54 / 60, abs=0.01)
+    assert deliver(tick(seconds(60))) is None
+    history = deliver.store.read_json("monitor/canary.json")["deployments"]
+    assert [(d["version"], d["strategy"]) for d in history] == [("v2", "canary")]
+
+
+@pytest.mark.prometheus
+def test_a_worse_canary_does_not_pass(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "worse-canary",
+                           TROUPE_ACCURACY_THRESHOLD="0.1")
+    deliver(deployed("worse-canary", "v2", "canary", canary_traffic("v2", "v1")))
+    assert [deliver(tick(seconds(60 * i))) for i in range(3)] == [None] * 3
+
+
+@pytest.mark.prometheus
+def test_a_direct_deployment_ends_the_canary(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "canary")
+    deliver(deployed("canary", "v2", "canary", canary_traffic("v2", "v1")))
+    deliver(deployed("canary", "v3", "direct", [{"revision": "predictor-v3", "percent": 100}]))
+    assert deliver(tick(seconds(0))) is None
+    assert deliver.store.read_json("monitor/canary.json")["canary"] is None
+
+
+# -- Prometheus missing ----------------------------------------------------------------
+def test_an_unreachable_prometheus_is_a_temporary_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deliver = make_monitor(url, tmp_path, "bad")
+    with pytest.raises(TemporaryError, match="did not answer"):
+        deliver(tick(seconds(0)))
+    assert not Store(f"file://{tmp_path}").exists("monitor/bad.json")
+
+
+def test_without_prometheus_configured_monitoring_is_off(tmp_path: Path) -> None:
+    deliver = make_monitor("", tmp_path, "bad")
+    assert deliver(tick(seconds(0))) is None
+
+
+def test_other_event_types_are_refused(tmp_path: Path) -> None:
+    deliver = make_monitor("http://127.0.0.1:9", tmp_path, "bad")
+    event = make_event("training-requested", {"reason": "test"})
+    with pytest.raises(PermanentError, match="consumes"):
+        deliver(event)
+
+
+def test_a_window_that_is_not_a_duration_is_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="TROUPE_WINDOW"):
+        monitor.MonitorSettings.from_env({"TROUPE_WINDOW": "five minutes"})
