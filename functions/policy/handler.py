@@ -1,0 +1,165 @@
+"""policy: turns `metric-degraded` into `rollback-requested` or `training-requested`.
+
+- Roll back when the degraded version was deployed recently (TROUPE_RECENT_DEPLOY_SECONDS)
+  and the version serving before it was healthy: no degradation of it has reached the
+  policy. A fresh deployment that makes things worse is undone, not retrained on.
+- Otherwise ask for a retrain on the last TROUPE_TRAINING_WINDOW datasets, at most
+  TROUPE_RETRAIN_BUDGET times per hour; beyond the budget the event is acknowledged
+  with no reply and a warning.
+- A second degradation of the same version and metric within TROUPE_DEBOUNCE_SECONDS is
+  acknowledged with no reply (202).
+- The same event delivered twice gets the same decision (idempotency key: its source
+  and id), so at most one rollback or retrain follows from it.
+
+Deployment history: the monitor records every `model-deployed` it receives at
+`monitor/<model>.json` (key `deployments`, oldest first). When that holds nothing, the
+model registry's versions stand in: a version's predecessor is the one registered before
+it, and its registration time is taken as its deployment time.
+
+State lives in the store at `policy/<model>.json`, changed only with update_json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cloudevents.core.v1.event import CloudEvent
+from troupe.events import MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
+from troupe.function.context import Context
+from troupe.function.errors import PermanentError
+from troupe.function.settings import Settings
+from troupe.store import Store, StoreError
+
+STATE_PREFIX: Final = "policy"
+# Written by the monitor on model-deployed (see functions/monitor/handler.py).
+DEPLOYMENTS_KEY: Final = "monitor/{model}.json"
+_HOUR: Final = 3600.0
+_REMEMBERED_DECISIONS: Final = 200
+
+
+@dataclass(frozen=True)
+class PolicySettings(Settings):
+    recent_deploy_seconds: float = 3600.0  # deployed this recently → rollback candidate
+    retrain_budget: int = 3  # training requests per hour
+    debounce_seconds: float = 900.0  # same version + metric within this → ignored
+    training_window: int = 3  # datasets the retrain uses (the newest N)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    version: str
+    time: float
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """When a version last started serving, and which version served before it."""
+
+    version: str
+    deployed_at: float
+    previous: str | None
+
+
+def handle(event: CloudEvent, ctx: Context[PolicySettings]) -> CloudEvent | None:
+    data = event.get_data()
+    if not isinstance(data, dict):  # the app factory validated it against the schema
+        raise PermanentError("metric-degraded carries no JSON object; see its schema")
+    model, version, metric = data["model"], data["version"], data["metric"]
+    idempotency_key = f"{event.get_source()}|{event.get_id()}"
+    now = _event_time(event)
+    rollout = find_rollout(ctx.store, model, version)
+    settings = ctx.settings
+
+    def change(state: dict[str, Any]) -> dict[str, Any]:
+        decisions = dict(state.get("decisions", {}))
+        if idempotency_key in decisions:
+            return state
+        state = {
+            **state,
+            "debounce": dict(state.get("debounce", {})),
+            "degraded": dict(state.get("degraded", {})),
+            "trainings": [t for t in state.get("trainings", []) if now - t < _HOUR],
+        }
+        decisions[idempotency_key] = _decide(state, data, rollout, now, settings)
+        state["decisions"] = dict(list(decisions.items())[-_REMEMBERED_DECISIONS:])
+        return state
+
+    state = ctx.store.update_json(f"{STATE_PREFIX}/{model}.json", change, default={})
+    decision: dict[str, Any] = state["decisions"][idempotency_key]
+    if decision["type"] is None:
+        ctx.logger.warning("no action on %s %s %s: %s", model, version, metric, decision["why"])
+        return None
+    ctx.logger.info("%s: %s", decision["type"], decision["data"])
+    return ctx.reply(decision["type"], decision["data"], extensions={MODELVERSION: version})
+
+
+def _decide(
+    state: dict[str, Any],
+    data: dict[str, Any],
+    rollout: Rollout | None,
+    now: float,
+    settings: PolicySettings,
+) -> dict[str, Any]:
+    """The decision for one new degradation; updates `state` (already a copy)."""
+    model, version, metric = data["model"], data["version"], data["metric"]
+    debounce_key = f"{version}/{metric}"
+    last = state["debounce"].get(debounce_key)
+    state["degraded"][version] = now
+    if last is not None and now - last < settings.debounce_seconds:
+        return {"type": None, "why": f"{metric} of {version} already handled "
+                f"{now - last:.0f}s ago (debounce {settings.debounce_seconds:.0f}s)"}
+    state["debounce"][debounce_key] = now
+    symptom = (f"{metric} of {model} {version} was {data['value']:.4g} against a threshold "
+               f"of {data['threshold']:.4g} over {data['window']}")
+    age = now - rollout.deployed_at if rollout is not None else None
+    if (rollout is not None and rollout.previous is not None and age is not None
+            and age <= settings.recent_deploy_seconds
+            and rollout.previous not in state["degraded"]):
+        return {"type": ROLLBACK_REQUESTED, "data": {
+            "model": model, "version": version, "to_version": rollout.previous,
+            "reason": f"{symptom}; {version} was deployed {age:.0f}s ago and "
+                      f"{rollout.previous} before it was healthy",
+        }}
+    if len(state["trainings"]) >= settings.retrain_budget:
+        return {"type": None, "why": f"retrain budget of {settings.retrain_budget} per hour "
+                f"is spent ({symptom})"}
+    state["trainings"].append(now)
+    return {"type": TRAINING_REQUESTED, "data": {
+        "model": model, "window": settings.training_window,
+        "reason": f"metric-degraded: {symptom}",
+    }}
+
+
+def _event_time(event: CloudEvent) -> float:
+    time = event.get_time()
+    return time.timestamp() if time is not None else datetime.now(UTC).timestamp()
+
+
+def deployment_history(store: Store, model: str) -> list[Deployment]:
+    """Deployments of `model`, oldest first (see the module docstring for the sources)."""
+    recorded = store.read_json(DEPLOYMENTS_KEY.format(model=model), default={})
+    deployments = [
+        Deployment(str(d["version"]), float(d["time"]))
+        for d in recorded.get("deployments", [])
+        if isinstance(d, dict) and d.get("version") and d.get("time") is not None
+    ]
+    if deployments:
+        return deployments
+    try:
+        versions = store.registry.versions(model)
+    except StoreError:
+        return []
+    return [Deployment(v.version, datetime.fromisoformat(v.created).timestamp()) for v in versions]
+
+
+def find_rollout(store: Store, model: str, version: str) -> Rollout | None:
+    """The latest time `version` started serving and what served before it; None when
+    the history does not know the version."""
+    history = deployment_history(store, model)
+    for index in range(len(history) - 1, -1, -1):
+        if history[index].version == version:
+            before = [d.version for d in history[:index] if d.version != version]
+            return Rollout(version, history[index].time, before[-1] if before else None)
+    return None

@@ -1,0 +1,177 @@
+"""The policy's handler called directly, and once through the function app."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cloudevents.core.v1.event import CloudEvent
+from sklearn.dummy import DummyClassifier
+from troupe.events import ROLLBACK_REQUESTED, TRAINING_REQUESTED, make_event, to_http_binary
+from troupe.function import create_app
+from troupe.function.context import Context
+from troupe.store import Store
+
+FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def load_function(folder: str, module: str = "handler") -> ModuleType:
+    """Import functions/<folder>/<module>.py under a unique name: every function has a
+    handler.py, and several are imported in one test process."""
+    unique = f"_function_{folder}_{module}"
+    if unique not in sys.modules:
+        path = FUNCTIONS / folder
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[unique] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[unique])
+    return sys.modules[unique]
+
+
+policy = load_function("policy")
+
+
+def degraded(version: str, metric: str = "accuracy", *, at: timedelta,
+             event_id: str | None = None, model: str = "default") -> CloudEvent:
+    event = make_event(
+        "metric-degraded",
+        {"model": model, "version": version, "metric": metric, "value": 0.42,
+         "threshold": 0.8, "window": "5m", "breaches": 3},
+        source="/troupe/monitor",
+        event_id=event_id or f"{version}-{metric}-{at.total_seconds():.0f}",
+    )
+    return CloudEvent({**event.get_attributes(), "time": T0 + at}, event.get_data())
+
+
+class Policy:
+    def __init__(self, store: Store, **env: str) -> None:
+        self.store = store
+        self.settings = policy.PolicySettings.from_env({"K_SERVICE": "policy", **env})
+
+    def __call__(self, event: CloudEvent) -> CloudEvent | None:
+        reply: CloudEvent | None = policy.handle(
+            event, Context(settings=self.settings, store=self.store, event=event)
+        )
+        return reply
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(f"file://{tmp_path}")
+
+
+def record_deployments(store: Store, *deployments: tuple[str, timedelta]) -> None:
+    """What the monitor writes on model-deployed."""
+    store.write_json("monitor/default.json", {"deployments": [
+        {"version": v, "time": (T0 + at).timestamp(), "strategy": "direct",
+         "event": f"/troupe/deployer|{v}"} for v, at in deployments
+    ]})
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
+
+
+def test_a_fresh_version_that_degrades_is_rolled_back(store: Store) -> None:
+    record_deployments(store, ("v1", minutes(0)), ("v2", minutes(100)))
+    reply = Policy(store)(degraded("v2", at=minutes(110)))
+    assert reply is not None and reply.get_type() == ROLLBACK_REQUESTED
+    data = reply.get_data()
+    assert data["model"] == "default"
+    assert (data["version"], data["to_version"]) == ("v2", "v1")
+    assert "accuracy" in data["reason"] and "v1 before it was healthy" in data["reason"]
+    assert reply.get_extension("modelversion") == "v2"
+
+
+def test_an_old_version_that_degrades_is_retrained(store: Store) -> None:
+    record_deployments(store, ("v1", minutes(0)), ("v2", minutes(100)))
+    reply = Policy(store)(degraded("v2", "psi", at=minutes(100 + 61)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    assert reply.get_data()["window"] == 3
+    assert reply.get_data()["model"] == "default"
+    assert reply.get_data()["reason"].startswith("metric-degraded: psi of default v2")
+
+
+def test_no_rollback_to_a_predecessor_that_was_degraded(store: Store) -> None:
+    record_deployments(store, ("v1", minutes(0)), ("v2", minutes(100)))
+    decide = Policy(store)
+    assert decide(degraded("v1", at=minutes(90))).get_type() == TRAINING_REQUESTED  # type: ignore[union-attr]
+    reply = decide(degraded("v2", at=minutes(110)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+
+
+def test_the_first_version_has_nothing_to_roll_back_to(store: Store) -> None:
+    record_deployments(store, ("v1", minutes(0)))
+    reply = Policy(store)(degraded("v1", at=minutes(5)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+
+
+def test_without_deployment_records_the_registry_stands_in(store: Store) -> None:
+    model = DummyClassifier().fit([[0.0], [1.0]], [0, 1])
+    for key in ("first", "second"):
+        version = store.registry.reserve_version("default", key=key)
+        artifact = store.save_model(model, name="default", version=version)
+        store.registry.register("default", artifact=artifact, metrics={}, lineage={}, key=key)
+    event = degraded("v2", at=minutes(0))
+    now = CloudEvent({**event.get_attributes(), "time": datetime.now(UTC)}, event.get_data())
+    reply = Policy(store)(now)
+    assert reply is not None and reply.get_type() == ROLLBACK_REQUESTED
+    assert reply.get_data()["to_version"] == "v1"
+
+
+def test_a_repeat_within_the_debounce_gets_no_reply(store: Store) -> None:
+    decide = Policy(store, TROUPE_DEBOUNCE_SECONDS="900")
+    assert decide(degraded("v3", at=minutes(0))) is not None
+    assert decide(degraded("v3", at=minutes(5))) is None
+    assert decide(degraded("v3", "latency_p95", at=minutes(6))) is not None  # other metric
+    assert decide(degraded("v3", at=minutes(16))) is not None  # debounce over
+
+
+def test_the_retrain_budget_is_per_hour(store: Store) -> None:
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    assert decide(degraded("v3", "accuracy", at=minutes(0))) is not None
+    assert decide(degraded("v3", "psi", at=minutes(1))) is not None
+    assert decide(degraded("v3", "latency_p95", at=minutes(2))) is None  # budget spent
+    reply = decide(degraded("v3", "latency_p95", at=minutes(61)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+
+
+def test_a_redelivered_event_gets_the_same_reply_and_costs_no_budget(store: Store) -> None:
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    first = decide(degraded("v3", at=minutes(0), event_id="same"))
+    again = decide(degraded("v3", at=minutes(0), event_id="same"))
+    assert first is not None and again is not None
+    assert (again.get_id(), again.get_data()) == (first.get_id(), first.get_data())
+    assert decide(degraded("v3", "psi", at=minutes(1))) is not None  # budget had room
+    state = store.read_json("policy/default.json")
+    assert len(state["trainings"]) == 2
+
+
+def test_through_the_function_app(store: Store) -> None:
+    settings = policy.PolicySettings.from_env(
+        {"K_SERVICE": "policy", "TROUPE_STORE_URL": store.url}
+    )
+    client = create_app(policy.handle, settings).test_client()
+
+    def post(event: CloudEvent) -> Any:
+        message = to_http_binary(event)
+        return client.post("/", data=message.body, headers=dict(message.headers))
+
+    replied = post(degraded("v4", at=minutes(0)))
+    assert replied.status_code == 200
+    assert replied.headers["ce-type"] == TRAINING_REQUESTED
+    debounced = post(degraded("v4", at=minutes(1)))
+    assert debounced.status_code == 202 and debounced.get_data() == b""
+    invalid = make_event("training-requested", {"reason": "not for the policy"})
+    message = to_http_binary(invalid)
+    wrong = client.post("/", data=message.body,
+                        headers={**dict(message.headers), "ce-type": "dev.troupe.metric.degraded"})
+    assert wrong.status_code == 422
