@@ -11,10 +11,12 @@
 - The same event delivered twice gets the same decision (idempotency key: its source
   and id), so at most one rollback or retrain follows from it.
 
-Deployment history: the monitor records every `model-deployed` it receives at
-`monitor/<model>.json` (key `deployments`, oldest first). When that holds nothing, the
-model registry's versions stand in: a version's predecessor is the one registered before
-it, and its registration time is taken as its deployment time.
+Deployment history, first source that has any:
+1. the deployer's records at `deployments/<model>.json` (a list, oldest first, each with
+   `version`, `state` and an ISO `time`); a promotion is not a new deployment;
+2. the `model-deployed` events the monitor recorded at `monitor/<model>.json`;
+3. the model registry's versions: a version's predecessor is the one registered before
+   it, and its registration time stands in for its deployment time.
 
 State lives in the store at `policy/<model>.json`, changed only with update_json.
 """
@@ -33,8 +35,13 @@ from troupe.function.settings import Settings
 from troupe.store import Store, StoreError
 
 STATE_PREFIX: Final = "policy"
+# Written by the deployer on each rollout (see functions/deployer/handler.py).
+DEPLOYER_HISTORY_KEY: Final = "deployments/{model}.json"
 # Written by the monitor on model-deployed (see functions/monitor/handler.py).
-DEPLOYMENTS_KEY: Final = "monitor/{model}.json"
+MONITOR_STATE_KEY: Final = "monitor/{model}.json"
+# Deployer record states that put a version in front of users; "promoted" only widens
+# the traffic of a canary that was already serving.
+_STARTED_SERVING: Final = ("serving", "canary", "rolled-back")
 _HOUR: Final = 3600.0
 _REMEMBERED_DECISIONS: Final = 200
 
@@ -139,7 +146,16 @@ def _event_time(event: CloudEvent) -> float:
 
 def deployment_history(store: Store, model: str) -> list[Deployment]:
     """Deployments of `model`, oldest first (see the module docstring for the sources)."""
-    recorded = store.read_json(DEPLOYMENTS_KEY.format(model=model), default={})
+    rollouts = store.read_json(DEPLOYER_HISTORY_KEY.format(model=model), default=[])
+    deployments = [
+        Deployment(str(r["version"]), datetime.fromisoformat(r["time"]).timestamp())
+        for r in rollouts if isinstance(rollouts, list)
+        if isinstance(r, dict) and r.get("version") and r.get("time")
+        and r.get("state") in _STARTED_SERVING
+    ]
+    if deployments:
+        return deployments
+    recorded = store.read_json(MONITOR_STATE_KEY.format(model=model), default={})
     deployments = [
         Deployment(str(d["version"]), float(d["time"]))
         for d in recorded.get("deployments", [])

@@ -91,6 +91,22 @@ def test_a_fresh_version_that_degrades_is_rolled_back(store: Store) -> None:
     assert reply.get_extension("modelversion") == "v2"
 
 
+def test_the_deployers_records_come_first(store: Store) -> None:
+    record_deployments(store, ("v1", minutes(0)), ("v5", minutes(100)))  # the monitor's view
+    store.write_json("deployments/default.json", [
+        {"version": v, "revision": f"predictor-{v}", "state": state, "strategy": "canary",
+         "time": (T0 + at).isoformat(), "cause": f"/troupe/evaluator|{v}"}
+        for v, state, at in [("v1", "serving", minutes(0)), ("v2", "serving", minutes(50)),
+                             ("v3", "canary", minutes(100)), ("v3", "promoted", minutes(170))]
+    ])
+    reply = Policy(store)(degraded("v3", at=minutes(175)))  # 75 min after its canary began
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    reply = Policy(store, TROUPE_RECENT_DEPLOY_SECONDS="7200")(degraded("v3", "psi",
+                                                                         at=minutes(175)))
+    assert reply is not None and reply.get_type() == ROLLBACK_REQUESTED
+    assert reply.get_data()["to_version"] == "v2"
+
+
 def test_an_old_version_that_degrades_is_retrained(store: Store) -> None:
     record_deployments(store, ("v1", minutes(0)), ("v2", minutes(100)))
     reply = Policy(store)(degraded("v2", "psi", at=minutes(100 + 61)))
