@@ -168,3 +168,15 @@ def test_other_methods_and_paths(start: Callable[[Handler], str]) -> None:
     url = start(Recorder(lambda event, ctx: None))
     assert requests.get(url, timeout=10).status_code == 405
     assert requests.post(f"{url}/nowhere", timeout=10).status_code == 404
+
+
+def test_a_reply_of_an_unknown_type_is_the_functions_bug_500(
+    start: Callable[[Handler], str],
+) -> None:
+    def reply_oddly(event: CloudEvent, ctx: Context[Any]) -> CloudEvent:
+        return CloudEvent({"id": "r-1", "source": "/me", "type": "com.example.odd"}, None)
+
+    response = post(start(Recorder(reply_oddly)), events.make_event("data-arrived", ARRIVED))
+    assert response.status_code == 500
+    message = error_of(response)["message"]
+    assert "reply is invalid" in message and "com.example.odd" in message

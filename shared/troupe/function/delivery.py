@@ -14,6 +14,7 @@ from cloudevents.core.v1.event import CloudEvent
 from troupe.events import (
     RUNID,
     VOCABULARY,
+    EventError,
     UnknownEventTypeError,
     from_http,
     is_known,
@@ -36,6 +37,10 @@ Handler = Callable[[CloudEvent, Context[Any]], CloudEvent | None]
 # (their type strings are the sender's and would grow the label set without bound).
 UNPARSED: Final = "unparsed"
 UNKNOWN: Final = "unknown"
+
+
+class InvalidReplyError(RuntimeError):
+    """The handler replied with an event troupe would refuse from anyone else."""
 
 
 class EventDelivery:
@@ -126,7 +131,11 @@ class EventDelivery:
                 "(ctx.reply(...)) or None"
             )
         reply = with_lineage(reply, cause)
-        self._check_type_and_data(reply)
+        try:
+            self._check_type_and_data(reply)
+        except EventError as error:
+            # The sender did nothing wrong: a bad reply is the function's bug (500).
+            raise InvalidReplyError(f"the handler's reply is invalid: {error}") from error
         return event_answer(reply)
 
     def _account(self, event: CloudEvent | None, answer: Answer, seconds: float) -> None:
