@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from troupe.local.broker import DataPlane
 from troupe.local.kafka import TansuBroker, bootstrap_servers_from_env
 

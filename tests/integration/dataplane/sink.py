@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cloudevents.core.v1.event import CloudEvent
-
 from troupe.events import codec
 
 

@@ -6,11 +6,16 @@ import json
 
 import pytest
 import requests
-
 from troupe.local.broker import DataPlane
 
-from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique, \
-    wait_until
+from .conftest import (
+    NAMESPACE,
+    binary_headers,
+    broker_resource,
+    trigger_resource,
+    unique,
+    wait_until,
+)
 from .sink import RecordingSink
 
 pytestmark = pytest.mark.kafka

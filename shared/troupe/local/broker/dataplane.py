@@ -66,6 +66,8 @@ class TriggerStatus:
     ready: bool
     reason: str
     subscriber: str
+    seen: int = 0
+    filtered_out: int = 0
     delivered: int = 0
     replies: int = 0
     retries: int = 0
@@ -220,6 +222,7 @@ class DataPlane:
             status.ready = dispatcher.ready
             status.reason = dispatcher.error or ("ready" if dispatcher.ready else "joining")
             status.in_flight, status.lag = dispatcher.in_flight, dispatcher.lag
+            status.seen, status.filtered_out = dispatcher.seen, dispatcher.filtered_out
         return status
 
     def status(self) -> dict[str, Any]:

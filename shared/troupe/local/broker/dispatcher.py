@@ -74,6 +74,8 @@ class TriggerDispatcher:
         self._thread = threading.Thread(
             target=self._run, name=f"trigger-{trigger.namespace}-{trigger.name}", daemon=True)
         self.lag = 0
+        self.seen = 0  # records consumed, matching or not
+        self.filtered_out = 0
         self.error: str | None = None
 
     # lifecycle ---------------------------------------------------------------------------
@@ -149,7 +151,9 @@ class TriggerDispatcher:
             consumer.close(autocommit=False)
 
     def _accept(self, partition: TopicPartition, progress: PartitionProgress, record: Any) -> None:
+        self.seen += 1
         if not self.trigger.event_filter(header_attributes(record.headers)):
+            self.filtered_out += 1
             progress.seen(record.offset, finished=True)
             return
         progress.seen(record.offset)
