@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloudevents.core.v1.event import CloudEvent
 
-from troupe.events import make_event
+from troupe.events import make_event, resolve
 
 from .settings import Settings
 
@@ -45,8 +45,6 @@ class Context(Generic[S]):
         subject: str | None = None,
     ) -> CloudEvent:
         """The event that says what this handler did, carrying the cause's lineage."""
-        from troupe.events import resolve
-
         return make_event(
             name,
             data,
