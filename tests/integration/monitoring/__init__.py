@@ -1,0 +1,1 @@
+"""Monitoring against a real Prometheus scraping a real predictor."""
