@@ -168,6 +168,10 @@ class Runtime:
         url: str | None = self.eventing.broker_url(namespace, name)
         return url
 
+    def data_plane_info(self) -> dict[str, Any]:
+        """Where the event log is, for commands that read Kafka directly."""
+        return self.eventing.info() if self.eventing is not None else {}
+
     def _instance_targets(self) -> list[tuple[str, str, str]]:
         return self.serving.instance_targets() if self.serving else []
 

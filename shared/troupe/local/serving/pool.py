@@ -170,8 +170,11 @@ class RevisionPool:
             instances, self._instances = self._instances, []
             self._set_gauge()
             self._cond.notify_all()
-        for instance in instances:
-            instance.stop()
+        stoppers = [threading.Thread(target=i.stop, daemon=True) for i in instances]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
 
     def _set_gauge(self) -> None:
         running = sum(1 for i in self._instances if i.ready)

@@ -1,0 +1,188 @@
+"""`troupe up`, `troupe down` and `troupe status`: the local runtime from the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+
+from troupe.cli import cli
+from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
+from troupe.local.manifests import ManifestError
+from troupe.local.runtime import Runtime, RuntimeOptions
+from troupe.local.serving.controller import ServingSettings
+
+_READY_TIMEOUT = 120.0
+_project_option = click.option(
+    "--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The project folder holding knative/ and eventing/ (default: this repository).")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_info(project: Path) -> dict[str, Any] | None:
+    info = runtime_info(project)
+    if info and isinstance(info.get("pid"), int) and _alive(info["pid"]):
+        return info
+    return None
+
+
+def _write_state(project: Path, runtime: Runtime) -> dict[str, Any]:
+    brokers = runtime.broker_urls()
+    info: dict[str, Any] = {
+        "pid": os.getpid(), "project": str(project), "ready": True,
+        "api_url": runtime.api_url, "kubeconfig": str(runtime.kubeconfig.resolve()),
+        "broker_url": brokers[0] if brokers else None, "broker_urls": brokers,
+        "prometheus_url": runtime.observability.url if runtime.observability else None,
+        **runtime.data_plane_info(),
+    }
+    path = project / RUNTIME_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(info, indent=2))
+    os.replace(temporary, path)
+    return info
+
+
+def _announce(info: dict[str, Any]) -> None:
+    for url in info["broker_urls"]:
+        click.echo(f"broker      {url}")
+    click.echo(f"api         {info['api_url']}")
+    click.echo(f"kubeconfig  {info['kubeconfig']}")
+    if info.get("prometheus_url"):
+        click.echo(f"prometheus  {info['prometheus_url']}")
+
+
+@cli.command()
+@_project_option
+@click.option("--port", type=int, default=0, show_default=True,
+              help="Port of the broker ingress on 127.0.0.1 (0 picks a free one).")
+@click.option("--detach", is_flag=True, help="Run in the background; return once ready.")
+@click.option("--grace-period", type=float, default=30.0, show_default=True,
+              help="Seconds an idle function process lives without a retention annotation.")
+def up(project: Path | None, port: int, detach: bool, grace_period: float) -> None:
+    """Run the project's knative/ and eventing/ manifests on this machine."""
+    root = (project or find_project()).resolve()
+    running = _running_info(root)
+    if running:
+        raise click.ClickException(f"the runtime is already up for {root} (pid {running['pid']})"
+                                   "; stop it with `troupe down` first")
+    if detach:
+        _up_detached(root, port, grace_period)
+        return
+    options = RuntimeOptions(project=root, port=port,
+                             serving=ServingSettings(grace_period=grace_period))
+    runtime = Runtime(options, say=lambda line: click.echo(line, err=True))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        runtime.start()
+    except ManifestError as error:
+        raise click.ClickException(f"invalid manifest: {error}") from None
+    try:
+        _announce(_write_state(root, runtime))
+        click.echo("ready; Ctrl-C stops everything", err=True)
+        stop.wait()
+        click.echo("stopping...", err=True)
+    finally:
+        runtime.stop()
+        (root / RUNTIME_FILE).unlink(missing_ok=True)
+
+
+def _up_detached(root: Path, port: int, grace_period: float) -> None:
+    log_path = root / ".troupe" / "runtime.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    (root / RUNTIME_FILE).unlink(missing_ok=True)
+    command = [sys.executable, "-c",
+               "import troupe.cli.runtime; from troupe.cli import main; main()",
+               "up", "--project", str(root), "--port", str(port),
+               "--grace-period", str(grace_period)]
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        info = runtime_info(root)
+        if info and info.get("pid") == child.pid and info.get("ready"):
+            _announce(info)
+            click.echo(f"running in the background (pid {child.pid}, log {log_path})", err=True)
+            return
+        if child.poll() is not None:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-10:])
+            raise click.ClickException(f"the runtime exited while starting:\n{tail}")
+        time.sleep(0.1)
+    child.terminate()
+    raise click.ClickException(f"the runtime was not ready after {_READY_TIMEOUT:.0f}s; "
+                               f"see {log_path}")
+
+
+@cli.command()
+@_project_option
+def down(project: Path | None) -> None:
+    """Stop the runtime that `troupe up --detach` started."""
+    root = (project or find_project()).resolve()
+    info = _running_info(root)
+    if info is None:
+        (root / RUNTIME_FILE).unlink(missing_ok=True)
+        click.echo(f"the runtime is not running for {root}")
+        return
+    os.kill(info["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _alive(info["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(info["pid"]):
+        raise click.ClickException(f"the runtime (pid {info['pid']}) did not stop within 60s")
+    click.echo("stopped")
+
+
+@cli.command()
+@_project_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(project: Path | None, as_json: bool) -> None:
+    """Show services (readiness, instances, revisions, traffic) and triggers."""
+    root = (project or find_project()).resolve()
+    info = _running_info(root)
+    if info is None:
+        raise click.ClickException(f"the runtime is not running for {root}: start it with "
+                                   "`troupe up --detach`")
+    try:
+        state = requests.get(f"{info['api_url']}/troupe/status", timeout=10).json()
+    except (requests.RequestException, ValueError) as error:
+        raise click.ClickException(
+            f"the runtime at {info['api_url']} did not answer: {error}") from None
+    if as_json:
+        echo_json(state)
+        return
+    click.echo(f"api {state['api']}   kubeconfig {state['kubeconfig']}")
+    for url in state["brokers"]:
+        click.echo(f"broker {url}")
+    click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
+    click.echo("\nSERVICE              READY  INSTANCES  URL                      TRAFFIC")
+    for service in state["services"]:
+        traffic = ", ".join(f"{t['revisionName']}={t['percent']}%"
+                            + (f" (tag {t['tag']})" if t.get("tag") else "")
+                            for t in service["traffic"])
+        click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
+                   f"{service['instances']:<10} {service['url']:<24} {traffic}")
+    click.echo("\nTRIGGER              BROKER     READY  LAG")
+    for trigger in state["triggers"]:
+        click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "
+                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')}")

@@ -1,0 +1,120 @@
+"""Tiny projects on disk (manifests + function folders) and a runtime running them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from troupe.local.runtime import Runtime, RuntimeOptions
+from troupe.local.serving.controller import ServingSettings
+
+# A plain Flask function: says which revision and process answered, sleeps on request.
+ECHO = '''
+import os, time
+from flask import Flask, request
+app = Flask(__name__)
+
+@app.route("/", methods=["GET", "POST"])
+def index():
+    time.sleep(float(request.args.get("sleep", 0)))
+    return {"revision": os.environ["K_REVISION"], "service": os.environ["K_SERVICE"],
+            "pid": os.getpid(), "greeting": os.environ.get("GREETING"),
+            "secret": os.environ.get("SECRET"), "store": os.environ.get("TROUPE_STORE_URL")}
+
+@app.route("/metrics")
+def metrics():
+    return "echo_up 1\\n", 200, {"Content-Type": "text/plain; version=0.0.4"}
+'''
+
+# A CloudEvents sink: appends each event's id to a file named by RECORD_FILE.
+RECORDER = '''
+import json, os
+from flask import Flask, request
+app = Flask(__name__)
+
+@app.route("/", methods=["POST"])
+def receive():
+    with open(os.environ["RECORD_FILE"], "a") as out:
+        out.write(json.dumps({"id": request.headers.get("ce-id"),
+                              "type": request.headers.get("ce-type"),
+                              "source": request.headers.get("ce-source"),
+                              "body": request.get_data(as_text=True)}) + "\\n")
+    return "", 202
+'''
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def service(name: str, image: str = "echo", *, annotations: dict[str, str] | None = None,
+            concurrency: int | None = None, revision: str | None = None,
+            env: list[dict[str, Any]] | None = None, traffic: list[dict[str, Any]] | None = None,
+            ) -> dict[str, Any]:
+    template: dict[str, Any] = {"metadata": {"annotations": annotations or {}},
+                                "spec": {"containers": [{"image": image, "env": env or []}]}}
+    if revision:
+        template["metadata"]["name"] = revision
+    if concurrency is not None:
+        template["spec"]["containerConcurrency"] = concurrency
+    spec: dict[str, Any] = {"template": template}
+    if traffic:
+        spec["traffic"] = traffic
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def write_project(root: Path, knative: list[dict[str, Any]],
+                  eventing: Sequence[dict[str, Any]] = (),
+                  functions: dict[str, str] | None = None) -> Path:
+    for folder, docs in (("knative", knative), ("eventing", eventing)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "300-resources.yaml").write_text(yaml.safe_dump_all(list(docs)))
+    for name, source in (functions or {"echo": ECHO, "recorder": RECORDER}).items():
+        (root / "functions" / name).mkdir(parents=True, exist_ok=True)
+        (root / "functions" / name / "main.py").write_text(source)
+    return root
+
+
+StartRuntime = Callable[..., Runtime]
+
+
+@pytest.fixture
+def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
+    """start_runtime(knative=[...], eventing=[...], grace_period=..., data_plane=False, ...)"""
+    started: list[Runtime] = []
+
+    def start(knative: list[dict[str, Any]], eventing: Sequence[dict[str, Any]] = (),
+              *, grace_period: float = 30.0, data_plane: bool = False, prometheus: bool = False,
+              buffer_size: int = 1000, activation_timeout: float = 30.0,
+              functions: dict[str, str] | None = None) -> Runtime:
+        project = write_project(tmp_path / f"project{len(started)}", knative, eventing,
+                                {"echo": ECHO, "recorder": RECORDER, **(functions or {})})
+        runtime = Runtime(RuntimeOptions(
+            project=project, data_plane=data_plane, prometheus=prometheus,
+            serving=ServingSettings(grace_period=grace_period, buffer_size=buffer_size,
+                                    activation_timeout=activation_timeout)),
+            say=lambda line: None)
+        runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.stop()
+
+
+def service_status(runtime: Runtime, name: str) -> dict[str, Any]:
+    return next(s for s in runtime.status()["services"] if s["name"] == name)
