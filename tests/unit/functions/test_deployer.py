@@ -23,10 +23,17 @@ from cloudevents.core.v1.event import CloudEvent
 from troupe.events import MODEL_DEPLOYED, MODEL_PROMOTED, MODEL_ROLLED_BACK, make_event
 from troupe.function import Context
 from troupe.function.errors import PermanentError, TemporaryError
+from troupe.knative import (
+    Cluster,
+    ClusterConfigError,
+    ResourceConflictError,
+    ResourceNotFoundError,
+)
 from troupe.store import ObjectRef, Store
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = "serving.knative.dev/v1/services"
+TRIGGERS = "eventing.knative.dev/v1/triggers"
 PREDICTOR = (SERVICES, "troupe", "predictor")
 
 
@@ -58,6 +65,7 @@ class KubeApi:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
             emulator.resources[SERVICES] = kmock.ResourceInfo(kind="Service", namespaced=True)
+            emulator.resources[TRIGGERS] = kmock.ResourceInfo(kind="Trigger", namespaced=True)
             self.emulator, self.url = emulator, str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
@@ -300,3 +308,38 @@ def test_an_unreachable_cluster_is_a_temporary_error(
     with pytest.raises(TemporaryError, match="unreachable"):
         deliver(approved("v1"), store, config)
     assert not store.exists("deployments/default.json")
+
+
+def test_triggers_for_subscribers_are_created_listed_and_deleted(
+    kube: KubeApi, tmp_path: Path
+) -> None:
+    cluster = Cluster.connect(kube.kubeconfig(tmp_path))
+    cluster.create_trigger("troupe", "audit-model-deployed", broker="default",
+                           filter_attributes={"type": MODEL_DEPLOYED},
+                           sink_uri="http://audit.example.svc.cluster.local/events")
+    cluster.create_trigger("troupe", "reports-model-promoted", broker="default",
+                           filter_attributes={"type": MODEL_PROMOTED}, service="reports")
+
+    stored = {t["metadata"]["name"]: t["spec"] for t in cluster.list_triggers("troupe")}
+    assert stored["audit-model-deployed"]["subscriber"] == {
+        "uri": "http://audit.example.svc.cluster.local/events"}
+    assert stored["audit-model-deployed"]["filter"] == {"attributes": {"type": MODEL_DEPLOYED}}
+    assert stored["reports-model-promoted"]["subscriber"]["ref"]["name"] == "reports"
+    with pytest.raises(ResourceConflictError):
+        cluster.create_trigger("troupe", "audit-model-deployed", broker="default",
+                               filter_attributes={"type": MODEL_DEPLOYED}, service="audit")
+
+    cluster.delete_trigger("troupe", "audit-model-deployed")
+
+    assert [t["metadata"]["name"] for t in cluster.list_triggers("troupe")] == [
+        "reports-model-promoted"]
+    with pytest.raises(ResourceNotFoundError):
+        cluster.delete_trigger("troupe", "audit-model-deployed")
+    with pytest.raises(ValueError, match="DNS label"):
+        cluster.create_trigger("troupe", "Bad_Name", broker="default",
+                               filter_attributes={}, service="x")
+
+
+def test_a_missing_kubeconfig_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match="does not exist"):
+        Cluster.connect(tmp_path / "absent")
