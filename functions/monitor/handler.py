@@ -48,25 +48,28 @@ class MonitorSettings(Settings):
     # Empty: monitoring is unavailable (no Prometheus); ticks are acknowledged and logged.
     prometheus_url: str = ""
     model_name: str = "default"
-    window: str = "5m"
+    monitor_window: str = "5m"
     accuracy_threshold: float = 0.8  # degraded below
     latency_p95_threshold: float = 0.5  # seconds; degraded above
     psi_threshold: float = 0.25  # degraded above (0.25 is the usual "significant shift")
-    min_feedback: int = 20  # labeled predictions in the window before accuracy counts
-    min_predictions: int = 20  # predictions in the window before latency counts
-    breaches: int = 3  # consecutive breaching ticks before metric-degraded
-    cooldown_seconds: float = 600.0
+    monitor_min_feedback: int = 20  # labeled predictions in the window before accuracy counts
+    monitor_min_predictions: int = 20  # predictions in the window before latency counts
+    monitor_breaches: int = 3  # consecutive breaching ticks before metric-degraded
+    monitor_cooldown_seconds: float = 600.0
     canary_min_feedback: int = 50  # labeled predictions per side before judging a canary
     canary_tolerance: float = 0.02  # candidate accuracy may trail the champion by this much
-    query_timeout: float = 5.0
+    prometheus_timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        if not DURATION.match(self.window):
+        if not DURATION.match(self.monitor_window):
             raise SettingsError(
-                f"TROUPE_WINDOW={self.window!r} is not a Prometheus duration (e.g. 5m, 1h)"
+                f"TROUPE_MONITOR_WINDOW={self.monitor_window!r} is not a Prometheus "
+                "duration (e.g. 5m, 1h)"
             )
-        if self.breaches < 1:
-            raise SettingsError(f"TROUPE_BREACHES={self.breaches} must be at least 1")
+        if self.monitor_breaches < 1:
+            raise SettingsError(
+                f"TROUPE_MONITOR_BREACHES={self.monitor_breaches} must be at least 1"
+            )
 
 
 def state_key(model: str) -> str:
@@ -155,9 +158,9 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
     decisions = ctx.store.read_json(key, default={}).get("decisions", {})
     if event_key in decisions:
         return _reply(decisions[event_key], ctx)
-    query = ServingMetricsQuery(settings.prometheus_url, timeout=settings.query_timeout)
+    query = ServingMetricsQuery(settings.prometheus_url, timeout=settings.prometheus_timeout)
     try:
-        seen = query.per_version(settings.model_name, settings.window)
+        seen = query.per_version(settings.model_name, settings.monitor_window)
     except PrometheusUnavailableError as error:
         raise TemporaryError(f"{error}; the tick will be retried", delay=10.0) from None
     except PrometheusQueryError as error:
@@ -180,7 +183,7 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
 
     state = ctx.store.update_json(key, change, default={})
     if not readings:
-        ctx.logger.info("not enough data in the last %s to judge %s", settings.window,
+        ctx.logger.info("not enough data in the last %s to judge %s", settings.monitor_window,
                         settings.model_name)
     return _reply(state["decisions"][event_key], ctx)
 
@@ -200,11 +203,12 @@ def _readings(seen: dict[str, VersionMetrics], settings: MonitorSettings) -> lis
     readings = []
     for version, metrics in seen.items():
         accuracy = metrics.accuracy
-        if accuracy is not None and metrics.labeled >= settings.min_feedback:
+        if accuracy is not None and metrics.labeled >= settings.monitor_min_feedback:
             readings.append(Reading(version, "accuracy", accuracy, settings.accuracy_threshold,
                                     accuracy < settings.accuracy_threshold,
                                     {"samples": round(metrics.labeled)}))
-        if metrics.latency_p95 is not None and metrics.predictions >= settings.min_predictions:
+        enough_predictions = metrics.predictions >= settings.monitor_min_predictions
+        if metrics.latency_p95 is not None and enough_predictions:
             readings.append(Reading(version, "latency_p95", metrics.latency_p95,
                                     settings.latency_p95_threshold,
                                     metrics.latency_p95 > settings.latency_p95_threshold,
@@ -227,7 +231,7 @@ def _apply_readings(
     for reading in readings:
         key = f"{reading.version}/{reading.metric}"
         breaches[key] = breaches.get(key, 0) + 1 if reading.breached else 0
-        if (due is None and breaches[key] >= settings.breaches
+        if (due is None and breaches[key] >= settings.monitor_breaches
                 and now >= cooldown_until.get(key, 0.0)):
             due = {
                 "type": METRIC_DEGRADED,
@@ -237,13 +241,13 @@ def _apply_readings(
                     "metric": reading.metric,
                     "value": reading.value,
                     "threshold": reading.threshold,
-                    "window": settings.window,
+                    "window": settings.monitor_window,
                     "breaches": breaches[key],
                     **reading.detail,
                 },
             }
             breaches[key] = 0
-            cooldown_until[key] = now + settings.cooldown_seconds
+            cooldown_until[key] = now + settings.monitor_cooldown_seconds
     return due
 
 
@@ -278,7 +282,7 @@ def _judge_canary(
             "version": canary["candidate"],
             "champion_version": canary.get("champion"),
             "metrics": metrics,
-            "window": settings.window,
+            "window": settings.monitor_window,
         },
     }
 

@@ -6,7 +6,7 @@
 - Otherwise ask for a retrain on the last TROUPE_TRAINING_WINDOW datasets, at most
   TROUPE_RETRAIN_BUDGET times per hour; beyond the budget the event is acknowledged
   with no reply and a warning.
-- A second degradation of the same version and metric within TROUPE_DEBOUNCE_SECONDS is
+- A second degradation of the same version and metric within TROUPE_POLICY_DEBOUNCE_SECONDS is
   acknowledged with no reply (202).
 - The same event delivered twice gets the same decision (idempotency key: its source
   and id), so at most one rollback or retrain follows from it.
@@ -50,7 +50,7 @@ _REMEMBERED_DECISIONS: Final = 200
 class PolicySettings(Settings):
     recent_deploy_seconds: float = 3600.0  # deployed this recently → rollback candidate
     retrain_budget: int = 3  # training requests per hour
-    debounce_seconds: float = 900.0  # same version + metric within this → ignored
+    policy_debounce_seconds: float = 900.0  # same version + metric within this → ignored
     training_window: int = 3  # datasets the retrain uses (the newest N)
 
 
@@ -114,9 +114,9 @@ def _decide(
     debounce_key = f"{version}/{metric}"
     last = state["debounce"].get(debounce_key)
     state["degraded"][version] = now
-    if last is not None and now - last < settings.debounce_seconds:
+    if last is not None and now - last < settings.policy_debounce_seconds:
         return {"type": None, "why": f"{metric} of {version} already handled "
-                f"{now - last:.0f}s ago (debounce {settings.debounce_seconds:.0f}s)"}
+                f"{now - last:.0f}s ago (debounce {settings.policy_debounce_seconds:.0f}s)"}
     state["debounce"][debounce_key] = now
     symptom = (f"{metric} of {model} {version} was {data['value']:.4g} against a threshold "
                f"of {data['threshold']:.4g} over {data['window']}")

@@ -50,8 +50,8 @@ def tick(monitor: LoopbackServer) -> requests.Response:
 
 def monitor_env(prometheus_url: str, model: str) -> dict[str, str]:
     return {"TROUPE_PROMETHEUS_URL": prometheus_url, "TROUPE_MODEL_NAME": model,
-            "TROUPE_WINDOW": "1m", "TROUPE_BREACHES": str(BREACHES),
-            "TROUPE_MIN_FEEDBACK": "20"}
+            "TROUPE_MONITOR_WINDOW": "1m", "TROUPE_MONITOR_BREACHES": str(BREACHES),
+            "TROUPE_MONITOR_MIN_FEEDBACK": "20"}
 
 
 def test_wrong_labels_raise_metric_degraded_after_n_ticks(

@@ -102,7 +102,8 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def settings(prometheus_url: str, model: str, **overrides: str) -> Any:
     env = {"TROUPE_PROMETHEUS_URL": prometheus_url, "TROUPE_MODEL_NAME": model,
-           "TROUPE_WINDOW": WINDOW, "TROUPE_BREACHES": "3", "TROUPE_COOLDOWN_SECONDS": "600",
+           "TROUPE_MONITOR_WINDOW": WINDOW, "TROUPE_MONITOR_BREACHES": "3",
+           "TROUPE_MONITOR_COOLDOWN_SECONDS": "600",
            "K_SERVICE": "monitor", **overrides}
     return monitor.MonitorSettings.from_env(env)
 
@@ -183,14 +184,14 @@ def test_a_redelivered_tick_is_not_a_second_breach(prometheus_url: str, tmp_path
 @pytest.mark.prometheus
 def test_thin_or_absent_data_reports_nothing(prometheus_url: str, tmp_path: Path) -> None:
     for model in ("thin", "never-served"):
-        deliver = make_monitor(prometheus_url, tmp_path / model, model, TROUPE_BREACHES="1")
+        deliver = make_monitor(prometheus_url, tmp_path / model, model, TROUPE_MONITOR_BREACHES="1")
         assert deliver(tick(seconds(0))) is None
         assert deliver.store.read_json(f"monitor/{model}.json")["breaches"] == {}
 
 
 @pytest.mark.prometheus
 def test_slow_predictions_breach_p95_latency(prometheus_url: str, tmp_path: Path) -> None:
-    deliver = make_monitor(prometheus_url, tmp_path, "slow", TROUPE_BREACHES="1")
+    deliver = make_monitor(prometheus_url, tmp_path, "slow", TROUPE_MONITOR_BREACHES="1")
     fired = deliver(tick(seconds(0)))
     assert fired is not None
     assert fired.get_data()["metric"] == "latency_p95"
@@ -200,7 +201,7 @@ def test_slow_predictions_breach_p95_latency(prometheus_url: str, tmp_path: Path
 
 @pytest.mark.prometheus
 def test_drift_names_the_feature_with_the_highest_psi(prometheus_url: str, tmp_path: Path) -> None:
-    deliver = make_monitor(prometheus_url, tmp_path, "drifting", TROUPE_BREACHES="1")
+    deliver = make_monitor(prometheus_url, tmp_path, "drifting", TROUPE_MONITOR_BREACHES="1")
     fired = deliver(tick(seconds(0)))
     assert fired is not None
     assert fired.get_data()["metric"] == "psi"
@@ -282,5 +283,5 @@ def test_other_event_types_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_window_that_is_not_a_duration_is_refused_at_startup() -> None:
-    with pytest.raises(ValueError, match="TROUPE_WINDOW"):
-        monitor.MonitorSettings.from_env({"TROUPE_WINDOW": "five minutes"})
+    with pytest.raises(ValueError, match="TROUPE_MONITOR_WINDOW"):
+        monitor.MonitorSettings.from_env({"TROUPE_MONITOR_WINDOW": "five minutes"})

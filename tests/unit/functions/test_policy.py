@@ -144,7 +144,7 @@ def test_without_deployment_records_the_registry_stands_in(store: Store) -> None
 
 
 def test_a_repeat_within_the_debounce_gets_no_reply(store: Store) -> None:
-    decide = Policy(store, TROUPE_DEBOUNCE_SECONDS="900")
+    decide = Policy(store, TROUPE_POLICY_DEBOUNCE_SECONDS="900")
     assert decide(degraded("v3", at=minutes(0))) is not None
     assert decide(degraded("v3", at=minutes(5))) is None
     assert decide(degraded("v3", "latency_p95", at=minutes(6))) is not None  # other metric
