@@ -1,0 +1,1 @@
+"""`troupe demo`: the whole lifecycle closing its loop on one machine."""
