@@ -17,6 +17,7 @@ from .resources import Kind, Obj, validate
 
 Change = Literal["ADDED", "MODIFIED", "DELETED"]
 Listener = Callable[[Change, Kind, Obj], None]
+Validator = Callable[[Obj], None]  # raises InvalidResource
 
 
 class NotFound(KeyError):
@@ -42,6 +43,16 @@ class ObjectStore:
         self._lock = threading.RLock()
         self._version = 0
         self._listeners: list[Listener] = []
+        self._validators: dict[str, list[Validator]] = {}
+
+    def add_validator(self, kind: Kind, validator: Validator) -> None:
+        """A controller's own checks, run on create and update after the common ones."""
+        self._validators.setdefault(kind.plural, []).append(validator)
+
+    def _validate(self, kind: Kind, obj: Obj) -> None:
+        validate(kind, obj)
+        for validator in self._validators.get(kind.plural, []):
+            validator(obj)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -63,7 +74,7 @@ class ObjectStore:
             return copy.deepcopy(obj)
 
     def create(self, kind: Kind, obj: Obj) -> Obj:
-        validate(kind, obj)
+        self._validate(kind, obj)
         with self._lock:
             metadata = obj["metadata"]
             key = (kind.plural, metadata["namespace"], metadata["name"])
@@ -84,7 +95,7 @@ class ObjectStore:
         """Store a new version of an object (an update or a patch result).
 
         A changed spec bumps generation, as on the API server."""
-        validate(kind, obj)
+        self._validate(kind, obj)
         with self._lock:
             metadata = obj["metadata"]
             key = (kind.plural, metadata["namespace"], metadata["name"])

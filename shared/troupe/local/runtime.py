@@ -107,9 +107,21 @@ class Runtime:
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)
         self._apply(project)
+        if self.eventing is not None and not self.eventing.wait_ready(60):
+            self._say("some triggers have not joined their consumer groups yet; "
+                      "`troupe status` shows which")
 
     def _start_data_plane(self) -> str | None:
-        return None
+        if not self.options.data_plane:
+            return None
+        from .eventing import Eventing  # imports kafka-python; serving-only runs skip it
+
+        self.eventing = Eventing(self.objects, self.options.workdir, self.options.port,
+                                 self.options.namespace, self.resolve_destination)
+        self._parts.append(self.eventing.stop)
+        bootstrap: str = self.eventing.start()
+        self.metrics.read_events_from(self.eventing.event_counts)
+        return bootstrap
 
     def _apply(self, project: Project) -> None:
         for kind in _APPLY_ORDER:
