@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events import DATA_VALIDATED, TRAINING_FAILED, TRAINING_FINISHED, make_event, validate
+from troupe.events import (
+    DATA_VALIDATED,
+    TRAINING_FAILED,
+    TRAINING_FINISHED,
+    InvalidEventDataError,
+    make_event,
+    validate,
+)
 from troupe.function import Context, SettingsError
 from troupe.ml import ESTIMATORS
 from troupe.ml.synthetic import synthetic_frame, to_csv_bytes
@@ -150,7 +157,6 @@ def test_a_request_may_choose_the_estimator_and_its_parameters(store: Store) -> 
     [
         ({}, "no validated datasets for model 'default'"),
         ({"dataset_ids": ["0" * 64]}, "unknown dataset ids"),
-        ({"estimator": "svm"}, "unknown estimator 'svm'"),
         ({"estimator": "random_forest", "params": {"bogus": 1}}, "does not take these parameters"),
         ({"params": {"C": -1.0}}, "could not be fitted"),
     ],
@@ -164,6 +170,11 @@ def test_what_cannot_be_trained_is_answered_training_failed(
     assert reply.get_type() == TRAINING_FAILED
     assert expected in reply.get_data()["reason"]
     assert store.registry.versions("default") == []
+
+
+def test_an_unknown_estimator_is_refused_by_the_schema_before_the_handler() -> None:
+    with pytest.raises(InvalidEventDataError, match="estimator"):
+        requested(estimator="svm")
 
 
 def test_a_dataset_changed_after_validation_is_refused(store: Store) -> None:
