@@ -88,6 +88,9 @@ def write_project(root: Path, knative: list[dict[str, Any]],
     return root
 
 
+BROKER_DOC = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+              "metadata": {"name": "default"}}
+
 StartRuntime = Callable[..., Runtime]
 
 

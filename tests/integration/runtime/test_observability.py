@@ -1,0 +1,39 @@
+"""Prometheus started by the runtime scrapes function processes as they come and go."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+import requests
+
+from .conftest import StartRuntime, service, service_status, wait_for
+
+pytestmark = [pytest.mark.prometheus,
+              pytest.mark.skipif(shutil.which("prometheus") is None,
+                                 reason="the prometheus binary is not on PATH")]
+
+
+def _query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    body = requests.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5).json()
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def test_prometheus_reports_up_for_a_running_function_and_the_runtime_metrics(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime([service("echo")], prometheus=True)
+    prometheus = runtime.status()["prometheus"]
+    assert prometheus, "the runtime did not start prometheus"
+
+    assert requests.get(service_status(runtime, "echo")["url"], timeout=30).status_code == 200
+
+    up = wait_for(lambda: [r for r in _query(prometheus, 'up{job="echo"}')
+                           if r["value"][1] == "1"], 30, 'up{job="echo"} == 1')
+    assert up[0]["metric"]["service"] == "echo"
+    cold = wait_for(lambda: _query(prometheus, "troupe_runtime_cold_starts_total"), 30,
+                    "the runtime's cold-start counter")
+    assert float(cold[0]["value"][1]) >= 1
+    active = _query(prometheus, "troupe_runtime_active_instances")
+    assert {r["metric"]["service"] for r in active} == {"echo"}
