@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -153,3 +154,28 @@ def test_the_chain_over_http_replies_in_binary_mode_and_deduplicates(
     status, rejected = post(servers["ingest"], outside)
     assert status == 200 and rejected is not None
     assert "outside" in rejected.get_data()["reasons"][0]
+
+
+def test_each_main_builds_its_app_from_the_environment_as_gunicorn_would(tmp_path: Path) -> None:
+    """`gunicorn --chdir functions/<name> main:app` imports main from the function folder."""
+    probe = "import main; print(type(main.app).__name__, main.app.extensions['troupe'] is not None)"
+    environ = {"PATH": "/usr/bin:/bin", "TROUPE_STORE_URL": f"file://{tmp_path}/store"}
+    runs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", probe], cwd=REPO / "functions" / name, env=environ,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for name in FUNCTIONS
+    }
+    misconfigured = subprocess.Popen(
+        [sys.executable, "-c", probe], cwd=REPO / "functions" / "trainer",
+        env={**environ, "TROUPE_ESTIMATOR": "svm"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for name, process in runs.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, f"{name}: {err}"
+        assert out.split() == ["Flask", "True"]
+    _, err = misconfigured.communicate(timeout=120)
+    assert misconfigured.returncode != 0
+    assert "TROUPE_ESTIMATOR='svm' is unknown" in err
