@@ -87,6 +87,10 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self._port}"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -128,14 +132,22 @@ class PrometheusServer:
             "--web.enable-lifecycle",
             "--log.level=warn",
         ]
-        self._process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            start_new_session=True,  # a Ctrl-C in the terminal is ours to forward, not its
-        )
+        try:
+            self._process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
+            )
+        except OSError as error:
+            self._log_file.close()
+            self._log_file = None
+            raise PrometheusError(
+                f"cannot run {binary}: {error}; install prometheus (apt-get install "
+                "prometheus) or pass the path of its binary"
+            ) from None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
