@@ -22,6 +22,8 @@ def create_app(
     settings_class: type[Settings] = Settings,
     ready: ReadyCheck | None = None,
     accept_unknown_types: bool = False,
+    validate_incoming: bool = True,
+    deduplicate: bool = True,
 ) -> Flask:
     """A Flask app that delivers CloudEvents POSTed to / to `handle`.
 
@@ -29,6 +31,10 @@ def create_app(
     `ready` backs /health/readiness. `accept_unknown_types` lets events of types outside
     troupe's vocabulary through, without schema validation (for generic consumers such
     as a subscriber that records everything); by default they are refused with 422.
+    `validate_incoming=False` skips the schema check of incoming data, and
+    `deduplicate=False` the reply cache: a dead-letter sink needs both, since what it is
+    sent is often invalid by definition, and the same event may be dead-lettered by two
+    Triggers (its handler de-duplicates on id and destination itself).
     """
     settings = settings if settings is not None else settings_class.from_env()
     metrics = FunctionMetrics(settings.service)
@@ -38,6 +44,8 @@ def create_app(
         metrics,
         event_logger(settings.log_level),
         accept_unknown_types=accept_unknown_types,
+        validate_incoming=validate_incoming,
+        deduplicate=deduplicate,
     )
     app = Flask(__name__, static_folder=None)
     app.extensions["troupe"] = delivery

@@ -54,6 +54,8 @@ class EventDelivery:
         logger: logging.Logger,
         *,
         accept_unknown_types: bool,
+        validate_incoming: bool = True,
+        deduplicate: bool = True,
     ) -> None:
         self._handle = handle
         self._settings = settings
@@ -61,6 +63,8 @@ class EventDelivery:
         self._logger = logger
         self._handler_logger = logging.getLogger(f"troupe.function.{settings.service}")
         self._accept_unknown_types = accept_unknown_types
+        self._validate_incoming = validate_incoming
+        self._deduplicate = deduplicate
         self._ledger = ReplyLedger(settings.service)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -86,7 +90,10 @@ class EventDelivery:
         return answer
 
     def _answer(self, event: CloudEvent) -> Answer:
-        self._check_type_and_data(event)
+        if self._validate_incoming:
+            self._check_type_and_data(event)
+        if not self._deduplicate:
+            return self._run_handler(event)
         source, event_id = event.get_source(), event.get_id()
         with self._ledger.exclusive(source, event_id):
             remembered = self._ledger.recall(self.store, source, event_id)
