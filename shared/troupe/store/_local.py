@@ -94,6 +94,9 @@ class LocalBackend:
             ) from None
         descriptor, temp = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX)
         try:
+            # mkstemp makes the file private to its owner; stored objects are readable
+            # by the other processes of the deployment, like any file they would write.
+            os.fchmod(descriptor, 0o644)
             with os.fdopen(descriptor, "wb") as file:
                 file.write(data)
                 file.flush()

@@ -8,6 +8,7 @@ without a lock that a crashed writer could leave behind.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from typing import Any
 
 import fsspec.asyn
 
-from .errors import ConflictError, NotFoundError, StoreError
+from .errors import ConflictError, NotFoundError, StoreConfigError, StoreError
 
 # Another writer won the race: read again and retry.
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -24,13 +25,28 @@ _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 class S3Backend:
     def __init__(self, storage_options: Mapping[str, Any], max_attempts: int = 200) -> None:
-        import s3fs  # optional dependency: only s3:// stores need it
-
-        options = dict(storage_options)
+        try:
+            import s3fs  # optional dependency: only s3:// stores need it
+        except ImportError:
+            raise StoreConfigError(
+                "an s3:// store needs s3fs: install troupe with the 's3' extra"
+            ) from None
+        self._options = dict(storage_options)
         # Listings must be fresh: another process may have written since the last look.
-        options.setdefault("use_listings_cache", False)
-        self.fs = s3fs.S3FileSystem(**options)
+        self._options.setdefault("use_listings_cache", False)
+        self._filesystem_class = s3fs.S3FileSystem
+        self._fs: Any = None
+        self._pid = -1
         self.max_attempts = max_attempts
+
+    @property
+    def fs(self) -> Any:
+        # s3fs runs its requests on an event loop thread that a forked child does not
+        # inherit (gunicorn forks workers after the app is built): make a new one there.
+        if self._fs is None or self._pid != os.getpid():
+            self._fs = self._filesystem_class(**self._options)
+            self._pid = os.getpid()
+        return self._fs
 
     def read(self, path: str) -> bytes:
         found = self._get(path)
@@ -88,9 +104,9 @@ class S3Backend:
         )
 
     def list(self, folder: str) -> list[str]:
+        if "/" in folder and self.exists(folder):
+            return [folder]
         try:
-            if self.exists(folder):
-                return [folder]
             found: list[str] = self.fs.find(folder)
         except FileNotFoundError:
             return []
@@ -121,12 +137,7 @@ class S3Backend:
         return data, str(response["ETag"])
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = fsspec.asyn.sync(
-                self.fs.loop, self._call_async, operation, params
-            )
-        except _S3Failure:
-            raise
+        result: dict[str, Any] = fsspec.asyn.sync(self.fs.loop, self._call_async, operation, params)
         return result
 
     async def _call_async(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -121,7 +121,8 @@ class Store:
         return self._backend.create(location.native, bytes(data))
 
     def exists(self, uri_or_key: str) -> bool:
-        return self._backend.exists(self._locate(uri_or_key).native)
+        location = self._root.confine(uri_or_key)
+        return bool(location.key) and self._backend.exists(location.native)
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys (relative to the root) of the objects under the folder `prefix`, sorted.

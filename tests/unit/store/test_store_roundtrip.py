@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from troupe.function.settings import Settings
@@ -173,3 +176,33 @@ def test_s3_store_from_settings_reads_the_endpoint(
 def test_unusable_store_urls_are_refused(url: str) -> None:
     with pytest.raises(StoreConfigError, match=r"TROUPE_STORE_URL|s3://<bucket>"):
         Store(url)
+
+
+def test_s3_store_at_the_bucket_root(s3_bucket: str, s3_options: dict[str, Any]) -> None:
+    store = Store(f"s3://{s3_bucket}", s3_options)
+    assert store.url == f"s3://{s3_bucket}"
+    store.write_json("a/b.json", 1)
+    assert store.resolve("a/b.json") == f"s3://{s3_bucket}/a/b.json"
+    assert store.list("") == ["a/b.json"]
+    assert store.read_json(f"s3://{s3_bucket}/a/b.json") == 1
+
+
+def _write_from_forked_child(store: Store) -> None:
+    store.write_json("from-child.json", {"pid": os.getpid()})
+
+
+def test_an_s3_store_built_before_a_fork_works_in_the_child(s3_store: Store) -> None:
+    # gunicorn builds the app (and its store) and then forks its workers.
+    s3_store.write_json("from-parent.json", 1)
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_from_forked_child, args=(s3_store,)
+    )
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert s3_store.read_json("from-child.json")["pid"] == child.pid
+
+
+def test_stored_files_are_readable_by_other_processes(file_store: Store) -> None:
+    url = file_store.write_bytes("datasets/a.csv", b"a")
+    assert os.stat(url.removeprefix("file://")).st_mode & 0o777 == 0o644
