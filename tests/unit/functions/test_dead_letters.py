@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from troupe.events import make_event
-from troupe.function import Context, Settings
 from troupe.store import Store
 from werkzeug.serving import make_server
 
