@@ -29,6 +29,7 @@ BrokerLookup = Callable[[str, str], BrokerSpec | None]
 
 class IngressServer(ThreadingHTTPServer):
     daemon_threads = True
+    disable_nagle_algorithm = True  # small responses must not wait for delayed ACKs
     # Many short keep-alive connections from load generators and replies.
     request_queue_size = 256
 

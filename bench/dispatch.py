@@ -1,0 +1,237 @@
+"""Ingress -> Kafka -> Trigger -> sink throughput and latency, beside the raw floor.
+
+1 KiB events go from the Broker ingress to a sink that answers 202. The data plane runs
+as `python -m troupe.local.broker` and the sink in its own process, as in `troupe up`.
+The floor, measured in the same run against the same Kafka and the same sink, is raw
+kafka-python produce+consume and a raw HTTP POST loop: the data plane does both, so the
+slower of the two bounds its throughput.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from troupe.local.kafka import TansuBroker, bootstrap_servers_from_env
+
+from bench.report import Figure
+
+NAME = "dispatch"
+PAYLOAD = b'"' + b"x" * 1022 + b'"'  # 1 KiB of JSON
+THREADS = 8
+COUNT = 1500
+NAMESPACE = "bench"
+
+_SINK = r'''
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+lock = threading.Lock(); count = [0]; latencies = []
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        sent = self.headers.get("ce-sentat")
+        with lock:
+            count[0] += 1
+            if sent: latencies.append(time.time() - float(sent))
+        self.send_response(202); self.send_header("Content-Length", "0"); self.end_headers()
+    def do_GET(self):
+        with lock:
+            body = json.dumps({"count": count[0], "latencies": latencies}).encode()
+            if self.path == "/reset": count[0] = 0; latencies.clear()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+server = ThreadingHTTPServer(("127.0.0.1", 0), H); server.daemon_threads = True
+print(server.server_address[1], flush=True); server.serve_forever()
+'''
+
+
+def _get(port: int, path: str) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)
+    result: dict[str, Any] = json.loads(connection.getresponse().read())
+    connection.close()
+    return result
+
+
+def _wait_count(port: int, count: int, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _get(port, "/stats")["count"] >= count:
+            return time.monotonic()
+        time.sleep(0.01)
+    raise TimeoutError(f"the sink got fewer than {count} events in {timeout} s")
+
+
+def _post_many(port: int, path: str, count: int, headers_for: Any, rate: float = 0.0) -> None:
+    """POST `count` events from THREADS keep-alive connections (paced when rate > 0)."""
+    local = threading.local()
+    start = time.monotonic()
+
+    def post(number: int) -> None:
+        if rate:
+            delay = start + number / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing the load, not synchronisation
+        connection = getattr(local, "c", None)
+        if connection is None:
+            connection = local.c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", path, body=PAYLOAD, headers=headers_for(number))
+        response = connection.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"POST {path} answered {response.status}")
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(post, range(count)))
+
+
+def _event_headers(event_type: str) -> Any:
+    def headers(number: int) -> dict[str, str]:
+        return {"ce-specversion": "1.0", "ce-id": str(number), "ce-source": "/bench",
+                "ce-type": event_type, "content-type": "application/json",
+                "ce-sentat": repr(time.time())}
+    return headers
+
+
+def _raw_kafka(servers: str) -> float:
+    """Events/s: kafka-python produce (acks=all) while a consumer reads them back."""
+    topic = "bench-raw-floor"
+    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+                             fetch_max_wait_ms=10)
+    consumer.assign([TopicPartition(topic, p) for p in range(4)])
+    consumer.seek_to_end()
+    consumer.poll(timeout_ms=100)
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+    received = [0]
+
+    def consume() -> None:
+        while received[0] < COUNT:
+            for records in consumer.poll(timeout_ms=50).values():
+                received[0] += len(records)
+
+    reader = threading.Thread(target=consume)
+    headers = [("ce_specversion", b"1.0"), ("ce_type", b"bench"), ("ce_source", b"/bench")]
+    started = time.monotonic()
+    reader.start()
+    for number in range(COUNT):
+        producer.send(topic, PAYLOAD, headers=[*headers, ("ce_id", str(number).encode())])
+    producer.flush()
+    reader.join(60)
+    elapsed = time.monotonic() - started
+    producer.close()
+    consumer.close()
+    return COUNT / elapsed
+
+
+def _eventing(folder: Path, sink_url: str) -> None:
+    def trigger(name: str, broker: str, event_type: str) -> dict[str, Any]:
+        return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"broker": broker, "subscriber": {"uri": sink_url},
+                         "filter": {"attributes": {"type": event_type}}}}
+
+    documents: list[dict[str, Any]] = []
+    for broker in ("one", "ten"):
+        documents.append({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                          "metadata": {"name": broker, "namespace": NAMESPACE}})
+    documents.append(trigger("one-match", "one", "bench.match"))
+    documents.append(trigger("ten-match", "ten", "bench.match"))
+    documents += [trigger(f"ten-other-{n}", "ten", f"bench.other.{n}") for n in range(9)]
+    (folder / "300-bench.yaml").write_text(yaml.safe_dump_all(documents))
+
+
+def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> str:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env,
+                               stderr=subprocess.DEVNULL)
+    stack.callback(lambda: (process.terminate(), process.wait(10)))
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line:
+        raise RuntimeError(f"{command[2:]} printed nothing and exited with {process.poll()}")
+    return line
+
+
+def _throughput(ingress: int, sink: int, broker: str) -> float:
+    _get(sink, "/reset")
+    started = time.monotonic()
+    _post_many(ingress, f"/{NAMESPACE}/{broker}", COUNT, _event_headers("bench.match"))
+    return COUNT / (_wait_count(sink, COUNT) - started)
+
+
+def run() -> list[Figure]:
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        servers = bootstrap_servers_from_env() or stack.enter_context(
+            TansuBroker(workdir)).bootstrap_servers
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers}
+        sink = int(_start(stack, [sys.executable, "-c", _SINK], env))
+        (workdir / "eventing").mkdir()
+        _eventing(workdir / "eventing", f"http://127.0.0.1:{sink}/")
+        ingress_url = _start(stack, [sys.executable, "-m", "troupe.local.broker", "--eventing",
+                                     str(workdir / "eventing")], env)
+        ingress = int(ingress_url.rsplit(":", 1)[1])
+
+        # the floor
+        kafka_rate = _raw_kafka(servers)
+        _get(sink, "/reset")
+        started = time.monotonic()
+        _post_many(sink, "/", COUNT, _event_headers("bench.raw"))
+        http_rate = COUNT / (time.monotonic() - started)
+        floor = min(kafka_rate, http_rate)
+        floor_name = (f"floor: min(raw kafka-python produce+consume {kafka_rate:,.0f}, "
+                      f"raw HTTP POST loop {http_rate:,.0f})")
+
+        _throughput(ingress, sink, "one")  # warm-up: connections, JIT-free but cache-warm
+        one = _throughput(ingress, sink, "one")
+        ten = _throughput(ingress, sink, "ten")
+
+        # latency at a quarter of the maximum rate, and the floor's at the same rate
+        rate = one / 4
+        samples = int(rate * 3)
+        _get(sink, "/reset")
+        _post_many(ingress, f"/{NAMESPACE}/one", samples, _event_headers("bench.match"), rate)
+        _wait_count(sink, samples)
+        latencies = sorted(_get(sink, "/stats")["latencies"])
+        _get(sink, "/reset")
+        _post_many(sink, "/", samples, _event_headers("bench.raw"), rate)
+        raw_http = sorted(_get(sink, "/stats")["latencies"])
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+    http_name = f"raw HTTP POST to the sink at {rate:,.0f} ev/s"
+    return [
+        Figure(NAME, "throughput, 1 trigger", one, "events/s", floor_name, floor),
+        Figure(NAME, "throughput, 10 triggers (1 matches)", ten, "events/s", floor_name, floor),
+        Figure(NAME, f"latency p50 at {rate:,.0f} ev/s", pct(latencies, 0.5), "ms",
+               http_name, pct(raw_http, 0.5)),
+        Figure(NAME, f"latency p99 at {rate:,.0f} ev/s", pct(latencies, 0.99), "ms",
+               http_name, pct(raw_http, 0.99)),
+        Figure(NAME, "latency mean (for reference)", statistics.fmean(latencies) * 1000, "ms",
+               http_name, statistics.fmean(raw_http) * 1000),
+    ]
+
+
+if __name__ == "__main__":
+    from bench.report import render
+
+    print(render(run()))
