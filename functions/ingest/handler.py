@@ -66,8 +66,10 @@ def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
         raw = ctx.store.read_bytes(uri)
     except OutsideStoreError as error:
         return reject([f"{error}; datasets must be uploaded into the store ({ctx.store.url})"])
-    except NotFoundError:
-        return reject([f"there is no file at {uri}: upload it before publishing data-arrived"])
+    except NotFoundError as error:
+        return reject(
+            [f"there is no file at {uri} ({error}): upload it before publishing data-arrived"]
+        )
     spec = DatasetSpec(
         target=data["target"],
         format=fmt,

@@ -144,6 +144,13 @@ def test_bad_input_is_rejected_with_its_reason_as_a_normal_reply(
     assert store.list("datasets/") == []
 
 
+def test_a_folder_is_not_a_dataset(store: Store) -> None:
+    store.write_bytes("in/part-0.csv", to_csv_bytes(synthetic_frame(100)))
+    reply = run(store, arrived("in"))
+    assert reply.get_type() == DATA_REJECTED
+    assert "is a folder" in reply.get_data()["reasons"][0]
+
+
 def test_event_limits_override_the_settings(store: Store) -> None:
     frame = synthetic_frame(40)
     frame.loc[:5, "f1"] = None
