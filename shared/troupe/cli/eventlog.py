@@ -4,7 +4,7 @@ so that watching the lifecycle never disturbs the Triggers' consumer groups."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,8 +51,10 @@ def read_events(
     *,
     since: datetime | None = None,
     follow: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[LoggedEvent]:
-    """Events in the topic, oldest first per partition; with follow, wait for new ones."""
+    """Events in the topic, oldest first per partition; with follow, wait for new ones
+    until `stop()` says so (checked at least twice a second)."""
     consumer = _consumer(bootstrap_servers)
     try:
         partitions = _partitions(consumer, topic)
@@ -75,6 +77,8 @@ def read_events(
                     if logged is not None:
                         yield logged
             if not follow and all(consumer.position(p) >= end[p] for p in partitions):
+                return
+            if stop is not None and stop():
                 return
     except KafkaError as error:
         raise EventLogError(f"reading {topic} from {bootstrap_servers} failed: {error}") from None

@@ -8,25 +8,27 @@ from pathlib import Path
 from typing import Any
 
 import click
-import requests
 
 from troupe.cli import cli
-from troupe.cli._common import broker_url
+from troupe.cli._common import BrokerError, broker_url, post_event
 from troupe.events import EventError, make_event, resolve
-from troupe.events.codec import to_http_binary
 
 
 def _read_data(option: str | None) -> Any:
     if option is None:
         if sys.stdin is None or sys.stdin.isatty():
-            raise click.UsageError("give the event's data with --data JSON, --data @FILE or on stdin")
+            raise click.UsageError(
+                "give the event's data with --data JSON, --data @FILE or on stdin"
+            )
         text, origin = sys.stdin.read(), "stdin"
     elif option.startswith("@"):
         path = Path(option[1:])
         try:
             text, origin = path.read_text(), str(path)
         except OSError as error:
-            raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="--data")
+            raise click.BadParameter(
+                f"cannot read {path}: {error.strerror}", param_hint="--data"
+            ) from None
     else:
         text, origin = option, "--data"
     try:
@@ -49,11 +51,13 @@ def _parse_extensions(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @cli.command()
 @click.argument("event_type", metavar="TYPE")
-@click.option("--data", "data_option", metavar="JSON|@FILE", help="The event's data (default: stdin).")
+@click.option("--data", "data_option", metavar="JSON|@FILE",
+              help="The event's data (default: stdin).")
 @click.option("--source", default="/troupe/cli", show_default=True, help="The event's source.")
 @click.option("--extension", "-e", "extension_pairs", multiple=True, metavar="NAME=VALUE",
               help="An extension attribute; repeatable.")
-@click.option("--broker", metavar="URL", help="Broker ingress URL [default: $TROUPE_BROKER or the local runtime].")
+@click.option("--broker", metavar="URL",
+              help="Broker ingress URL [default: $TROUPE_BROKER or the local runtime].")
 @click.option("--json", "as_json", is_flag=True, help="Print the event as JSON instead of its id.")
 def publish(
     event_type: str,
@@ -75,25 +79,17 @@ def publish(
     if not isinstance(data, dict):
         raise click.BadParameter("the data must be a JSON object", param_hint="--data")
     try:
-        event = make_event(event_type, data, source=source, extensions=_parse_extensions(extension_pairs))
+        extensions = _parse_extensions(extension_pairs)
+        event = make_event(event_type, data, source=source, extensions=extensions)
     except EventError as error:
         raise click.BadParameter(f"{error}; nothing was sent", param_hint="--data") from None
     url = broker_url(broker)
-    message = to_http_binary(event)
     try:
-        response = requests.post(url, headers=message.headers, data=message.body, timeout=30)
-    except requests.ConnectionError:
-        raise click.ClickException(
-            f"no broker answers at {url}: is the runtime up (`troupe status`)? nothing was sent"
-        ) from None
-    except requests.Timeout:
-        raise click.ClickException(f"the broker at {url} did not answer within 30 s") from None
-    if response.status_code >= 300:
-        raise click.ClickException(
-            f"the broker at {url} refused the event ({response.status_code}): {response.text.strip()[:500]}"
-        )
+        status = post_event(url, event)
+    except BrokerError as error:
+        raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(json.dumps({"id": event.get_id(), "type": event.get_type(), "source": source,
-                               "broker": url, "status": response.status_code}))
+                               "broker": url, "status": status}))
     else:
         click.echo(event.get_id())

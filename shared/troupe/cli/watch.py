@@ -97,7 +97,8 @@ def events(follow: bool, type_filter: str | None, runid: str | None, since: str 
 
 @cli.command()
 @click.argument("runid", required=False)
-@click.option("--model", "model_version", metavar="VERSION", help="Every run that touched this model version.")
+@click.option("--model", "model_version", metavar="VERSION",
+              help="Every run that touched this model version.")
 @click.option("--json", "as_json", is_flag=True, help="The steps as JSON.")
 @_bootstrap
 @_topic
@@ -116,9 +117,9 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
     runids = {runid} if runid else runs_of_model(logged, str(model_version))
     steps = build_timeline(logged, runids)
     if not steps:
+        wanted = f"run {runid}" if runid else f"model version {model_version}"
         raise click.ClickException(
-            f"no events for {'run ' + str(runid) if runid else 'model version ' + str(model_version)} "
-            "in the event log: check the id with `troupe events`"
+            f"no events for {wanted} in the event log: check the id with `troupe events`"
         )
     if as_json:
         echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps]})

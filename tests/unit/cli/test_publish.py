@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
-
 from troupe.cli import cli
 from troupe.events import DATA_ARRIVED, from_http
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 VALID = {"uri": "incoming/batch-1.csv", "target": "label"}
 
@@ -50,8 +49,19 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
 
 def test_publish_sends_a_valid_event_and_prints_its_id(runner: CliRunner, receiver) -> None:
     app, url = receiver
-    result = runner.invoke(cli, ["publish", "data-arrived", "--data", json.dumps(VALID),
-                                 "--broker", url, "-e", "partitionkey=batch-1"])
+    result = runner.invoke(
+        cli,
+        [
+            "publish",
+            "data-arrived",
+            "--data",
+            json.dumps(VALID),
+            "--broker",
+            url,
+            "-e",
+            "partitionkey=batch-1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     headers, body = app.requests[0]
     event = from_http(headers, body)
@@ -61,11 +71,18 @@ def test_publish_sends_a_valid_event_and_prints_its_id(runner: CliRunner, receiv
     assert result.output.strip() == event.get_id()
 
 
-def test_publish_reads_data_from_a_file_and_from_stdin(runner: CliRunner, receiver, tmp_path: Path) -> None:
+def test_publish_reads_data_from_a_file_and_from_stdin(
+    runner: CliRunner, receiver, tmp_path: Path
+) -> None:
     app, url = receiver
     path = tmp_path / "data.json"
     path.write_text(json.dumps(VALID))
-    assert runner.invoke(cli, ["publish", "data-arrived", "--data", f"@{path}", "--broker", url]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli, ["publish", "data-arrived", "--data", f"@{path}", "--broker", url]
+        ).exit_code
+        == 0
+    )
     result = runner.invoke(cli, ["publish", DATA_ARRIVED, "--broker", url], input=json.dumps(VALID))
     assert result.exit_code == 0, result.output
     assert [from_http(h, b).get_data() for h, b in app.requests] == [VALID, VALID]
@@ -73,7 +90,9 @@ def test_publish_reads_data_from_a_file_and_from_stdin(runner: CliRunner, receiv
 
 def test_schema_violation_names_the_field_and_sends_nothing(runner: CliRunner, receiver) -> None:
     app, url = receiver
-    result = runner.invoke(cli, ["publish", "data-arrived", "--data", '{"uri": "x.csv"}', "--broker", url])
+    result = runner.invoke(
+        cli, ["publish", "data-arrived", "--data", '{"uri": "x.csv"}', "--broker", url]
+    )
     assert result.exit_code == 2
     assert "$.target" in result.output and "nothing was sent" in result.output
     assert app.requests == []
@@ -93,8 +112,19 @@ def test_bad_json_is_a_usage_error(runner: CliRunner) -> None:
 
 def test_bad_extension_name_is_refused(runner: CliRunner, receiver) -> None:
     app, url = receiver
-    result = runner.invoke(cli, ["publish", "data-arrived", "--data", json.dumps(VALID),
-                                 "--broker", url, "-e", "Bad.Name=x"])
+    result = runner.invoke(
+        cli,
+        [
+            "publish",
+            "data-arrived",
+            "--data",
+            json.dumps(VALID),
+            "--broker",
+            url,
+            "-e",
+            "Bad.Name=x",
+        ],
+    )
     assert result.exit_code == 2
     assert "Bad.Name" in result.output
     assert app.requests == []
@@ -102,8 +132,17 @@ def test_bad_extension_name_is_refused(runner: CliRunner, receiver) -> None:
 
 def test_no_broker_running_is_a_clear_failure(runner: CliRunner) -> None:
     # Nothing listens on the discard port on loopback.
-    result = runner.invoke(cli, ["publish", "data-arrived", "--data", json.dumps(VALID),
-                                 "--broker", "http://127.0.0.1:9/troupe/default"])
+    result = runner.invoke(
+        cli,
+        [
+            "publish",
+            "data-arrived",
+            "--data",
+            json.dumps(VALID),
+            "--broker",
+            "http://127.0.0.1:9/troupe/default",
+        ],
+    )
     assert result.exit_code == 1
     assert "no broker answers" in result.output
     assert "Traceback" not in result.output
@@ -118,6 +157,8 @@ def test_no_broker_configured_says_how_to_start_one(runner: CliRunner) -> None:
 def test_a_refusing_broker_is_reported_with_its_status(runner: CliRunner, receiver) -> None:
     app, url = receiver
     app.status = 400
-    result = runner.invoke(cli, ["publish", "data-arrived", "--data", json.dumps(VALID), "--broker", url])
+    result = runner.invoke(
+        cli, ["publish", "data-arrived", "--data", json.dumps(VALID), "--broker", url]
+    )
     assert result.exit_code == 1
     assert "(400)" in result.output
