@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import prediction_ids
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from troupe.function.settings import Settings
 from troupe.ml.drift import FeatureBaseline, psi
@@ -36,8 +36,11 @@ class PredictorSettings(Settings):
     model_uri: str = ""
     model_sha256: str = ""
     model_version: str = ""
-    # How many recent predictions can still receive feedback (oldest are forgotten).
+    # How many recent feedback ids this process remembers to refuse a second label.
     feedback_capacity: int = 10_000
+    # Signs prediction ids (from a Secret) so that feedback cannot be forged; see
+    # prediction_ids.py. Empty: ids are not signed.
+    feedback_key: str = ""
     # Recent inputs per feature compared with the baseline, and how many are needed
     # before PSI means anything.
     drift_window: int = 500
@@ -176,7 +179,9 @@ class Predictor:
         self.model: ServedModel | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
-        self._pending: OrderedDict[str, tuple[Any, bool]] = OrderedDict()
+        # Feedback ids already taken by this process; bounded, oldest forgotten first.
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._key = settings.feedback_key.encode()
         self._windows: dict[str, deque[float]] = {}
         if not settings.model_uri:
             self.error = (
@@ -229,12 +234,8 @@ class Predictor:
             predictions = np.asarray(model.estimator.predict(self._matrix(model, rows))).tolist()
         except (ValueError, TypeError) as error:
             raise BadRequestError(f"the model could not score these instances: {error}") from None
-        ids = [uuid.uuid4().hex for _ in predictions]
+        ids = [prediction_ids.encode(model.version, p, self._key) for p in predictions]
         with self._lock:
-            for prediction_id, prediction in zip(ids, predictions, strict=True):
-                self._pending[prediction_id] = (prediction, False)
-            while len(self._pending) > self.settings.feedback_capacity:
-                self._pending.popitem(last=False)
             self._observe_inputs(model, rows)
         self.metrics.predictions.labels(model.name, model.version).inc(len(predictions))
         self.metrics.latency.labels(model.name, model.version).observe(
@@ -333,25 +334,27 @@ class Predictor:
             raise BadRequestError(
                 f"label {label!r} is not one of the model's classes {list(model.classes)}"
             )
+        try:
+            made = prediction_ids.decode(prediction_id, self._key)
+        except prediction_ids.InvalidPredictionIdError as error:
+            raise UnknownPredictionError(
+                f"{prediction_id!r} is not an id from :predict ({error})"
+            ) from None
         with self._lock:
-            entry = self._pending.get(prediction_id)
-            if entry is None:
-                raise UnknownPredictionError(
-                    f"no prediction with id {prediction_id!r}: ids come from :predict and are "
-                    f"kept for the last {self.settings.feedback_capacity} predictions of this "
-                    "process"
-                )
-            prediction, answered = entry
-            if answered:
+            if prediction_id in self._answered:
                 raise DuplicateFeedbackError(
                     f"feedback for prediction {prediction_id!r} was already recorded; each "
                     "prediction takes one label"
                 )
-            self._pending[prediction_id] = (prediction, True)
+            self._answered[prediction_id] = None
+            while len(self._answered) > self.settings.feedback_capacity:
+                self._answered.popitem(last=False)
+        prediction = made.prediction
         correct = _same_label(prediction, label)
-        self.metrics.labeled.labels(model.name, model.version).inc()
+        # Counted for the version that made the prediction, which may be another revision.
+        self.metrics.labeled.labels(model.name, made.version).inc()
         if correct:
-            self.metrics.correct.labels(model.name, model.version).inc()
+            self.metrics.correct.labels(model.name, made.version).inc()
         return {"id": prediction_id, "prediction": prediction, "label": label, "correct": correct}
 
 

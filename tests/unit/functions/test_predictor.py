@@ -230,7 +230,7 @@ def test_bad_feedback_is_refused_and_not_counted(client: FlaskClient) -> None:
     assert again.status_code == 409
     unknown = client.post("/v1/models/default:feedback", json={"id": "nope", "label": 0})
     assert unknown.status_code == 404
-    assert "ids come from :predict" in unknown.json["error"]
+    assert "is not an id from :predict" in unknown.json["error"]
     not_a_class = client.post("/v1/models/default:feedback", json={"id": ids[0], "label": 7})
     assert not_a_class.status_code == 400
     assert "[0, 1, 2]" in not_a_class.json["error"]
@@ -239,12 +239,29 @@ def test_bad_feedback_is_refused_and_not_counted(client: FlaskClient) -> None:
     assert series(text, "troupe_feedback_labeled_total") == 1
 
 
-def test_feedback_ids_are_bounded(served: Served) -> None:
-    client = make_app(served, TROUPE_FEEDBACK_CAPACITY="2").test_client()
-    ids = client.post("/v1/models/default:predict",
-                      json={"instances": [[5, 3, 1, 0.2]] * 3}).json["ids"]
-    assert give(client, ids[0], 0) == 404
-    assert give(client, ids[2], 0) == 200
+def test_feedback_is_taken_by_any_instance_of_any_revision(served: Served) -> None:
+    # Two apps stand for two instances; the second serves another version by then.
+    first = make_app(served).test_client()
+    ids = first.post("/v1/models/default:predict",
+                     json={"instances": [[5, 3, 1, 0.2]] * 2}).json["ids"]
+    other = make_app(served, TROUPE_MODEL_VERSION="v2-elsewhere").test_client()
+    assert give(other, ids[0], 0) == 200
+    text = other.get("/metrics").get_data(as_text=True)
+    # Counted for the version that predicted, not the one that took the feedback.
+    assert series(text, "troupe_feedback_labeled_total",
+                  model_version=served.env["TROUPE_MODEL_VERSION"]) == 1
+
+
+def test_signed_ids_refuse_forgeries(served: Served) -> None:
+    client = make_app(served, TROUPE_FEEDBACK_KEY="s3cret").test_client()
+    (prediction_id,) = client.post("/v1/models/default:predict",
+                                   json={"instances": [[5, 3, 1, 0.2]]}).json["ids"]
+    payload, nonce, _ = prediction_id.split(".")
+    assert give(client, f"{payload}.{nonce}.{'0' * 24}", 0) == 404
+    unsigned = make_app(served).test_client()
+    assert give(client, f"{payload}.{nonce}", 0) == 404  # an unsigned id where keys are on
+    assert give(unsigned, prediction_id, 0) == 404  # a signed id where keys are off
+    assert give(client, prediction_id, 0) == 200
 
 
 def test_psi_rises_for_a_shifted_feature_only(client: FlaskClient, served: Served) -> None:
