@@ -116,7 +116,7 @@ class LocalBackend:
         # would let two writers hold "the" lock at once.
         with open(os.path.join(folder, name), "a+b") as lock:
             deadline = time.monotonic() + self.lock_timeout
-            pause = 0.001
+            pause = 0.0005
             while True:
                 try:
                     fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,7 +130,7 @@ class LocalBackend:
                         f"{self.lock_timeout:.0f} s; retry later"
                     )
                 time.sleep(pause)
-                pause = min(pause * 2, 0.02)
+                pause = min(pause * 2, 0.005)
             try:
                 yield
             finally:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._local import LocalBackend
 from ._location import Location, Root
 from .artifacts import dump_model, load_trusted_model
-from .errors import IntegrityError, InvalidNameError, NotFoundError, StoreError
+from .errors import IntegrityError, InvalidNameError, NotFoundError, OutsideStoreError, StoreError
 from .registry import ModelRegistry, check_name
 from .replies import ReplyCache
 
@@ -128,9 +128,15 @@ class Store:
         """Keys (relative to the root) of the objects under the folder `prefix`, sorted.
         Names starting with "." are the store's own (locks, temporary files) and left out."""
         folder = self._root.confine(prefix)
-        natives = self._backend.list(folder.native)
-        keys = (self._root.confine(self._uri_of(native)).key for native in natives)
-        return sorted(key for key in keys if not any(p.startswith(".") for p in key.split("/")))
+        keys = []
+        for native in self._backend.list(folder.native):
+            try:
+                key = self._root.confine(self._uri_of(native)).key
+            except OutsideStoreError:
+                continue  # a link leading out: not the store's, and not readable through it
+            if not any(part.startswith(".") for part in key.split("/")):
+                keys.append(key)
+        return sorted(keys)
 
     def _uri_of(self, native: str) -> str:
         return ("file://" if self._root.scheme == "file" else "s3://") + native

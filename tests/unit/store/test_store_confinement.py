@@ -91,6 +91,8 @@ def test_symlinked_file_leading_out_is_refused(file_store: Store, outside: Path)
     with pytest.raises(OutsideStoreError, match="symbolic link"):
         file_store.write_bytes("datasets/leak.csv", b"overwritten")
     assert outside.read_text() == "not for functions"
+    # Listing skips the link instead of failing on it.
+    assert file_store.list("datasets") == ["datasets/real.csv"]
 
 
 def test_symlinked_folder_leading_out_is_refused_even_for_new_files(
