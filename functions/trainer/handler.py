@@ -42,6 +42,10 @@ class TrainerSettings(Settings):
     training_window: int = 3
     holdout_fraction: float = 0.2
     seed: int = 42
+    # always: every validated dataset trains a candidate. first: only the first one does;
+    # later datasets are catalogued and retraining waits for training-requested (from the
+    # policy when a metric degrades, or from a user), so models change when they must.
+    train_on_arrival: str = "always"
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -50,6 +54,10 @@ class TrainerSettings(Settings):
                 f"use one of {', '.join(ESTIMATORS)}"
             )
         self.params  # noqa: B018 - parse once now, so a bad value stops the function at start
+        if self.train_on_arrival not in ("always", "first"):
+            raise SettingsError(
+                f"TROUPE_TRAIN_ON_ARRIVAL={self.train_on_arrival!r}: use always or first"
+            )
         if self.training_window < 1:
             raise SettingsError(
                 f"TROUPE_TRAINING_WINDOW must be at least 1, not {self.training_window}"
@@ -81,7 +89,7 @@ class _Plan:
     params: dict[str, Any]
 
 
-def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent:
+def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent | None:
     data = _data_of(event)
     model = data.get("model") or ctx.settings.model_name
     cause = {"source": event.get_source(), "id": event.get_id(), "type": event.get_type()}
@@ -91,6 +99,16 @@ def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent:
     if registered is not None:
         ctx.logger.info("already trained for this event", extra={"version": registered.version})
         return _finished(ctx, registered)
+    if (
+        event.get_type() == DATA_VALIDATED
+        and ctx.settings.train_on_arrival == "first"
+        and ctx.store.registry.versions(model)
+    ):
+        ctx.logger.info(
+            "dataset %s catalogued; model %s exists, so retraining waits for "
+            "training-requested (TROUPE_TRAIN_ON_ARRIVAL=first)", data.get("dataset_id"), model
+        )
+        return None
     try:
         plan = _plan(event, data, model, ctx)
         frames = [load_frame(ctx.store, entry) for entry in plan.entries]

@@ -199,3 +199,24 @@ def test_settings_come_from_the_environment_and_bad_ones_stop_the_start() -> Non
         trainer.TrainerSettings.from_env({"TROUPE_ESTIMATOR_PARAMS": "{n_estimators: 5}"})
     with pytest.raises(SettingsError, match="JSON object"):
         trainer.TrainerSettings.from_env({"TROUPE_ESTIMATOR_PARAMS": "[1]"})
+
+
+def test_train_on_arrival_first_leaves_later_datasets_to_training_requested(
+    store: Store,
+) -> None:
+    first = train(store, validated(store, seed=1), train_on_arrival="first")
+    assert first.get_type() == TRAINING_FINISHED
+    later = validated(store, seed=2)
+    ctx = Context(settings=trainer.TrainerSettings(service="trainer", train_on_arrival="first"),
+                  store=store, event=later)
+    assert trainer.handle(later, ctx) is None  # catalogued, not trained
+    assert [v.version for v in store.registry.versions("default")] == ["v1"]
+    # The policy's (or a user's) request then trains on the window that includes it.
+    retrained = train(store, requested(window=2), train_on_arrival="first")
+    assert retrained.get_data()["version"] == "v2"
+    assert retrained.get_data()["dataset_ids"][-1] == later.get_data()["dataset_id"]
+
+
+def test_an_unknown_train_on_arrival_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="TROUPE_TRAIN_ON_ARRIVAL"):
+        trainer.TrainerSettings(train_on_arrival="sometimes")
