@@ -92,6 +92,18 @@ class Store:
             raise NotFoundError(f"{uri_or_key!r} names the store's root, not an object in it")
         return location
 
+    def _locate_for_writing(self, key: str) -> Location:
+        location = self._root.confine(key)
+        parts = location.key.split("/")
+        if not location.key or any(part.startswith(".") for part in parts):
+            # Lock and temporary files live under names starting with "."; replacing a
+            # lock file would let two writers hold "the" lock at once.
+            raise InvalidNameError(
+                f"cannot write {key!r}: keys name an object and no part of them may start "
+                "with '.' (those names are the store's own); use a key like 'results/a.json'"
+            )
+        return location
+
     # bytes
 
     def read_bytes(self, uri_or_key: str) -> bytes:
@@ -111,13 +123,13 @@ class Store:
         return data
 
     def write_bytes(self, key: str, data: bytes) -> str:
-        location = self._locate(key)
+        location = self._locate_for_writing(key)
         self._backend.write(location.native, bytes(data))
         return location.url
 
     def create_bytes(self, key: str, data: bytes) -> bool:
         """Write `data` unless `key` exists (atomically); False if it existed."""
-        location = self._locate(key)
+        location = self._locate_for_writing(key)
         return self._backend.create(location.native, bytes(data))
 
     def exists(self, uri_or_key: str) -> bool:
@@ -154,13 +166,13 @@ class Store:
         return _decode(data, location.url)
 
     def write_json(self, key: str, value: Any) -> str:
-        location = self._locate(key)
+        location = self._locate_for_writing(key)
         self._backend.write(location.native, _encode(value))
         return location.url
 
     def create_json(self, key: str, value: Any) -> bool:
         """Atomically store `value` at `key` unless something is there; False if it was."""
-        location = self._locate(key)
+        location = self._locate_for_writing(key)
         return self._backend.create(location.native, _encode(value))
 
     def update_json(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
@@ -168,7 +180,7 @@ class Store:
         of `default` when nothing is stored. Concurrent updates are serialised (file://) or
         compared-and-swapped and retried (s3://), so none is lost; `change` may therefore be
         called more than once and must not have side effects. Returns the new value."""
-        location = self._locate(key)
+        location = self._locate_for_writing(key)
         result: list[Any] = []
 
         def change_bytes(current: bytes | None) -> bytes:
@@ -191,7 +203,7 @@ class Store:
             )
         data = bytes(data)
         sha256 = hashlib.sha256(data).hexdigest()
-        location = self._locate(f"datasets/{sha256}{suffix}")
+        location = self._locate_for_writing(f"datasets/{sha256}{suffix}")
         # Content addressed: whatever is already there holds these very bytes.
         self._backend.create(location.native, data)
         return ObjectRef(location.url, sha256, len(data))
@@ -209,7 +221,7 @@ class Store:
         check_name("model name", name)
         check_name("model version", version)
         data = dump_model(model)
-        location = self._locate(f"models/{name}/{version}.skops")
+        location = self._locate_for_writing(f"models/{name}/{version}.skops")
         if overwrite:
             self._backend.write(location.native, data)
         elif not self._backend.create(location.native, data):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from troupe.store import OutsideStoreError, Store
+from troupe.store import InvalidNameError, NotFoundError, OutsideStoreError, Store
 
 
 @pytest.fixture()
@@ -133,9 +133,7 @@ def test_nul_characters_are_refused(file_store: Store) -> None:
         file_store.resolve("datasets/a\x00.csv")
 
 
-def test_the_root_itself_is_not_an_object(file_store: Store) -> None:
-    from troupe.store import NotFoundError
-
+def test_the_root_itself_is_not_an_object_to_read(file_store: Store) -> None:
     with pytest.raises(NotFoundError, match="root"):
         file_store.read_bytes("")
 
@@ -168,3 +166,12 @@ def test_s3_uris_inside_the_prefix_are_accepted(s3_store: Store, s3_bucket: str)
     assert url == f"s3://{s3_bucket}/lab/store/datasets/a.csv"
     assert s3_store.read_bytes(f"s3://{s3_bucket}/lab/store/x/../datasets/a.csv") == b"1"
     assert s3_store.key_of(url) == "datasets/a.csv"
+
+
+@pytest.mark.parametrize("key", ["", ".locks/abc.lock", "a/.tmp-x", "datasets/../.locks/x"])
+def test_the_root_and_the_stores_own_names_cannot_be_written(store: Store, key: str) -> None:
+    with pytest.raises(InvalidNameError, match=r"start with '\.'"):
+        store.write_bytes(key, b"x")
+    with pytest.raises(InvalidNameError):
+        store.update_json(key, lambda value: value)
+    assert store.list("") == []
