@@ -1,0 +1,120 @@
+"""`troupe demo`: the closed loop end to end on this machine, with live progress."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from cloudevents.core.v1.event import CloudEvent
+from rich.console import Console
+from rich.table import Table
+
+from troupe.cli import cli
+from troupe.cli._common import BrokerError, echo_json, find_project
+from troupe.cli.timeline import producer, short_type, summarize
+from troupe.events import MODELVERSION
+
+
+def _ensure_runtime(root: Path, console: Console) -> tuple[dict[str, Any], bool]:
+    """The running runtime of this project, or one started now (and whether we did)."""
+    from troupe.cli.runtime import _running_info, _up_detached
+
+    info = _running_info(root)
+    if info is not None:
+        console.print(f"using the runtime already up for {root} (pid {info['pid']})")
+        return info, False
+    console.print("starting the local runtime (Kafka, broker, functions, Prometheus)...")
+    _up_detached(root, port=0, grace_period=60.0)
+    info = _running_info(root)
+    if info is None:
+        raise click.ClickException("the runtime did not come up: see .troupe/runtime.log")
+    return info, True
+
+
+def _stop_runtime(info: dict[str, Any]) -> None:
+    os.kill(int(info["pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)  # waiting for another process to exit, with a deadline
+
+
+@cli.command()
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The project folder holding knative/ and eventing/ (default: this one).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic data.")
+@click.option("--keep", is_flag=True, help="Leave the runtime running afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(project: Path | None, seed: int, keep: bool, as_json: bool) -> None:
+    """Run the whole lifecycle: train, deploy, drift, degrade, retrain, recover."""
+    from troupe.demo.loop import Demo, DemoOptions
+    from troupe.demo.watcher import Stalled
+
+    console = Console(stderr=as_json)
+    root = (project or find_project()).resolve()
+    info, started_here = _ensure_runtime(root, console)
+    info.setdefault("store_url", (root / ".troupe" / "store").as_uri())
+    began = datetime.now(UTC)
+
+    def show(event: CloudEvent) -> None:
+        elapsed = (datetime.now(UTC) - began).total_seconds()
+        version = event.get_extension(MODELVERSION) or ""
+        console.print(f"[dim]{elapsed:6.1f}s[/dim]  {short_type(event.get_type()):<19} "
+                      f"{producer(event):<12} {version:<4} {summarize(event.get_data(), 60)}",
+                      highlight=False)
+
+    runner = Demo(info, DemoOptions(seed=seed), say=lambda line: console.print(f"[bold]{line}"))
+    try:
+        result = runner.run(on_event=show)
+    except (Stalled, BrokerError) as error:
+        raise click.ClickException(
+            f"the loop stalled: {error}. Function logs are in {root / '.troupe' / 'logs'}; "
+            "`troupe events` shows what happened"
+        ) from None
+    finally:
+        if started_here and not keep:
+            _stop_runtime(info)
+    _report(result, runner.timeline_of_retrain(), console, as_json)
+    if result.dead_letters:
+        raise click.ClickException(
+            f"the loop closed but {result.dead_letters} dead letter(s) were recorded: inspect "
+            f"them under deadletters/ in {info['store_url']}"
+        )
+
+
+def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -> None:
+    if as_json:
+        echo_json({**dataclasses.asdict(result),
+                   "timeline": [step.to_json() for step in timeline]})
+        return
+    table = Table(title="troupe demo: the loop closed")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("first model", result.versions.get("first", "-"))
+    table.add_row("retrained model", result.versions.get("retrained", "-"))
+    for phase, accuracy in result.accuracy.items():
+        table.add_row(f"accuracy {phase}", "-" if accuracy is None else f"{accuracy:.3f}")
+    table.add_row("events exchanged", str(result.events))
+    table.add_row("loop time (first data -> retrained model serving)",
+                  f"{result.loop_seconds:.1f} s")
+    table.add_row("retrain time (metric-degraded -> model-deployed)",
+                  f"{result.retrain_seconds:.1f} s")
+    table.add_row("dead letters", str(result.dead_letters))
+    console.print(table)
+    steps = Table(title="the retraining run, rebuilt from the event log")
+    for column in ("+s", "service", "event", "outcome", "summary"):
+        steps.add_column(column)
+    for step in timeline:
+        gap = "" if step.since_previous_s is None else f"{step.since_previous_s:.2f}"
+        steps.add_row(gap, step.service, step.type, step.outcome, step.summary)
+    console.print(steps)
+

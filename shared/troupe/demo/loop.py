@@ -1,0 +1,192 @@
+"""The closed loop, driven the way users would: publish data, send traffic and feedback,
+and watch the lifecycle react through the event log. Nothing here tells a service what
+to do; every step after a publish is the services answering each other's events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+
+from troupe.cli._common import post_event
+from troupe.cli.timeline import Step, build_timeline
+from troupe.events import (
+    DATA_VALIDATED,
+    METRIC_DEGRADED,
+    MODEL_DEPLOYED,
+    MODEL_PROMOTED,
+    RUNID,
+    TRAINING_REQUESTED,
+    make_event,
+)
+from troupe.knative import Cluster
+from troupe.store import Store
+
+from .data import FEATURES, TARGET, DriftingSource
+from .traffic import TrafficDriver
+from .watcher import EventWatcher, Stalled
+
+BEFORE, AFTER_DRIFT, AFTER_RETRAIN = "before drift", "after drift", "after retrain"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    seed: int = 7
+    rows: int = 1500  # per batch
+    # Three post-drift batches fill the retraining window (TROUPE_TRAINING_WINDOW=3), so
+    # the retrained model learns the new rule only.
+    drifted_batches: int = 3
+    model: str = "default"
+    namespace: str = "troupe"
+    predictor: str = "predictor"
+    feedback_per_phase: int = 300  # labeled predictions to measure a phase's accuracy
+    step_timeout_s: float = 90.0
+
+
+@dataclass
+class DemoResult:
+    versions: dict[str, str] = field(default_factory=dict)  # first / retrained -> vN
+    runids: dict[str, str] = field(default_factory=dict)
+    accuracy: dict[str, float | None] = field(default_factory=dict)
+    events: int = 0
+    loop_seconds: float = 0.0  # first publish -> retrained model serving
+    retrain_seconds: float = 0.0  # metric-degraded -> retrained model deployed
+    dead_letters: int = 0
+    traffic_errors: dict[str, int] = field(default_factory=dict)
+
+
+def _runid(event: CloudEvent) -> str:
+    return str(event.get_extension(RUNID))
+
+
+def _validated_in(runid: str) -> Callable[[CloudEvent], bool]:
+    return lambda e: e.get_type() == DATA_VALIDATED and _runid(e) == runid
+
+
+class Demo:
+    def __init__(self, info: dict[str, Any], options: DemoOptions,
+                 say: Callable[[str], None]) -> None:
+        self.info = info
+        self.options = options
+        self.say = say
+        self.store = Store(info["store_url"])
+        self.batches = DriftingSource(seed=options.seed)
+        self.live = DriftingSource(seed=options.seed + 1)
+        self._events: list[CloudEvent] = []
+        self._retrain_runid: str | None = None
+
+    def timeline_of_retrain(self) -> list[Step]:
+        """The retraining run's steps, rebuilt from the events the demo watched."""
+        if self._retrain_runid is None:
+            return []
+        return build_timeline(self._events, {self._retrain_runid})
+
+    def run(self, on_event: Callable[[CloudEvent], None]) -> DemoResult:
+        result = DemoResult()
+        started_at = datetime.now(UTC)
+        dead_before = set(self.store.list("deadletters"))
+        watcher = EventWatcher(self.info["bootstrap_servers"], self.info["topic"],
+                               since=started_at - timedelta(seconds=1), on_event=on_event)
+        watcher.start()
+        traffic: TrafficDriver | None = None
+        try:
+            started = time.monotonic()
+            first = self._publish_batch("batch-1")
+            deployed = self._wait(watcher, "model-deployed for the first dataset",
+                                  lambda e: e.get_type() == MODEL_DEPLOYED
+                                  and _runid(e) == _runid(first))
+            result.versions["first"] = self._version(deployed)
+            result.runids["first"] = _runid(first)
+
+            traffic = TrafficDriver(self._predictor_url(), self.options.model, self.live)
+            traffic.phase = BEFORE
+            traffic.start()
+            self._wait_for_feedback(traffic, BEFORE)
+
+            self.say("injecting concept drift: the rule behind the labels changes")
+            self.batches.drifted = self.live.drifted = True
+            traffic.phase = AFTER_DRIFT
+            for index in range(self.options.drifted_batches):
+                batch_runid = _runid(self._publish_batch(f"drifted-{index + 1}"))
+                self._wait(watcher, f"data-validated for drifted batch {index + 1}",
+                           _validated_in(batch_runid))
+            degraded = self._wait(watcher, "metric-degraded after the drift",
+                                  lambda e: e.get_type() == METRIC_DEGRADED)
+            degraded_at = time.monotonic()
+            self._wait(watcher, "training-requested from the policy",
+                       lambda e: e.get_type() == TRAINING_REQUESTED
+                       and _runid(e) == _runid(degraded))
+            retrained = self._wait(watcher, "model-deployed for the retrained model",
+                                   lambda e: e.get_type() == MODEL_DEPLOYED
+                                   and _runid(e) == _runid(degraded))
+            result.retrain_seconds = time.monotonic() - degraded_at
+            version = self._version(retrained)
+            data = retrained.get_data()
+            if isinstance(data, dict) and data.get("strategy") == "canary":
+                self.say(f"{version} is a canary: waiting for the monitor to pass it")
+                self._wait(watcher, f"model-promoted for {version}",
+                           lambda e: e.get_type() == MODEL_PROMOTED
+                           and self._version(e) == version)
+            result.loop_seconds = time.monotonic() - started
+            result.versions["retrained"] = version
+            result.runids["retrained"] = self._retrain_runid = _runid(degraded)
+            traffic.phase = AFTER_RETRAIN
+            self._wait_for_feedback(traffic, AFTER_RETRAIN)
+        finally:
+            if traffic is not None:
+                traffic.stop()
+                result.accuracy = {p: traffic.tally.accuracy(p)
+                                   for p in (BEFORE, AFTER_DRIFT, AFTER_RETRAIN)}
+                result.traffic_errors = dict(traffic.tally.errors)
+            watcher.stop()
+            self._events = watcher.events
+            result.events = len(self._events)
+        result.dead_letters = len(set(self.store.list("deadletters")) - dead_before)
+        return result
+
+    # -- steps ---------------------------------------------------------------------------
+    def _publish_batch(self, name: str) -> CloudEvent:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        key = f"incoming/demo-{stamp}-{name}.csv"
+        self.store.write_bytes(key, self.batches.batch_csv(self.options.rows))
+        event = make_event(
+            "data-arrived",
+            {"uri": key, "format": "csv", "target": TARGET, "features": list(FEATURES),
+             "classes": [0, 1], "model": self.options.model},
+            source="/troupe/demo",
+        )
+        post_event(self.info["broker_url"], event)
+        self.say(f"published data-arrived for {name} ({self.options.rows} rows at {key})")
+        return event
+
+    def _wait(self, watcher: EventWatcher, what: str,
+              predicate: Callable[[CloudEvent], bool]) -> CloudEvent:
+        return watcher.wait_for(what, predicate, self.options.step_timeout_s)
+
+    def _wait_for_feedback(self, traffic: TrafficDriver, phase: str) -> None:
+        deadline = time.monotonic() + self.options.step_timeout_s
+        while traffic.tally.labeled[phase] < self.options.feedback_per_phase:
+            if time.monotonic() > deadline:
+                raise Stalled(
+                    f"only {traffic.tally.labeled[phase]} labeled predictions {phase} within "
+                    f"{self.options.step_timeout_s:.0f} s (errors: {dict(traffic.tally.errors)})"
+                )
+            time.sleep(0.2)  # polling a counter another thread fills, with a deadline
+
+    def _predictor_url(self) -> str:
+        # The same client code a user would run against a cluster: the Service's status.url.
+        cluster = Cluster.connect(self.info["kubeconfig"])
+        service = cluster.get_service(self.options.namespace, self.options.predictor)
+        url = (service.get("status") or {}).get("url")
+        if not url:
+            raise Stalled(f"the {self.options.predictor} Service has no status.url yet")
+        return str(url)
+
+    @staticmethod
+    def _version(event: CloudEvent) -> str:
+        data = event.get_data()
+        return str(data.get("version")) if isinstance(data, dict) else "?"
