@@ -95,7 +95,8 @@ class S3Backend:
                 self._call("put_object", Bucket=bucket, Key=key, Body=new, **condition)
                 return new
             except _S3Failure as failure:
-                if failure.code not in _CONFLICT_CODES:
+                # Missing: deleted since the read, which is a lost race like any other.
+                if failure.code not in _CONFLICT_CODES | _MISSING_CODES:
                     raise failure.as_store_error(f"s3://{path}") from None
             _back_off(attempt)
         raise ConflictError(

@@ -117,3 +117,46 @@ def test_threads_racing_to_create_let_exactly_one_win(store: Store) -> None:
 
     assert outcomes.count(True) == 1
     assert store.read_json("once.json") == {"winner": outcomes.index(True)}
+
+
+def test_an_s3_update_that_lost_the_race_is_redone_on_the_new_value(s3_store: Store) -> None:
+    """Another writer changes the object between this update's read and its write: the
+    compare-and-swap fails and the change is redone on what the other writer wrote.
+    (file:// needs no such test: updates hold a lock from read to write.)"""
+    s3_store.write_json("doc.json", {"items": ["first"]})
+    seen: list[list[str]] = []
+
+    def append(doc: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen.append(list(doc["items"]))
+        if len(seen) == 1:
+            s3_store.write_json("doc.json", {"items": ["first", "racer"]})
+        return {"items": [*doc["items"], "mine"]}
+
+    assert s3_store.update_json("doc.json", append) == {"items": ["first", "racer", "mine"]}
+    assert seen == [["first"], ["first", "racer"]]
+    assert s3_store.read_json("doc.json") == {"items": ["first", "racer", "mine"]}
+
+
+def test_an_s3_update_of_an_object_deleted_meanwhile_is_redone(
+    s3_store: Store, s3_bucket: str, s3_endpoint: str
+) -> None:
+    import boto3
+
+    s3_store.write_json("n.json", 5)
+    calls: list[int] = []
+    other_client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def increment(value: int) -> int:
+        calls.append(value)
+        if len(calls) == 1:
+            other_client.delete_object(Bucket=s3_bucket, Key="lab/store/n.json")
+        return value + 1
+
+    assert s3_store.update_json("n.json", increment, default=0) == 1
+    assert calls == [5, 0]
