@@ -112,7 +112,7 @@ class Root:
     def _confine_s3(self, uri_or_key: str, is_uri: bool) -> Location:
         if is_uri:
             bucket, _, path = uri_or_key[len("s3://") :].partition("/")
-            if not uri_or_key.startswith("s3://") or bucket != self.bucket:
+            if uri_or_key[: len("s3://")].lower() != "s3://" or bucket != self.bucket:
                 raise self._outside(uri_or_key, f"it is not in the bucket {self.bucket!r}")
             full = _normalise_s3(path)
             if full is None or not (self.base == "" or _is_under(full, self.base, "/")):

@@ -166,6 +166,7 @@ def test_s3_uris_inside_the_prefix_are_accepted(s3_store: Store, s3_bucket: str)
     assert url == f"s3://{s3_bucket}/lab/store/datasets/a.csv"
     assert s3_store.read_bytes(f"s3://{s3_bucket}/lab/store/x/../datasets/a.csv") == b"1"
     assert s3_store.key_of(url) == "datasets/a.csv"
+    assert s3_store.read_bytes(f"S3://{s3_bucket}/lab/store/datasets/a.csv") == b"1"
 
 
 @pytest.mark.parametrize("key", ["", ".locks/abc.lock", "a/.tmp-x", "datasets/../.locks/x"])
