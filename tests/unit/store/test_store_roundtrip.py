@@ -206,3 +206,12 @@ def test_an_s3_store_built_before_a_fork_works_in_the_child(s3_store: Store) -> 
 def test_stored_files_are_readable_by_other_processes(file_store: Store) -> None:
     url = file_store.write_bytes("datasets/a.csv", b"a")
     assert os.stat(url.removeprefix("file://")).st_mode & 0o777 == 0o644
+
+
+def test_a_missing_bucket_is_a_clear_store_error(s3_options: dict[str, Any]) -> None:
+    store = Store("s3://no-such-bucket-here/p", s3_options)
+    with pytest.raises(StoreError, match="NoSuchBucket") as raised:
+        store.write_json("a.json", 1)
+    assert "s3://no-such-bucket-here/p/a.json" in str(raised.value)
+    with pytest.raises(StoreError, match="NoSuchBucket"):
+        store.read_bytes("a.json")
