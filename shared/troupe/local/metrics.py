@@ -18,6 +18,8 @@ class _DataPlaneCollector(Collector):
     def collect(self) -> Iterable[CounterMetricFamily]:
         counts = self.source() if self.source else {}
         for outcome in ("ingested", "delivered", "retried", "dead_lettered"):
+            if outcome not in counts:
+                continue  # the data plane does not count it: absent beats a false zero
             family = CounterMetricFamily(f"troupe_runtime_events_{outcome}",
                                          f"Events {outcome.replace('_', '-')} by the broker")
             family.add_metric([], float(counts.get(outcome, 0)))
