@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from .objects import AlreadyExists, Conflict, NotFound, ObjectStore
 from .patch import PatchError, json_patch, merge_patch
 from .resources import KINDS, InvalidResource, Kind, Obj, kind_by_plural
+from .tables import as_table, wants_table
 
 _PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
                    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)"
@@ -161,6 +162,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if self.command == "GET":
             items = [o for o in objects.list(kind, namespace)
                      if _selected(o, query.get("labelSelector", [""])[0])]
+            if wants_table(self.headers.get("Accept", "")):
+                return 200, as_table(kind.plural, items)
             return 200, {"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
                          "metadata": {"resourceVersion": ""}, "items": items}
         if self.command != "POST" or namespace is None:
@@ -187,7 +190,10 @@ class _ApiHandler(BaseHTTPRequestHandler):
         objects = self.server.objects
         try:
             if self.command == "GET":
-                return 200, objects.get(kind, namespace, name)
+                obj = objects.get(kind, namespace, name)
+                if wants_table(self.headers.get("Accept", "")):
+                    return 200, as_table(kind.plural, [obj])
+                return 200, obj
             if self.command == "DELETE":
                 deleted = objects.delete(kind, namespace, name)
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -134,3 +134,9 @@ def test_kubectl_gets_ksvc(start_runtime: StartRuntime) -> None:
                              "-o", "json"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert [i["metadata"]["name"] for i in json.loads(result.stdout)["items"]] == ["echo"]
+    table = subprocess.run(["kubectl", "--kubeconfig", str(runtime.kubeconfig), "get", "ksvc"],
+                           capture_output=True, text=True, timeout=60)
+    header, row = table.stdout.splitlines()
+    assert header.split()[:5] == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY"]
+    assert row.split()[:5] == ["echo", service_status(runtime, "echo")["url"], "echo-00001",
+                               "echo-00001", "True"]
