@@ -3,7 +3,9 @@
 On each PingSource tick it reads, per model version over a window, the accuracy of the
 predictions that got feedback, the p95 latency and the highest feature PSI. A metric must
 breach its threshold on N consecutive ticks before `metric-degraded` is sent (hysteresis),
-and then that (version, metric) is quiet for a cooldown. A healthy reading resets the
+and then that version is quiet for a cooldown, whichever metric breached: one
+degradation calls for one remedy, and a drift usually breaks several metrics at once
+(accuracy and PSI), which must not ask for two retrainings. A healthy reading resets the
 count; a tick with too little data leaves it alone.
 
 On `model-deployed` it records the deployment (the policy reads that history) and, for a
@@ -232,7 +234,7 @@ def _apply_readings(
         key = f"{reading.version}/{reading.metric}"
         breaches[key] = breaches.get(key, 0) + 1 if reading.breached else 0
         if (due is None and breaches[key] >= settings.monitor_breaches
-                and now >= cooldown_until.get(key, 0.0)):
+                and now >= cooldown_until.get(reading.version, 0.0)):
             due = {
                 "type": METRIC_DEGRADED,
                 "data": {
@@ -247,7 +249,7 @@ def _apply_readings(
                 },
             }
             breaches[key] = 0
-            cooldown_until[key] = now + settings.monitor_cooldown_seconds
+            cooldown_until[reading.version] = now + settings.monitor_cooldown_seconds
     return due
 
 

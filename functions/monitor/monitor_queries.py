@@ -99,7 +99,11 @@ class ServingMetricsQuery:
             f"(rate(troupe_prediction_latency_seconds_bucket{selector}[{window}])))"
         )
         worst_psi: dict[str, tuple[float, str]] = {}
-        for sample in self._vector(f"max_over_time(troupe_feature_psi{selector}[{window}])"):
+        # PSI is already a sliding-window statistic in each predictor instance; the current
+        # value (averaged over instances) follows the drift as it comes and goes, where a
+        # max over the window would keep reporting a spike, or a drift already corrected.
+        psi_now = f"avg by (model_version, feature) (troupe_feature_psi{selector})"
+        for sample in self._vector(psi_now):
             version = sample["metric"].get("model_version")
             value = float(sample["value"][1])
             if version and not math.isnan(value) and value > worst_psi.get(version, (-1.0, ""))[0]:

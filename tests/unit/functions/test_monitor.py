@@ -285,3 +285,21 @@ def test_other_event_types_are_refused(tmp_path: Path) -> None:
 def test_a_window_that_is_not_a_duration_is_refused_at_startup() -> None:
     with pytest.raises(ValueError, match="TROUPE_MONITOR_WINDOW"):
         monitor.MonitorSettings.from_env({"TROUPE_MONITOR_WINDOW": "five minutes"})
+
+
+def test_one_degradation_quiets_every_metric_of_that_version_only() -> None:
+    # A drift breaks accuracy and PSI together; it must ask for one remedy, not two.
+    config = monitor.MonitorSettings(monitor_breaches=1, monitor_cooldown_seconds=600)
+    state: dict[str, Any] = {"breaches": {}, "cooldown_until": {}}
+
+    def reading(version: str, metric: str) -> Any:
+        return monitor.Reading(version, metric, 1.0, 0.5, True, {})
+
+    both = [reading("v1", "accuracy"), reading("v1", "psi")]
+    first = monitor._apply_readings(state, both, 0.0, config)
+    assert first is not None and first["data"]["metric"] == "accuracy"
+    assert monitor._apply_readings(state, both, 60.0, config) is None  # psi: same version
+    other = monitor._apply_readings(state, [reading("v2", "psi")], 60.0, config)
+    assert other is not None and other["data"]["version"] == "v2"
+    after = monitor._apply_readings(state, both, 601.0, config)
+    assert after is not None and after["data"]["version"] == "v1"
