@@ -18,7 +18,7 @@ from rich.table import Table
 from troupe.cli import cli
 from troupe.cli._common import BrokerError, echo_json, find_project
 from troupe.cli.timeline import producer, short_type, summarize
-from troupe.events import MODELVERSION
+from troupe.events import MODELVERSION, PING
 
 
 def _ensure_runtime(root: Path, console: Console) -> tuple[dict[str, Any], bool]:
@@ -62,17 +62,19 @@ def demo(project: Path | None, seed: int, keep: bool, as_json: bool) -> None:
     console = Console(stderr=as_json)
     root = (project or find_project()).resolve()
     info, started_here = _ensure_runtime(root, console)
-    info.setdefault("store_url", (root / ".troupe" / "store").as_uri())
     began = datetime.now(UTC)
 
     def show(event: CloudEvent) -> None:
+        if event.get_type() == PING:
+            return  # the monitor's clock: every few seconds, and nothing to read in it
         elapsed = (datetime.now(UTC) - began).total_seconds()
         version = event.get_extension(MODELVERSION) or ""
         console.print(f"[dim]{elapsed:6.1f}s[/dim]  {short_type(event.get_type()):<19} "
                       f"{producer(event):<12} {version:<4} {summarize(event.get_data(), 60)}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
-    runner = Demo(info, DemoOptions(seed=seed), say=lambda line: console.print(f"[bold]{line}"))
+    runner = Demo(info, DemoOptions(seed=seed),
+                  say=lambda line: console.print(line, style="bold", soft_wrap=True))
     try:
         result = runner.run(on_event=show)
     except (Stalled, BrokerError) as error:

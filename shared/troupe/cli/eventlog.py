@@ -37,11 +37,11 @@ def _consumer(bootstrap_servers: str) -> KafkaConsumer:
             enable_auto_commit=False,
             consumer_timeout_ms=500,
             request_timeout_ms=10_000,
-            api_version_auto_timeout_ms=5_000,
         )
-    except KafkaError:
+    except KafkaError as error:
         raise EventLogError(
-            f"no Kafka broker answers at {bootstrap_servers}: is the runtime up (`troupe status`)?"
+            f"cannot connect to Kafka at {bootstrap_servers} ({error}): is the runtime up "
+            "(`troupe status`)?"
         ) from None
 
 

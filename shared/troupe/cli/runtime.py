@@ -51,6 +51,7 @@ def _write_state(project: Path, runtime: Runtime) -> dict[str, Any]:
         "api_url": runtime.api_url, "kubeconfig": str(runtime.kubeconfig.resolve()),
         "broker_url": brokers[0] if brokers else None, "broker_urls": brokers,
         "prometheus_url": runtime.observability.url if runtime.observability else None,
+        "store_url": runtime.store_url,
         **runtime.data_plane_info(),
     }
     path = project / RUNTIME_FILE

@@ -160,7 +160,7 @@ class Demo:
             source="/troupe/demo",
         )
         post_event(self.info["broker_url"], event)
-        self.say(f"published data-arrived for {name} ({self.options.rows} rows at {key})")
+        self.say(f"published data-arrived for {name}: {self.options.rows} rows at {key}")
         return event
 
     def _wait(self, watcher: EventWatcher, what: str,

@@ -68,6 +68,7 @@ class Runtime:
         self.observability: Observability | None = None
         self.eventing: Any = None  # the data plane adapter, when it runs
         self.kubeconfig = options.workdir / "kubeconfig"
+        self.store_url = ""
 
     # -- start / stop --------------------------------------------------------------------
     def start(self) -> None:
@@ -87,16 +88,18 @@ class Runtime:
                              status=self.status)
         self._parts.append(self.api.close)
         self._write_kubeconfig(self.api.url)
-        store_url = options.store_url or (options.workdir / "store").resolve().as_uri()
-        extra_env = {"TROUPE_STORE_URL": store_url, "KUBECONFIG": str(self.kubeconfig)}
+        self.store_url = options.store_url or (options.workdir / "store").resolve().as_uri()
+        extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
         self.observability = Observability(options.workdir / "prometheus",
                                            self.api.url.removeprefix("http://"),
                                            self._instance_targets, self._say)
         if options.prometheus:
             self.observability.start()
         self._parts.append(self.observability.stop)
-        if self.observability.url:
-            extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url
+        # Always set, empty without Prometheus: the manifests' value names the cluster's
+        # Prometheus, which does not exist here, and an empty URL makes the monitor say
+        # that monitoring is unavailable instead of retrying a host that never answers.
+        extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env)
         self.serving = ServingController(self.objects, launch,
