@@ -37,6 +37,10 @@ class Settings:
     service: str = env("K_SERVICE", "troupe-function")
     revision: str = env("K_REVISION", "")
     store_url: str = "file://./.troupe/store"
+    # For s3:// stores that are not AWS itself (MinIO, Ceph...); credentials come the usual
+    # AWS way (AWS_ACCESS_KEY_ID... from a Secret, or the pod's role).
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
     log_level: str = "INFO"
     # The `source` of the events this function replies with; default /troupe/<service>.
     source: str = ""

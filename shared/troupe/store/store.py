@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,11 +64,10 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        """The store at `settings.store_url`; for s3:// the endpoint and region come from the
-        settings fields `s3_endpoint_url` and `s3_region` when the settings class has them
-        (TROUPE_S3_ENDPOINT_URL and TROUPE_S3_REGION otherwise). Credentials come the
-        usual AWS way (AWS_ACCESS_KEY_ID..., or the pod's role)."""
-        url = getattr(settings, "store_url", "") or DEFAULT_URL
+        """The store at `settings.store_url`; for s3:// the endpoint and region come from
+        `s3_endpoint_url` and `s3_region`. Credentials come the usual AWS way
+        (AWS_ACCESS_KEY_ID..., or the pod's role)."""
+        url = settings.store_url or DEFAULT_URL
         return cls(url, s3_options(settings) if url.startswith("s3://") else None)
 
     def __repr__(self) -> str:
@@ -235,23 +233,15 @@ class Store:
         return load_trusted_model(data, origin=self.resolve(uri))
 
 
-def s3_options(settings: object) -> dict[str, Any]:
-    """s3fs storage options from the settings (or TROUPE_S3_* when the settings class has
-    no such fields)."""
-    endpoint = _setting(settings, "s3_endpoint_url")
-    region = _setting(settings, "s3_region")
+def s3_options(settings: Settings) -> dict[str, Any]:
+    """s3fs storage options from the settings (TROUPE_S3_ENDPOINT_URL, TROUPE_S3_REGION)."""
+    endpoint, region = settings.s3_endpoint_url, settings.s3_region
     client: dict[str, Any] = {}
     if endpoint:
         client["endpoint_url"] = endpoint
     if region:
         client["region_name"] = region
     return {"client_kwargs": client} if client else {}
-
-
-def _setting(settings: object, name: str) -> str:
-    if hasattr(settings, name):
-        return str(getattr(settings, name) or "")
-    return os.environ.get(f"TROUPE_{name.upper()}", "")
 
 
 def _encode(value: Any) -> bytes:

@@ -150,14 +150,7 @@ def test_store_from_settings(tmp_path: Path) -> None:
 def test_s3_store_from_settings_reads_the_endpoint(
     s3_bucket: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class S3Settings(Settings):
-        s3_endpoint_url: str = ""
-        s3_region: str = ""
-
-    settings = S3Settings.from_env(
+    settings = Settings.from_env(
         {
             "TROUPE_STORE_URL": f"s3://{s3_bucket}/p",
             "TROUPE_S3_ENDPOINT_URL": s3_endpoint,
