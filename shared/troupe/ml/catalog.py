@@ -62,6 +62,8 @@ def record_validated(store: Store, model: str, entry: Mapping[str, Any]) -> dict
     recorded: dict[str, Any] = {}
 
     def append(index: dict[str, Any]) -> dict[str, Any]:
+        # update_json may call this again after losing a race: start from nothing each time.
+        recorded.clear()
         datasets = list(index.get("datasets", []))
         for existing in datasets:
             if existing["dataset_id"] == entry["dataset_id"]:
