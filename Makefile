@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet -e '.[s3,parquet,local,test]'
+	$(BIN)/pip install --quiet -e '.[local,test]'
 	touch $(STAMP)
 
 # Debian's prometheus, for the runtime's monitoring and the monitoring tests.
