@@ -1,0 +1,301 @@
+"""Choreography overhead of one lifecycle run: data-arrived to model-deployed.
+
+What is measured. A CSV dataset is written into the store of a real `troupe up` (Kafka,
+broker, Triggers, functions started on demand, Prometheus: everything the manifests
+declare), and `data-arrived` is POSTed to the broker ingress. The run is followed through
+the event log until the `model-deployed` with the same runid:
+
+    data-arrived -> ingest -> data-validated -> trainer -> training-finished
+      -> evaluator -> model-approved -> deployer -> model-deployed
+
+- end-to-end: from just before the POST (wall clock) to the Kafka append time of that
+  `model-deployed` (the data plane stamps records on the same machine clock). Using the
+  log's timestamp, not the time this process read it, keeps the watcher's own polling
+  out of the figure.
+- handler time: the sum of `duration_ms` from the one JSON line per delivery that the
+  four functions write (ingest, trainer, evaluator, deployer, matched by runid), retries
+  included. That duration covers the function's whole in-process work on a delivery
+  (decoding, schema check, reply cache, handler), so it errs on the side of a smaller
+  overhead.
+- overhead = end-to-end - handler time: ingress, Kafka, Trigger dispatch, the activator
+  and process starts, re-publishing each reply.
+
+Cold and warm. "Cold" is the first run after `troupe up` (every function at zero), and a
+second one after the scale-to-zero grace period has stopped every function again. "Warm"
+runs right after the first cold one, while every process is up; its figure is the median
+of WARM_RUNS runs.
+
+Why every run sends the same data for the same model, with TROUPE_TRAIN_ON_ARRIVAL=always.
+The shipped ConfigMap says `first`: only the first dataset of a model trains on arrival, so
+a second data-arrived would stop at the trainer. Another model name is no way out either:
+the deployer names predictor revisions `predictor-<version>` whatever the model, so a
+second model's v1 collides with the first model's `predictor-v1` and is answered as
+"already rolled out" without any rollout, which would flatter the warm figure. So the
+temporary copy of the project sets `always` (the trainer's own default) and every run
+publishes the same rows: each run then does the same work in every handler (ingest
+re-checks the dataset, the trainer fits the same model, the evaluator approves a version
+that ties the champion, the deployer rolls it out as a canary revision), so cold and warm
+differ only in what the choreography costs. The shipped manifests are otherwise unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from troupe.cli._common import post_event
+from troupe.cli.eventlog import LoggedEvent, read_events
+from troupe.demo.data import FEATURES, TARGET, DriftingSource
+from troupe.events import (
+    DATA_ARRIVED,
+    DATA_REJECTED,
+    DATA_VALIDATED,
+    MODEL_APPROVED,
+    MODEL_DEPLOYED,
+    MODEL_REJECTED,
+    RUNID,
+    TRAINING_FAILED,
+    TRAINING_FINISHED,
+    make_event,
+    resolve,
+)
+from troupe.store import Store
+
+from bench.report import Figure
+
+NAME = "loop"
+CHAIN = ("ingest", "trainer", "evaluator", "deployer")
+ROWS = 1500  # the demo's batch size
+SEED = 7
+MODEL = "bench"
+WARM_RUNS = 3
+GRACE_PERIOD_S = 30.0  # `troupe up`'s default: long enough to keep a whole run warm
+RUN_TIMEOUT_S = 120.0
+# The events of one run, in order; the n-th function answers the n-th and emits the next.
+STEPS = (DATA_ARRIVED, DATA_VALIDATED, TRAINING_FINISHED, MODEL_APPROVED, MODEL_DEPLOYED)
+_FAILED = {resolve(t).type for t in (DATA_REJECTED, TRAINING_FAILED, MODEL_REJECTED)}
+
+
+@dataclass
+class LoopRun:
+    label: str
+    end_to_end_s: float = 0.0
+    handler_s: float = 0.0
+    cold_services: list[str] = field(default_factory=list)  # at zero when published
+    hops: list[str] = field(default_factory=list)  # where the time went, for the reader
+
+    @property
+    def overhead_s(self) -> float:
+        return self.end_to_end_s - self.handler_s
+
+
+# -- the runtime: a copy of this repository, started and always stopped ------------------
+def _copy_project(folder: Path) -> Path:
+    project = folder / "project"
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["git", "clone", "-q", str(repo), str(project)], check=True)
+    config = project / "knative" / "300-config.yaml"
+    text = config.read_text()
+    # Absent, the trainer's default is `always` already; see the module docstring.
+    config.write_text(re.sub(r"(?m)^(\s*TROUPE_TRAIN_ON_ARRIVAL:).*$", r"\1 always", text))
+    return project
+
+
+def _troupe(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from troupe.cli import main; main()", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def _up(project: Path) -> dict[str, Any]:
+    started = _troupe("up", "--detach", "--project", str(project),
+                      "--grace-period", str(GRACE_PERIOD_S), timeout=180)
+    if started.returncode != 0:
+        raise RuntimeError(f"troupe up failed: {started.stderr.strip()[-1500:]}")
+    info: dict[str, Any] = json.loads((project / ".troupe" / "runtime.json").read_text())
+    return info
+
+
+def _down(project: Path, pid: int | None) -> None:
+    """`troupe down`; if that fails, kill what `troupe up --detach` started (its session)."""
+    try:
+        stopped = _troupe("down", "--project", str(project), timeout=90)
+        if stopped.returncode == 0:
+            return
+        print(f"troupe down failed: {stopped.stderr.strip()}", file=sys.stderr)
+    except subprocess.TimeoutExpired:
+        print("troupe down did not return within 90 s", file=sys.stderr)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # the runtime leads the session it was started in
+
+
+# -- one run -----------------------------------------------------------------------------
+class Loop:
+    def __init__(self, info: dict[str, Any], project: Path) -> None:
+        self.info = info
+        self.logs = project / ".troupe" / "logs"
+        self.store = Store(info["store_url"])
+        self.data = DriftingSource(seed=SEED).batch_csv(ROWS)
+
+    def instances(self) -> dict[str, int]:
+        status = requests.get(f"{self.info['api_url']}/troupe/status", timeout=10).json()
+        return {s["name"]: int(s["instances"]) for s in status["services"]}
+
+    def wait_scaled_to_zero(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(self.instances().get(name, 0) for name in CHAIN):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the functions were not at zero within {timeout:.0f} s: "
+                                   f"{self.instances()}")
+            time.sleep(0.5)  # polling the runtime's status, with a deadline
+
+    def run(self, label: str) -> LoopRun:
+        result = LoopRun(label)
+        running = self.instances()
+        result.cold_services = [name for name in CHAIN if not running.get(name)]
+        key = f"incoming/bench-loop-{label}.csv"
+        self.store.write_bytes(key, self.data)
+        event = make_event(
+            DATA_ARRIVED,
+            {"uri": key, "format": "csv", "target": TARGET, "features": list(FEATURES),
+             "classes": [0, 1], "model": MODEL},
+            source="/bench/loop",
+        )
+        runid = str(event.get_extension(RUNID) or event.get_id())
+        published = time.time()
+        post_event(self.info["broker_url"], event)
+        steps = self._follow(runid, published)
+        result.end_to_end_s = steps[-1].timestamp_ms / 1000 - published
+        durations = self._handler_durations(runid)
+        result.handler_s = sum(sum(d) for d in durations.values())
+        result.hops = _hops(published, steps, durations)
+        return result
+
+    def _follow(self, runid: str, published: float) -> list[LoggedEvent]:
+        """The run's STEPS as the log holds them (first appearance of each type).
+
+        Partitions are read side by side, so model-deployed may come before an earlier
+        step of another partition: reading goes on until every step has been seen."""
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        since = datetime.fromtimestamp(published, UTC) - timedelta(seconds=1)
+        steps: dict[str, LoggedEvent] = {}
+        for logged in read_events(self.info["bootstrap_servers"], self.info["topic"],
+                                  since=since, follow=True,
+                                  stop=lambda: time.monotonic() > deadline):
+            event = logged.event
+            if str(event.get_extension(RUNID)) != runid:
+                continue
+            if event.get_type() in _FAILED:
+                raise RuntimeError(f"the run ended in {event.get_type()}: {event.get_data()}")
+            # at-least-once: the log may hold a redelivered reply twice; the first counts
+            steps.setdefault(event.get_type(), logged)
+            if all(step in steps for step in STEPS):
+                return [steps[step] for step in STEPS]
+        seen = sorted(steps)
+        raise RuntimeError(f"no model-deployed for run {runid} within {RUN_TIMEOUT_S:.0f} s "
+                           f"(saw {seen}); see the function logs under .troupe/logs")
+
+    def _handler_durations(self, runid: str) -> dict[str, list[float]]:
+        """Seconds per delivery of this run, by function, from the functions' event lines.
+
+        The deployer's line is written after its reply has been sent, so it is waited for
+        briefly: the reply can reach the log before the line reaches the file."""
+        deadline = time.monotonic() + 10
+        while True:
+            found: dict[str, list[float]] = {name: [] for name in CHAIN}
+            for path in sorted(self.logs.glob("*.log")):
+                for line in path.read_text(errors="replace").splitlines():
+                    if not line.startswith("{"):
+                        continue
+                    try:
+                        fields = json.loads(line)
+                    except ValueError:
+                        continue
+                    if fields.get("runid") == runid and fields.get("service") in found:
+                        found[fields["service"]].append(float(fields["duration_ms"]) / 1000)
+            if all(found.values()) or time.monotonic() > deadline:
+                missing = [name for name, d in found.items() if not d]
+                if missing:
+                    raise RuntimeError(f"no event log line of {missing} for run {runid}")
+                return found
+            time.sleep(0.1)  # polling log files another process writes, with a deadline
+
+
+def _hops(published: float, steps: list[LoggedEvent],
+          durations: dict[str, list[float]]) -> list[str]:
+    """Per step: the gap between one event and the next in the log, and the handler time
+    inside it; the rest of each gap is that hop's share of the overhead."""
+    hops = [f"publish->log {steps[0].timestamp_ms / 1000 - published:.2f}s"]
+    for service, (before, after) in zip(CHAIN, itertools.pairwise(steps), strict=True):
+        gap = (after.timestamp_ms - before.timestamp_ms) / 1000
+        inside = sum(durations[service])
+        hops.append(f"{service} {gap:.2f}s (handler {inside:.2f}s, "
+                    f"{len(durations[service])} deliveries)")
+    return hops
+
+
+# -- the benchmark -----------------------------------------------------------------------
+def _measure() -> tuple[LoopRun, list[LoopRun], LoopRun]:
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
+        project = _copy_project(Path(folder))
+        pid: int | None = None
+        try:
+            info = _up(project)
+            pid = int(info["pid"])
+            loop = Loop(info, project)
+            cold = loop.run("cold-after-up")
+            warm = [loop.run(f"warm-{n + 1}") for n in range(WARM_RUNS)]
+            loop.wait_scaled_to_zero(GRACE_PERIOD_S + 60)
+            cold_again = loop.run("cold-after-grace")
+        finally:
+            _down(project, pid)
+    for run in (cold, *warm, cold_again):
+        print(f"  {run.label}: end-to-end {run.end_to_end_s:.2f}s, handlers "
+              f"{run.handler_s:.2f}s, overhead {run.overhead_s:.2f}s; at zero when published: "
+              f"{', '.join(run.cold_services) or 'none'}\n    " + "; ".join(run.hops),
+              file=sys.stderr)
+    return cold, warm, cold_again
+
+
+def run() -> list[Figure]:
+    cold, warm, cold_again = _measure()
+    if any(w.cold_services for w in warm):
+        raise RuntimeError("a warm run found functions at zero: "
+                           f"{[(w.label, w.cold_services) for w in warm]}")
+    middle = sorted(warm, key=lambda w: w.overhead_s)[len(warm) // 2]  # the median run
+    overhead = "choreography overhead (publish->model-deployed minus handler time)"
+    handlers = "summed handler time, same run"
+    end_to_end = "publish->model-deployed, same run"
+    figures = []
+    for mode, measured in (("cold after up", cold), ("cold after grace", cold_again),
+                           (f"warm, median of {len(warm)}", middle)):
+        figures += [
+            Figure(NAME, f"{overhead}, {mode}", measured.overhead_s, "s",
+                   f"{handlers} ({mode})", measured.handler_s),
+            Figure(NAME, f"{overhead}, {mode}", measured.overhead_s, "s",
+                   f"{end_to_end} ({mode})", measured.end_to_end_s),
+        ]
+    spread = [w.overhead_s for w in warm]
+    print(f"  warm overheads: {', '.join(f'{s:.2f}s' for s in spread)} "
+          f"(median {statistics.median(spread):.2f}s)", file=sys.stderr)
+    return figures
+
+
+if __name__ == "__main__":
+    from bench.report import render
+
+    print(render(run()))
