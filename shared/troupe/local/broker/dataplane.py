@@ -1,5 +1,8 @@
 """The local data plane: Broker ingress, one Kafka topic per Broker, one dispatcher per Trigger.
 
+Each Broker topic is fetched once (reader.py) and fanned out to its Triggers' dispatchers,
+each of which commits under its own consumer group.
+
     plane = DataPlane("127.0.0.1:9092", resolve_subscriber=runtime.url_of)
     plane.start()
     plane.add_broker(broker_resource)
@@ -33,10 +36,11 @@ from .delivery import (
     send_with_retries,
     timeout_of,
 )
-from .dispatcher import ConsumerSettings, TriggerDispatcher
+from .dispatcher import TriggerDispatcher
 from .errors import DataPlaneError, RejectedEventError, UnknownBrokerError
 from .ingress import IngressServer
 from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher, ttl_of
+from .reader import ConsumerSettings, TopicReader
 from .spec import (
     DEFAULT_NAMESPACE,
     BrokerSpec,
@@ -101,6 +105,7 @@ class DataPlane:
         self._brokers: dict[tuple[str, str], BrokerSpec] = {}
         self._triggers: dict[tuple[str, str], TriggerSpec] = {}
         self._dispatchers: dict[tuple[str, str], TriggerDispatcher] = {}
+        self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._sender = HttpSender()
         self._publisher: Publisher | None = None
@@ -127,6 +132,11 @@ class DataPlane:
             self._dispatchers.clear()
         for dispatcher in dispatchers:
             dispatcher.stop()
+        with self._lock:
+            readers = list(self._readers.values())
+            self._readers.clear()
+        for reader in readers:
+            reader.stop()
         if self._ingress is not None:
             self._ingress.stop()
             self._ingress = None
@@ -168,11 +178,15 @@ class DataPlane:
 
     def remove_broker(self, namespace: str, name: str) -> bool:
         with self._lock:
-            if self._brokers.pop((namespace, name), None) is None:
+            broker = self._brokers.pop((namespace, name), None)
+            if broker is None:
                 return False
             for key, trigger in self._triggers.items():
                 if trigger.broker_key == (namespace, name):
                     self._stop_dispatcher(key)
+            reader = self._readers.pop(broker.topic, None)
+        if reader is not None:
+            reader.stop()
         return True
 
     def add_trigger(self, resource: Mapping[str, Any]) -> TriggerSpec:
@@ -264,7 +278,11 @@ class DataPlane:
         broker = self._brokers.get(trigger.broker_key)
         if broker is None or self._publisher is None:
             return  # started by add_broker() / start()
-        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver)
+        reader = self._readers.get(broker.topic)
+        if reader is None:
+            reader = self._readers[broker.topic] = TopicReader(broker.topic,
+                                                               self._settings).start()
+        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver, reader)
         self._dispatchers[key] = dispatcher
         dispatcher.start()
 

@@ -40,6 +40,12 @@ class PartitionProgress:
             return self._pending[0] if self._pending else self._next
 
     @property
+    def next_offset(self) -> int:
+        """The next offset this partition's reader must hand over."""
+        with self._lock:
+            return self._next
+
+    @property
     def unfinished(self) -> int:
         with self._lock:
             return len(self._pending) - len(self._finished)

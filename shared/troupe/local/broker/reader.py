@@ -1,0 +1,274 @@
+"""One fetch loop per Broker topic, feeding every Trigger of that Broker.
+
+A Kafka consumer per Trigger is what the Knative Kafka broker runs, but each idle consumer
+costs a fetch loop, and on a laptop-sized machine ten idle Triggers starved the ingress.
+So each topic is read once and fanned out; each Trigger still keeps its own consumer group
+offsets, read and committed under its own group id (`knative-trigger-<ns>-<name>`), so
+`kafka-consumer-groups --describe` shows the same thing as with per-Trigger consumers.
+
+A Trigger that falls behind (its deliveries are all in flight) stops taking records; the
+reader seeks back to it once it has room again, and the others skip what they already have.
+The groups have no members: two data planes running the same Trigger both deliver every
+event (at-least-once still holds; Knative's scale-out across replicas is not modelled).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from .progress import PartitionProgress
+
+log = logging.getLogger(__name__)
+_COMMIT_INTERVAL_S: Final = 0.2
+_POLL_TIMEOUT_MS: Final = 50
+_NO_OFFSET: Final = -1  # what OffsetFetch answers for a partition the group never committed
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    bootstrap_servers: str
+    max_in_flight: int = 64
+    initial_offset: str = "latest"
+    # Tansu answers a fetch only after this wait even when records are there, so it bounds
+    # the latency; one reader per topic keeps the idle cost of a short wait small.
+    fetch_max_wait_ms: int = 2
+    max_poll_records: int = 500
+
+
+class Follower(Protocol):
+    """What the reader needs from a Trigger's dispatcher."""
+
+    @property
+    def consumer_group(self) -> str: ...
+    @property
+    def accepting(self) -> bool: ...  # False while all its deliveries are in flight
+    progress: dict[TopicPartition, PartitionProgress]
+    error: str | None
+    lag: int
+
+    def accept(self, partition: TopicPartition, record: Any) -> None: ...
+    def joined(self) -> None: ...
+
+
+class TopicReader:
+    def __init__(self, topic: str, settings: ConsumerSettings) -> None:
+        self.topic = topic
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._followers: list[Follower] = []
+        self._joining: list[Follower] = []
+        self._leaving: dict[int, threading.Event] = {}
+        self._wake = threading.Event()  # a follower joined, left, or has room again
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
+
+    # lifecycle ---------------------------------------------------------------------------
+    def start(self) -> TopicReader:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def attach(self, follower: Follower) -> None:
+        """Start feeding `follower` from its group's committed offsets (or the initial one)."""
+        with self._lock:
+            self._joining.append(follower)
+        self._wake.set()
+
+    def detach(self, follower: Follower, timeout: float = 10.0) -> None:
+        """Stop feeding `follower`, after committing what it finished."""
+        done = threading.Event()
+        with self._lock:
+            if follower in self._joining:
+                self._joining.remove(follower)
+                return
+            if follower not in self._followers or not self._thread.is_alive():
+                if follower in self._followers:
+                    self._followers.remove(follower)
+                return
+            self._leaving[id(follower)] = done
+        self._wake.set()
+        done.wait(timeout)
+
+    def room(self) -> None:
+        """A follower that stopped accepting can take records again."""
+        self._wake.set()
+
+    # the fetch loop ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._read()
+            except KafkaError as error:  # a broken connection: start afresh
+                message = f"{type(error).__name__}: {error}"
+                log.warning("reader of %s: %s; reconnecting", self.topic, message)
+                with self._lock:
+                    for follower in self._followers:
+                        follower.error = message
+                self._stopping.wait(1.0)
+
+    def _read(self) -> None:
+        settings = self._settings
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"troupe-reader-{self.topic}",
+            group_id=None,  # offsets are committed per Trigger group, below
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_poll_records=settings.max_poll_records,
+        )
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                 client_id=f"troupe-offsets-{self.topic}")
+        try:
+            partitions = self._partitions(consumer)
+            consumer.assign(partitions)
+            positions: dict[TopicPartition, int] = {}
+            last_commit = time.monotonic()
+            with self._lock:  # after a reconnect, everybody starts again from its progress
+                for follower in self._followers:
+                    follower.error = None
+            while not self._stopping.is_set():
+                self._admit(consumer, admin, partitions)
+                self._release(admin)
+                with self._lock:
+                    followers = list(self._followers)
+                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
+                    self._commit(admin, followers)
+                    self._measure_lag(consumer, followers)
+                    last_commit = time.monotonic()
+                if not self._seek(consumer, partitions, followers, positions):
+                    # Nobody can take records: no fetches until someone has room.
+                    self._wake.wait(_POLL_TIMEOUT_MS / 1000)
+                    self._wake.clear()
+                    continue
+                for partition, records in consumer.poll(timeout_ms=_POLL_TIMEOUT_MS).items():
+                    for record in records:
+                        self._fan_out(partition, record, followers)
+                    positions[partition] = records[-1].offset + 1
+            with self._lock:
+                followers = list(self._followers)
+            self._commit(admin, followers)
+        finally:
+            consumer.close()
+            admin.close()
+
+    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
+        deadline = time.monotonic() + 30
+        while True:
+            numbers = consumer.partitions_for_topic(self.topic)
+            if numbers:
+                return [TopicPartition(self.topic, n) for n in sorted(numbers)]
+            if time.monotonic() > deadline or self._stopping.wait(0.2):
+                raise KafkaError(f"topic {self.topic} has no partitions (not created?)")
+
+    @staticmethod
+    def _fan_out(partition: TopicPartition, record: Any, followers: Iterable[Follower]) -> None:
+        for follower in followers:
+            progress = follower.progress.get(partition)
+            # After a seek back for one follower, the others skip what they already have.
+            if progress is not None and record.offset >= progress.next_offset \
+                    and follower.accepting:
+                follower.accept(partition, record)
+
+    def _seek(self, consumer: KafkaConsumer, partitions: list[TopicPartition],
+              followers: list[Follower], positions: dict[TopicPartition, int]) -> bool:
+        """Fetch from the oldest offset any accepting follower needs; False if none accepts."""
+        accepting = [f for f in followers if f.accepting]
+        if not accepting:
+            return False
+        for partition in partitions:
+            wanted = min((f.progress[partition].next_offset for f in accepting
+                          if partition in f.progress), default=None)
+            if wanted is not None and positions.get(partition) != wanted:
+                consumer.seek(partition, wanted)
+                positions[partition] = wanted
+        return True
+
+    # joining and leaving -----------------------------------------------------------------
+    def _admit(self, consumer: KafkaConsumer, admin: KafkaAdminClient,
+               partitions: list[TopicPartition]) -> None:
+        with self._lock:
+            joining, self._joining = self._joining, []
+        for follower in joining:
+            committed = admin.list_group_offsets(
+                {follower.consumer_group: partitions}).get(follower.consumer_group, {})
+            missing = [p for p in partitions
+                       if committed.get(p) is None or committed[p].offset == _NO_OFFSET]
+            anchors: dict[TopicPartition, int] = {}
+            if missing:
+                # Anchor a new group where it starts, so events published while the
+                # runtime is down are delivered after a restart instead of skipped.
+                anchors = (consumer.beginning_offsets(missing)
+                           if self._settings.initial_offset == "earliest"
+                           else consumer.end_offsets(missing))
+                admin.alter_group_offsets(follower.consumer_group, {
+                    p: OffsetAndMetadata(offset, "", -1) for p, offset in anchors.items()})
+            for partition in partitions:
+                start = anchors[partition] if partition in anchors \
+                    else committed[partition].offset
+                follower.progress[partition] = PartitionProgress(start)
+            with self._lock:
+                self._followers.append(follower)
+            follower.error = None
+            follower.joined()
+
+    def _release(self, admin: KafkaAdminClient) -> None:
+        with self._lock:
+            if not self._leaving:
+                return
+            leaving = [f for f in self._followers if id(f) in self._leaving]
+        for follower in leaving:
+            try:
+                self._commit(admin, [follower])
+            finally:
+                with self._lock:
+                    self._followers.remove(follower)
+                    self._leaving.pop(id(follower)).set()
+
+    # offsets -----------------------------------------------------------------------------
+    @staticmethod
+    def _commit(admin: KafkaAdminClient, followers: Iterable[Follower]) -> None:
+        for follower in followers:
+            offsets = {}
+            for partition, progress in list(follower.progress.items()):
+                position = progress.commit_position()
+                if position != progress.committed:
+                    offsets[partition] = position
+            if not offsets:
+                continue
+            errors = admin.alter_group_offsets(follower.consumer_group, {
+                p: OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
+            for partition, offset in offsets.items():
+                error = errors.get(partition)
+                if error is None or error.errno == 0:
+                    follower.progress[partition].committed = offset
+                else:
+                    log.warning("group %s: committing %s at %s failed: %s",
+                                follower.consumer_group, partition, offset, error.__name__)
+
+    @staticmethod
+    def _measure_lag(consumer: KafkaConsumer, followers: Iterable[Follower]) -> None:
+        for follower in followers:
+            lag = 0
+            for partition, progress in list(follower.progress.items()):
+                highwater = consumer.highwater(partition)
+                if highwater is not None:
+                    lag += max(0, highwater - progress.committed)
+            follower.lag = lag
+
+
+__all__ = ["ConsumerSettings", "Follower", "TopicReader"]
