@@ -18,7 +18,9 @@ the event log until the `model-deployed` with the same runid:
   (decoding, schema check, reply cache, handler), so it errs on the side of a smaller
   overhead.
 - overhead = end-to-end - handler time: ingress, Kafka, Trigger dispatch, the activator
-  and process starts, re-publishing each reply.
+  and process starts, re-publishing each reply. Per step, stderr shows the gap between
+  consecutive events in the log, the handler time and the process start time inside it
+  (the runtime's troupe_runtime_cold_start_seconds), which tells where the overhead goes.
 
 Cold and warm. "Cold" is the first run after `troupe up` (every function at zero), and a
 second one after the scale-to-zero grace period has stopped every function again. "Warm"
@@ -57,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from troupe.cli._common import post_event
 from troupe.cli.eventlog import LoggedEvent, read_events
 from troupe.demo.data import FEATURES, TARGET, DriftingSource
@@ -97,6 +100,7 @@ class LoopRun:
     handler_s: float = 0.0
     cold_services: list[str] = field(default_factory=list)  # at zero when published
     hops: list[str] = field(default_factory=list)  # where the time went, for the reader
+    process_start_s: float = 0.0  # the runtime's own count: launch until accepting requests
 
     @property
     def overhead_s(self) -> float:
@@ -115,13 +119,17 @@ def _copy_project(folder: Path) -> Path:
     return project
 
 
-def _troupe(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from troupe.cli import main; main()", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+def _troupe(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """The `troupe` command run from the copy: the runtime and every function it starts
+    import the copy's library (committed code), not a working tree being edited."""
+    env = {**os.environ, "PYTHONPATH": str(project / "shared")}
+    command = [sys.executable, "-c", "from troupe.cli import main; main()", *args,
+               "--project", str(project)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _up(project: Path) -> dict[str, Any]:
-    started = _troupe("up", "--detach", "--project", str(project),
+    started = _troupe(project, "up", "--detach",
                       "--grace-period", str(GRACE_PERIOD_S), timeout=180)
     if started.returncode != 0:
         raise RuntimeError(f"troupe up failed: {started.stderr.strip()[-1500:]}")
@@ -130,17 +138,28 @@ def _up(project: Path) -> dict[str, Any]:
 
 
 def _down(project: Path, pid: int | None) -> None:
-    """`troupe down`; if that fails, kill what `troupe up --detach` started (its session)."""
+    """`troupe down`; if that fails, kill the runtime and every process under it (the
+    functions run in sessions of their own, so its process group is not enough)."""
     try:
-        stopped = _troupe("down", "--project", str(project), timeout=90)
+        stopped = _troupe(project, "down", timeout=90)
         if stopped.returncode == 0:
             return
         print(f"troupe down failed: {stopped.stderr.strip()}", file=sys.stderr)
     except subprocess.TimeoutExpired:
         print("troupe down did not return within 90 s", file=sys.stderr)
     if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)  # the runtime leads the session it was started in
+        for process in [pid, *_descendants(pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
 
 
 # -- one run -----------------------------------------------------------------------------
@@ -163,9 +182,21 @@ class Loop:
                                    f"{self.instances()}")
             time.sleep(0.5)  # polling the runtime's status, with a deadline
 
+    def start_seconds(self) -> dict[str, float]:
+        """Seconds the runtime spent starting each function's processes, so far."""
+        text = requests.get(f"{self.info['api_url']}/metrics", timeout=10).text
+        spent: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "troupe_runtime_cold_start_seconds_sum":
+                    service = sample.labels["service"]
+                    spent[service] = spent.get(service, 0.0) + sample.value
+        return spent
+
     def run(self, label: str) -> LoopRun:
         result = LoopRun(label)
         running = self.instances()
+        starts_before = self.start_seconds()
         result.cold_services = [name for name in CHAIN if not running.get(name)]
         key = f"incoming/bench-loop-{label}.csv"
         self.store.write_bytes(key, self.data)
@@ -182,7 +213,10 @@ class Loop:
         result.end_to_end_s = steps[-1].timestamp_ms / 1000 - published
         durations = self._handler_durations(runid)
         result.handler_s = sum(sum(d) for d in durations.values())
-        result.hops = _hops(published, steps, durations)
+        starts = self.start_seconds()
+        starting = {name: starts.get(name, 0.0) - starts_before.get(name, 0.0) for name in CHAIN}
+        result.process_start_s = sum(starting.values())
+        result.hops = _hops(published, steps, durations, starting)
         return result
 
     def _follow(self, runid: str, published: float) -> list[LoggedEvent]:
@@ -200,14 +234,15 @@ class Loop:
             if str(event.get_extension(RUNID)) != runid:
                 continue
             if event.get_type() in _FAILED:
-                raise RuntimeError(f"the run ended in {event.get_type()}: {event.get_data()}")
+                raise RuntimeError(f"the run ended in {event.get_type()}: {event.get_data()!r}")
             # at-least-once: the log may hold a redelivered reply twice; the first counts
             steps.setdefault(event.get_type(), logged)
             if all(step in steps for step in STEPS):
                 return [steps[step] for step in STEPS]
         seen = sorted(steps)
         raise RuntimeError(f"no model-deployed for run {runid} within {RUN_TIMEOUT_S:.0f} s "
-                           f"(saw {seen}); see the function logs under .troupe/logs")
+                           f"(the log held only {seen}): a function failed, or the machine is too "
+                           "loaded to finish a run in time")
 
     def _handler_durations(self, runid: str) -> dict[str, list[float]]:
         """Seconds per delivery of this run, by function, from the functions' event lines.
@@ -235,16 +270,17 @@ class Loop:
             time.sleep(0.1)  # polling log files another process writes, with a deadline
 
 
-def _hops(published: float, steps: list[LoggedEvent],
-          durations: dict[str, list[float]]) -> list[str]:
-    """Per step: the gap between one event and the next in the log, and the handler time
-    inside it; the rest of each gap is that hop's share of the overhead."""
+def _hops(published: float, steps: list[LoggedEvent], durations: dict[str, list[float]],
+          starting: dict[str, float]) -> list[str]:
+    """Per step: the gap between one event and the next in the log, the handler time and
+    the process start inside it; the rest of each gap is dispatch, Kafka and re-publishing."""
     hops = [f"publish->log {steps[0].timestamp_ms / 1000 - published:.2f}s"]
     for service, (before, after) in zip(CHAIN, itertools.pairwise(steps), strict=True):
         gap = (after.timestamp_ms - before.timestamp_ms) / 1000
         inside = sum(durations[service])
-        hops.append(f"{service} {gap:.2f}s (handler {inside:.2f}s, "
-                    f"{len(durations[service])} deliveries)")
+        hops.append(f"{service} {gap:.2f}s (handler {inside:.2f}s in "
+                    f"{len(durations[service])} deliveries, process start "
+                    f"{starting[service]:.2f}s)")
     return hops
 
 
@@ -265,7 +301,8 @@ def _measure() -> tuple[LoopRun, list[LoopRun], LoopRun]:
             _down(project, pid)
     for run in (cold, *warm, cold_again):
         print(f"  {run.label}: end-to-end {run.end_to_end_s:.2f}s, handlers "
-              f"{run.handler_s:.2f}s, overhead {run.overhead_s:.2f}s; at zero when published: "
+              f"{run.handler_s:.2f}s, overhead {run.overhead_s:.2f}s of which process "
+              f"starts {run.process_start_s:.2f}s; at zero when published: "
               f"{', '.join(run.cold_services) or 'none'}\n    " + "; ".join(run.hops),
               file=sys.stderr)
     return cold, warm, cold_again
