@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
+from support.functions import load_function
 from troupe.cli import cli
 from troupe.events import from_http, make_event
 from troupe.store import Store
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-REPO = Path(__file__).resolve().parents[3]
 APPROVED = {"model": "default", "version": "v7", "metric": "accuracy", "candidate_score": 0.9}
-
-
-def _sink_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "dead_letters_handler_for_cli", REPO / "functions" / "dead-letters" / "handler.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture()
@@ -39,7 +27,7 @@ def store(tmp_path: Path) -> Store:
                         extensions={"knativeerrordest": "http://deployer/",
                                     "knativeerrorcode": 500, "knativebrokerttl": 0,
                                     "knativeerrordata": "b29wcw=="})
-    record = _sink_handler().dead_letter_record(failed, received=datetime.now(UTC))
+    record = load_function("dead-letters").dead_letter_record(failed, received=datetime.now(UTC))
     store.write_json("deadletters/2026-11-25/one.json", record)
     return store
 

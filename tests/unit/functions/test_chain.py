@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 from cloudevents.core.v1.event import CloudEvent
+from support.functions import load_function
 from troupe.events import (
     DATA_VALIDATED,
     MODEL_APPROVED,
@@ -29,20 +28,6 @@ from troupe.store import Store
 from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def load_function(name: str) -> ModuleType:
-    """functions/<name>/handler.py under a unique module name (every folder has a handler)."""
-    module_name = f"troupe_function_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, REPO / "functions" / name / "handler.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 FUNCTIONS = {
@@ -72,8 +57,7 @@ def same(a: CloudEvent, b: CloudEvent) -> bool:
     return attributes == others and a.get_data() == b.get_data()
 
 
-def test_a_run_keeps_its_runid_and_redelivery_changes_nothing(tmp_path: Path) -> None:
-    store = Store(f"file://{tmp_path}/store")
+def test_a_run_keeps_its_runid_and_redelivery_changes_nothing(store: Store) -> None:
     store.write_bytes("uploads/day-1.csv", to_csv_bytes(synthetic_frame(800, seed=7)))
     arrived = make_event("data-arrived", {"uri": "uploads/day-1.csv", "target": "label"},
                          source="/producer")
@@ -101,13 +85,12 @@ def test_a_run_keeps_its_runid_and_redelivery_changes_nothing(tmp_path: Path) ->
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The three functions as real HTTP servers on loopback, sharing one store."""
-    store_url = f"file://{tmp_path}/store"
+def servers(store: Store) -> Iterator[dict[str, str]]:
+    """The three functions as real HTTP servers on loopback, sharing the test's store."""
     running = []
     urls = {}
     for name, (module, _) in FUNCTIONS.items():
-        app = create_app(module.handle, settings_of(name, store_url=store_url))
+        app = create_app(module.handle, settings_of(name, store_url=store.url))
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -128,9 +111,8 @@ def post(url: str, event: CloudEvent) -> tuple[int, CloudEvent | None]:
 
 
 def test_the_chain_over_http_replies_in_binary_mode_and_deduplicates(
-    servers: dict[str, str], tmp_path: Path
+    servers: dict[str, str], store: Store
 ) -> None:
-    store = Store(f"file://{tmp_path}/store")
     store.write_bytes("uploads/day-1.csv", to_csv_bytes(synthetic_frame(600, seed=8)))
     arrived = make_event("data-arrived", {"uri": "uploads/day-1.csv", "target": "label"},
                          source="/producer")

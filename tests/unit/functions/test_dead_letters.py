@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
+from support.functions import load_fresh, load_function
 from troupe.store import Store
 from werkzeug.serving import make_server
-
-FOLDER = Path(__file__).resolve().parents[3] / "functions" / "dead-letters"
-
-
-def _load(name: str, file: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, FOLDER / file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -40,8 +29,8 @@ def sink(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("TROUPE_STORE_URL", store_url)
     monkeypatch.setenv("K_SERVICE", "dead-letters")
     # main.py imports `handler` from its own folder (gunicorn --chdir); give it ours.
-    monkeypatch.setitem(sys.modules, "handler", _load("dead_letters_handler", "handler.py"))
-    app: Flask = _load("dead_letters_main", "main.py").app
+    monkeypatch.setitem(sys.modules, "handler", load_function("dead-letters"))
+    app: Flask = load_fresh("dead-letters", "main", name="dead_letters_main").app
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

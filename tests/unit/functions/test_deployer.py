@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kmock
 import pytest
 import yaml
 from cloudevents.core.v1.event import CloudEvent
+from support.functions import load_function
 from troupe.events import MODEL_DEPLOYED, MODEL_PROMOTED, MODEL_ROLLED_BACK, make_event
 from troupe.function import Context
 from troupe.function.errors import PermanentError, TemporaryError
@@ -37,17 +35,7 @@ TRIGGERS = "eventing.knative.dev/v1/triggers"
 PREDICTOR = (SERVICES, "troupe", "predictor")
 
 
-def _load_handler() -> ModuleType:
-    path = REPO / "functions" / "deployer" / "handler.py"
-    spec = importlib.util.spec_from_file_location("deployer_handler", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclass settings resolve their hints through it
-    spec.loader.exec_module(module)
-    return module
-
-
-deployer = _load_handler()
+deployer = load_function("deployer")
 
 
 class KubeApi:

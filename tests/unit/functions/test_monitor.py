@@ -7,18 +7,16 @@ thresholds, hysteresis, cooldown, redelivery, thin data and canaries.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from support.functions import load_function
 from troupe.events import CANARY_PASSED, METRIC_DEGRADED, make_event
 from troupe.function.context import Context
 from troupe.function.errors import PermanentError, TemporaryError
@@ -26,24 +24,8 @@ from troupe.local.prometheus import PrometheusServer, find_prometheus
 from troupe.store import Store
 from werkzeug.serving import make_server
 
-FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 WINDOW = "2m"
 START = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-def load_function(folder: str, module: str = "handler") -> ModuleType:
-    """Import functions/<folder>/<module>.py under a unique name: every function has a
-    handler.py, and several are imported in one test process."""
-    unique = f"_function_{folder}_{module}"
-    if unique not in sys.modules:
-        path = FUNCTIONS / folder
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[unique] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[unique])
-    return sys.modules[unique]
 
 
 monitor = load_function("monitor")

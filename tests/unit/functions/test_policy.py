@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import pytest
 from cloudevents.core.v1.event import CloudEvent
 from sklearn.dummy import DummyClassifier
+from support.functions import load_function
 from troupe.events import ROLLBACK_REQUESTED, TRAINING_REQUESTED, make_event, to_http_binary
 from troupe.function import create_app
 from troupe.function.context import Context
 from troupe.store import Store
 
-FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-def load_function(folder: str, module: str = "handler") -> ModuleType:
-    """Import functions/<folder>/<module>.py under a unique name: every function has a
-    handler.py, and several are imported in one test process."""
-    unique = f"_function_{folder}_{module}"
-    if unique not in sys.modules:
-        path = FUNCTIONS / folder
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[unique] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[unique])
-    return sys.modules[unique]
 
 
 policy = load_function("policy")
@@ -61,11 +41,6 @@ class Policy:
             event, Context(settings=self.settings, store=self.store, event=event)
         )
         return reply
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"file://{tmp_path}")
 
 
 def record_deployments(store: Store, *deployments: tuple[str, timedelta]) -> None:

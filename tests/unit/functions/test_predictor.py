@@ -3,13 +3,10 @@ skops model saved in a temporary store."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,27 +20,12 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.functions import load_function
 from troupe.ml.drift import baseline_bins
 from troupe.store import Store
 from werkzeug.serving import make_server
 
-FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def load_function(folder: str, module: str = "handler") -> ModuleType:
-    """Import functions/<folder>/<module>.py under a unique name: every function has a
-    handler.py, and several are imported in one test process."""
-    unique = f"_function_{folder}_{module}"
-    if unique not in sys.modules:
-        path = FUNCTIONS / folder
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-        spec = importlib.util.spec_from_file_location(unique, path / f"{module}.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[unique] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[unique])
-    return sys.modules[unique]
 
 
 predictor = load_function("predictor")

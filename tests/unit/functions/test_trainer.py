@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
+from support.functions import load_function
 from troupe.events import (
     DATA_VALIDATED,
     TRAINING_FAILED,
@@ -23,7 +20,6 @@ from troupe.ml import ESTIMATORS
 from troupe.ml.synthetic import synthetic_frame, to_csv_bytes
 from troupe.store import Store
 
-REPO = Path(__file__).resolve().parents[3]
 CLASS_NAMES = {
     "logistic_regression": "LogisticRegression",
     "hist_gradient_boosting": "HistGradientBoostingClassifier",
@@ -31,27 +27,8 @@ CLASS_NAMES = {
 }
 
 
-def load_function(name: str) -> ModuleType:
-    """functions/<name>/handler.py under a unique module name (every folder has a handler)."""
-    module_name = f"troupe_function_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, REPO / "functions" / name / "handler.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
 ingest = load_function("ingest")
 trainer = load_function("trainer")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"file://{tmp_path}/store")
 
 
 def validated(store: Store, seed: int, rows: int = 400, model: str = "default") -> CloudEvent:
