@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,6 @@ from .sink import RecordingSink
 
 NAMESPACE = "troupe"
 _names = itertools.count()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, message: str = "") -> Any:
-    """Poll `condition` until it is truthy; fail the test with `message` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
-        time.sleep(0.02)
 
 
 def unique(prefix: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 from cloudevents.core.v1.event import CloudEvent
+from support.polling import wait_until
 from troupe.local.broker import DataPlane
 
 from .conftest import (
@@ -17,7 +18,6 @@ from .conftest import (
     broker_resource,
     trigger_resource,
     unique,
-    wait_until,
 )
 from .sink import RecordingSink
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import requests
+from support.polling import wait_until
 from troupe.local.broker import DataPlane, InvalidResourceError, UnsupportedFilterError
 from troupe.local.broker.filters import compile_trigger_filter
 
@@ -15,7 +16,6 @@ from .conftest import (
     broker_resource,
     trigger_resource,
     unique,
-    wait_until,
 )
 from .sink import RecordingSink
 

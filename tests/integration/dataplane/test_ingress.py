@@ -6,6 +6,7 @@ import json
 
 import pytest
 import requests
+from support.polling import wait_until
 from troupe.local.broker import DataPlane
 
 from .conftest import (
@@ -14,7 +15,6 @@ from .conftest import (
     broker_resource,
     trigger_resource,
     unique,
-    wait_until,
 )
 from .sink import RecordingSink
 

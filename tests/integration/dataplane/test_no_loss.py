@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from support.polling import wait_until
 
 from .conftest import (
     NAMESPACE,
@@ -23,7 +24,6 @@ from .conftest import (
     broker_resource,
     trigger_resource,
     unique,
-    wait_until,
 )
 from .sink import RecordingSink
 

@@ -12,9 +12,10 @@ import pytest
 import requests
 from kafka import KafkaProducer
 from kubernetes import client, config
+from support.polling import wait_until
 from troupe.events import DATA_ARRIVED, PING, make_event, to_http_binary
 
-from .conftest import StartRuntime, service, service_status, wait_for
+from .conftest import StartRuntime, service, service_status
 
 pytestmark = pytest.mark.kafka
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
@@ -64,18 +65,18 @@ def test_a_trigger_created_through_the_api_delivers_to_a_cold_function_until_del
 
     api.create_namespaced_custom_object("eventing.knative.dev", "v1", "troupe", "triggers",
                                         trigger("live", "recorder"))
-    wait_for(lambda: _trigger_ready(api, "live"), 30, "the new trigger to be ready")
+    wait_until(lambda: _trigger_ready(api, "live"), 30, "the new trigger to be ready")
     publish(broker_url, "first")
 
-    wait_for(lambda: [e["id"] for e in received(seen)] == ["first"], 30, "delivery of 'first'")
-    wait_for(lambda: service_status(runtime, "recorder")["instances"] == 0, 15,
-             "the recorder to scale back to zero")
+    wait_until(lambda: [e["id"] for e in received(seen)] == ["first"], 30, "delivery of 'first'")
+    wait_until(lambda: service_status(runtime, "recorder")["instances"] == 0, 15,
+               "the recorder to scale back to zero")
 
     api.delete_namespaced_custom_object("eventing.knative.dev", "v1", "troupe", "triggers",
                                         "live")
     publish(broker_url, "second")
-    wait_for(lambda: {"first", "second"} <= {e["id"] for e in received(control)}, 30,
-             "the control trigger to receive both events")
+    wait_until(lambda: {"first", "second"} <= {e["id"] for e in received(control)}, 30,
+               "the control trigger to receive both events")
     assert [e["id"] for e in received(seen)] == ["first"]
     assert service_status(runtime, "recorder")["instances"] == 0
 
@@ -105,11 +106,11 @@ def test_a_pingsource_ticks_and_a_kafkasource_delivers(
                             [BROKER, trigger("on-ping", "pings", PING), ping, kafka_source],
                             data_plane=True)
 
-    wait_for(lambda: len(received(pings)) >= 2, 30, "two PingSource ticks")
+    wait_until(lambda: len(received(pings)) >= 2, 30, "two PingSource ticks")
     producer = KafkaProducer(bootstrap_servers=runtime.data_plane_info()["bootstrap_servers"])
     producer.send(topic, key=b"k1", value=b'{"uri": "file:///tmp/new.csv"}').get(timeout=30)
     producer.close()
-    wait_for(lambda: received(records), 30, "the Kafka record at the KafkaSource's sink")
+    wait_until(lambda: received(records), 30, "the Kafka record at the KafkaSource's sink")
 
     tick = received(pings)[0]
     assert tick["type"] == PING

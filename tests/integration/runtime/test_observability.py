@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 import requests
+from support.polling import wait_until
 
-from .conftest import StartRuntime, service, service_status, wait_for
+from .conftest import StartRuntime, service, service_status
 
 pytestmark = [pytest.mark.prometheus,
               pytest.mark.skipif(shutil.which("prometheus") is None,
@@ -29,11 +30,11 @@ def test_prometheus_reports_up_for_a_running_function_and_the_runtime_metrics(
 
     assert requests.get(service_status(runtime, "echo")["url"], timeout=30).status_code == 200
 
-    up = wait_for(lambda: [r for r in _query(prometheus, 'up{job="echo"}')
-                           if r["value"][1] == "1"], 30, 'up{job="echo"} == 1')
+    up = wait_until(lambda: [r for r in _query(prometheus, 'up{job="echo"}')
+                             if r["value"][1] == "1"], 30, 'up{job="echo"} == 1')
     assert up[0]["metric"]["service"] == "echo"
-    cold = wait_for(lambda: _query(prometheus, "troupe_runtime_cold_starts_total"), 30,
-                    "the runtime's cold-start counter")
+    cold = wait_until(lambda: _query(prometheus, "troupe_runtime_cold_starts_total"), 30,
+                      "the runtime's cold-start counter")
     assert float(cold[0]["value"][1]) >= 1
     active = _query(prometheus, "troupe_runtime_active_instances")
     assert {r["metric"]["service"] for r in active} == {"echo"}

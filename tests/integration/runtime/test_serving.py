@@ -8,9 +8,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from support.polling import wait_until
 from troupe.local.resources import SERVICE
 
-from .conftest import StartRuntime, service, service_status, wait_for
+from .conftest import StartRuntime, service, service_status
 
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 
@@ -35,8 +36,8 @@ def test_a_cold_request_is_served_and_the_process_goes_away_after_the_grace_peri
     assert answer.json()["revision"] == "echo-00001"
     assert answer.json()["store"].startswith("file://")
     assert service_status(runtime, "echo")["instances"] == 1
-    wait_for(lambda: service_status(runtime, "echo")["instances"] == 0, 15, "scale to zero")
-    wait_for(lambda: _gone(answer.json()["pid"]), 10, "the gunicorn process to exit")
+    wait_until(lambda: service_status(runtime, "echo")["instances"] == 0, 15, "scale to zero")
+    wait_until(lambda: _gone(answer.json()["pid"]), 10, "the gunicorn process to exit")
 
 
 def test_fifty_concurrent_requests_to_a_cold_service_all_succeed_on_at_most_three_instances(
