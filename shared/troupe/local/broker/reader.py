@@ -156,8 +156,8 @@ class TopicReader:
                     self._wake.clear()
                     continue
                 for partition, records in consumer.poll(timeout_ms=_POLL_TIMEOUT_MS).items():
-                    for record in records:
-                        self._fan_out(partition, record, followers)
+                    self._fan_out(partition, records, positions.get(partition, records[0].offset),
+                                  followers)
                     positions[partition] = records[-1].offset + 1
             with self._lock:
                 followers = list(self._followers)
@@ -176,12 +176,19 @@ class TopicReader:
                 raise KafkaError(f"topic {self.topic} has no partitions (not created?)")
 
     @staticmethod
-    def _fan_out(partition: TopicPartition, record: Any, followers: Iterable[Follower]) -> None:
+    def _fan_out(partition: TopicPartition, records: list[Any], fetched_from: int,
+                 followers: Iterable[Follower]) -> None:
+        """Hand a partition's records, fetched from offset `fetched_from`, to each follower."""
         for follower in followers:
             progress = follower.progress.get(partition)
-            # After a seek back for one follower, the others skip what they already have.
-            if progress is not None and record.offset >= progress.next_offset \
-                    and follower.accepting:
+            if progress is None or progress.next_offset < fetched_from:
+                continue  # it missed records while full: it is sought back once it has room
+            for record in records:
+                # After a seek back for one follower, the others skip what they already have.
+                if record.offset < progress.next_offset:
+                    continue
+                if not follower.accepting:
+                    break  # the rest waits for the seek back; never hand over with a hole
                 follower.accept(partition, record)
 
     def _seek(self, consumer: KafkaConsumer, partitions: list[TopicPartition],
