@@ -32,6 +32,7 @@ from .delivery import (
     Attempt,
     HttpSender,
     dead_letter,
+    http_binary_of_record,
     reply_of,
     send_with_retries,
     timeout_of,
@@ -305,8 +306,9 @@ class DataPlane:
                                                               False, "", "")
         dispatcher = self._dispatchers.get(trigger.key)
         stopping = dispatcher.stopping if dispatcher else threading.Event()
+        transcoded = http_binary_of_record(record.headers, record.value)
         try:
-            event = codec.from_kafka(record.headers, record.key, record.value)
+            event = None if transcoded else self._event_of(record)
         except EventError as error:  # not written by us and not a CloudEvent: cannot deliver
             log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
                       *trigger.key, record.offset, error)
@@ -315,13 +317,17 @@ class DataPlane:
         broker = self._brokers.get(trigger.broker_key, BrokerSpec(*trigger.broker_key))
         delivery = trigger.delivery.over(broker.delivery)
         timeout = timeout_of(delivery)
-        message = codec.to_http_binary(event)
-        headers = {**message.headers, "Prefer": "reply", "Kn-Namespace": trigger.namespace}
+        if transcoded is None:
+            assert event is not None
+            message = codec.to_http_binary(event)
+            transcoded = dict(message.headers), message.body
+        headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
+        body = transcoded[1]
         subscriber = trigger.subscriber
 
         def send() -> Any:
             return self._sender.post(self._url_of(trigger.namespace, subscriber), headers,
-                                     message.body, timeout)
+                                     body, timeout)
 
         def count_retry() -> None:
             stats.retries += 1
@@ -331,10 +337,25 @@ class DataPlane:
             stats.delivered += 1
             assert attempt.response is not None
             reply = reply_of(attempt.response)
-            if reply is not None:
-                self._republish(trigger, broker, event, reply)
+            if reply is None:
+                return
+        try:  # only replies and dead letters need the event itself
+            event = event or self._event_of(record)
+        except EventError as error:
+            log.error("trigger %s/%s: offset %s was delivered as it is, but is not a valid "
+                      "CloudEvent (%s); its reply or dead letter is dropped",
+                      *trigger.key, record.offset, error)
+            stats.dropped += 1
+            return
+        if attempt.ok:
+            assert reply is not None
+            self._republish(trigger, broker, event, reply)
             return
         self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+
+    @staticmethod
+    def _event_of(record: Any) -> CloudEvent:
+        return codec.from_kafka(record.headers, record.key, record.value)
 
     def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
                    reply: CloudEvent) -> None:

@@ -36,6 +36,40 @@ ERROR_DATA_MAX_BYTES: Final = 1024
 MAX_RETRY_AFTER_S: Final = 300.0
 
 
+# Header values a binary-mode HTTP event may carry as they are; anything else (space, '"',
+# '%', non-ASCII) must be percent-encoded, which the CloudEvents SDK does for us.
+_VERBATIM: Final = frozenset(range(0x21, 0x7F)) - {ord('"'), ord("%")}
+_REQUIRED: Final = ("ce_specversion", "ce_id", "ce_source", "ce_type")
+
+
+def http_binary_of_record(headers: list[tuple[str, bytes]],
+                          value: bytes | None) -> tuple[dict[str, str], bytes] | None:
+    """A binary-mode Kafka record as binary-mode HTTP headers and body, without decoding it.
+
+    Both bindings carry the same attributes (`ce_x` becomes `ce-x`), so, like Knative's
+    dispatcher, we transcode instead of parsing the event and writing it again. Returns
+    None when a value needs encoding or the record is not a binary-mode 1.0 event: the
+    caller then goes through the codec, which encodes or rejects it.
+    """
+    names = {name for name, _ in headers}
+    if not names.issuperset(_REQUIRED):
+        return None
+    http_headers: dict[str, str] = {}
+    for name, raw in headers:
+        if name.startswith("ce_"):
+            if not raw or not _VERBATIM.issuperset(raw):
+                return None
+            http_headers["ce-" + name[3:]] = raw.decode("ascii")
+        elif name == "content-type":
+            if raw.startswith(b"application/cloudevents") or not _VERBATIM.union(
+                    b" ").issuperset(raw):
+                return None
+            http_headers["content-type"] = raw.decode("ascii")
+    if http_headers["ce-specversion"] != "1.0":
+        return None
+    return http_headers, value or b""
+
+
 def is_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 
