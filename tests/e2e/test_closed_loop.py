@@ -98,6 +98,14 @@ def test_demo_closes_the_loop_and_a_subscriber_sees_it(project: Path, sink) -> N
     assert [t for t in types if t in RETRAIN_STEPS] == RETRAIN_STEPS
     assert {step["runid"] for step in steps} == {runid}
 
+    # The event log, tailed as a user would, shows both rollouts.
+    tailed = troupe("events", "--type", "model-deployed", "--json", cwd=project, timeout=60)
+    assert tailed.returncode == 0, tailed.stderr
+    logged = [json.loads(line) for line in tailed.stdout.splitlines()]
+    assert {e["data"]["version"] for e in logged} == {result["versions"]["first"],
+                                                      result["versions"]["retrained"]}
+    assert all(e["type"] == MODEL_DEPLOYED for e in logged)
+
     # Our own Trigger delivered both rollouts to our sink.
     deployed = {e.get_data()["version"] for e in recorder.events
                 if e.get_type() == MODEL_DEPLOYED}
