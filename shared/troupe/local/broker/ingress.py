@@ -29,7 +29,6 @@ BrokerLookup = Callable[[str, str], BrokerSpec | None]
 
 class IngressServer(ThreadingHTTPServer):
     daemon_threads = True
-    disable_nagle_algorithm = True  # small responses must not wait for delayed ACKs
     # Many short keep-alive connections from load generators and replies.
     request_queue_size = 256
 
@@ -54,6 +53,9 @@ class IngressServer(ThreadingHTTPServer):
 
 class _IngressHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A handler attribute (it did nothing on the server): a body written after its headers
+    # must not wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: IngressServer
 
     def log_message(self, format: str, *args: object) -> None:
