@@ -51,6 +51,9 @@ SERVING, CANARY, PROMOTED, ROLLED_BACK = "serving", "canary", "promoted", "rolle
 
 @dataclass(frozen=True)
 class DeployerSettings(Settings):
+    # The model the predictor Service serves: revisions are named predictor-<version>, so
+    # one predictor (and one deployer) serves one model; another model needs its own pair.
+    model_name: str = "default"
     namespace: str = "troupe"
     predictor_service: str = "predictor"
     deploy_strategy: str = "direct"  # direct | canary
@@ -73,6 +76,12 @@ def handle(event: CloudEvent, ctx: Context[DeployerSettings]) -> CloudEvent | No
     payload = event.get_data()
     data: Mapping[str, Any] = payload if isinstance(payload, dict) else {}
     model = str(data["model"])
+    if model != ctx.settings.model_name:
+        raise PermanentError(
+            f"this deployer rolls out model {ctx.settings.model_name!r} to the "
+            f"{ctx.settings.predictor_service} Service; model {model!r} needs a predictor "
+            "Service and a deployer of its own (TROUPE_MODEL_NAME, TROUPE_PREDICTOR_SERVICE)"
+        )
     cause = f"{event.get_source()}|{event.get_id()}"
     done = next((r for r in _history(ctx, model) if r.get("cause") == cause), None)
     if done is not None:

@@ -281,6 +281,11 @@ def test_impossible_requests_are_permanent_errors(
                 store, config)
     with pytest.raises(PermanentError, match="not in the model registry"):
         deliver(approved("v9"), store, config)
+    # Revisions are predictor-<version>: another model's v1 must not pass for ours.
+    other = make_event("model-approved", {"model": "fraud", "version": "v1",
+                                          "metric": "accuracy", "candidate_score": 0.9})
+    with pytest.raises(PermanentError, match="needs a predictor Service and a deployer"):
+        deliver(other, store, config)
     deliver(approved("v1"), store, config)
     with pytest.raises(PermanentError, match="not the canary"):
         deliver(make_event("canary-passed", {"model": "default", "version": "v2"}),
