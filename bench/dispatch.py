@@ -43,6 +43,24 @@ PAYLOAD = b'"' + b"x" * 1022 + b'"'  # 1 KiB of JSON
 CONNECTIONS = 32  # concurrent client connections for throughput (data plane and floor)
 COUNT = 3000
 NAMESPACE = "bench"
+IDLE_WINDOW_S = 10.0
+
+# The idle baseline: what a plain kafka-python consumer costs while it waits for records,
+# one per broker topic, with the library's default settings.
+_IDLE_CONSUMERS = r'''
+import sys
+from kafka import KafkaConsumer, TopicPartition
+consumers = []
+for topic in sys.argv[2:]:
+    consumer = KafkaConsumer(bootstrap_servers=sys.argv[1], enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+    consumer.poll(timeout_ms=100)
+    consumers.append(consumer)
+print("ready", flush=True)
+while True:
+    for consumer in consumers:
+        consumer.poll(timeout_ms=1000)
+'''
 
 _SINK = r'''
 import json, sys, threading, time
@@ -206,9 +224,27 @@ def _eventing(folder: Path, sink_url: str) -> None:
     (folder / "300-bench.yaml").write_text(yaml.safe_dump_all(documents))
 
 
-def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> str:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (proc(5): fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_cpu_percent(pids: list[int], window_s: float) -> list[float]:
+    """Percent of one core each process used over the same `window_s` of idleness."""
+    before = [_cpu_seconds(pid) for pid in pids]
+    started = time.monotonic()
+    time.sleep(window_s)  # measuring an idle interval, not synchronisation
+    elapsed = time.monotonic() - started
+    return [100 * (_cpu_seconds(pid) - b) / elapsed for pid, b in zip(pids, before, strict=True)]
+
+
+def _start(stack: ExitStack, command: list[str], env: dict[str, str],
+           pids: list[int] | None = None) -> str:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env,
                                stderr=subprocess.DEVNULL)
+    if pids is not None:
+        pids.append(process.pid)
     def stop() -> None:
         process.terminate()
         process.wait(10)
@@ -237,9 +273,13 @@ def run() -> list[Figure]:
         sink = int(_start(stack, [sys.executable, "-c", _SINK], env))
         (workdir / "eventing").mkdir()
         _eventing(workdir / "eventing", f"http://127.0.0.1:{sink}/")
+        pids: list[int] = []
         ingress_url = _start(stack, [sys.executable, "-m", "troupe.local.broker", "--eventing",
-                                     str(workdir / "eventing")], env)
+                                     str(workdir / "eventing")], env, pids)
         ingress = int(ingress_url.rsplit(":", 1)[1])
+        _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
+                       *(f"knative-broker-{NAMESPACE}-{b}" for b in ("one", "ten"))], env, pids)
+        idle_plane, idle_consumers = _idle_cpu_percent(pids, IDLE_WINDOW_S)
 
         # the floor
         kafka_rate = _raw_kafka(servers)
@@ -288,6 +328,10 @@ def run() -> list[Figure]:
                "ms", http_name, pct(raw_http, 0.5)),
         Figure(NAME, "latency p99 of the Kafka leg alone (for reference)", pct(raw_kafka, 0.99),
                "ms", http_name, pct(raw_http, 0.99)),
+        Figure(NAME, f"idle CPU, data plane with 11 triggers on 2 brokers ({IDLE_WINDOW_S:.0f} s)",
+               idle_plane, "% of a core",
+               "2 raw kafka-python consumers (default settings), one per broker topic, idle",
+               idle_consumers),
         Figure(NAME, "latency mean (for reference)", statistics.fmean(latencies) * 1000, "ms",
                kafka_name, statistics.fmean(raw_kafka) * 1000),
     ]

@@ -115,7 +115,8 @@ class DataPlane:
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> DataPlane:
-        self._publisher = Publisher(self.bootstrap_servers, max_event_bytes=self._max_event_bytes)
+        self._publisher = Publisher(self.bootstrap_servers, max_event_bytes=self._max_event_bytes,
+                                    on_stored=self._records_arrived)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher)
@@ -267,6 +268,13 @@ class DataPlane:
     # internals ---------------------------------------------------------------------------
     def _broker_lookup(self, namespace: str, name: str) -> BrokerSpec | None:
         return self._brokers.get((namespace, name))
+
+    def _records_arrived(self, topic: str) -> None:
+        # Called by the producer's thread on each acknowledged write: an idle reader that
+        # backs off its fetches looks at once, so events through this data plane never wait.
+        reader = self._readers.get(topic)
+        if reader is not None:
+            reader.records_arrived()
 
     def _create_topic(self, broker: BrokerSpec) -> None:
         assert self._admin is not None

@@ -6,12 +6,14 @@ means the event survives the runtime being killed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from troupe.events import codec
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
@@ -22,7 +24,7 @@ from .spec import BrokerSpec
 DEFAULT_TTL: Final = 255
 # Kafka's default max.request.size is 1 MiB; the event (headers and value) must fit in it.
 DEFAULT_MAX_EVENT_BYTES: Final = 1024 * 1024
-_ACK_TIMEOUT_S: Final = 10.0
+ACK_TIMEOUT_S: Final = 10.0
 
 
 def arrival_time() -> str:
@@ -45,20 +47,44 @@ class Publisher:
     """Writes events to their Broker's topic in CloudEvents' Kafka binary mode."""
 
     def __init__(self, bootstrap_servers: str, *,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 on_stored: Callable[[str], None] | None = None) -> None:
         self.max_event_bytes = max_event_bytes
+        self._on_stored = on_stored  # called with the topic once Kafka acknowledged a write
+        self._known_topics: set[str] = set()
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
             # Send at once: each ingress request waits for its own acknowledgement, and
-            # concurrent requests still share batches.
+            # records that arrive while a request is in flight still share the next batch.
             linger_ms=0,
             max_request_size=max_event_bytes + 64 * 1024,
+            # Fail a send instead of hanging when a topic's metadata never comes.
+            max_block_ms=int(ACK_TIMEOUT_S * 1000),
             client_id="troupe-broker-ingress",
         )
 
+    def knows(self, broker: BrokerSpec) -> bool:
+        """True once a write to the broker's topic succeeded: `send` will not block on metadata."""
+        return broker.topic in self._known_topics
+
     def publish(self, broker: BrokerSpec, event: CloudEvent, *, ttl: int | None = None) -> None:
         """Store `event` on the broker's topic; `ttl` overrides the event's own hop count."""
+        future = self.send(broker, event, ttl=ttl)
+        try:
+            future.get(timeout=ACK_TIMEOUT_S)
+        except KafkaError as error:
+            raise PublishFailedError(
+                f"Kafka did not acknowledge the event on {broker.topic}: {error}") from error
+
+    def send(self, broker: BrokerSpec, event: CloudEvent, *,
+             ttl: int | None = None) -> FutureRecordMetadata:
+        """Check `event` and hand it to the producer; the future resolves once Kafka has it.
+
+        Raises RejectedEventError for an event the broker refuses, and PublishFailedError
+        when the producer cannot take it. It may block while the topic's metadata is
+        fetched, until `knows(broker)`.
+        """
         hops = ttl_of(event) if ttl is None else ttl
         if hops <= 0:
             raise RejectedEventError(
@@ -75,12 +101,19 @@ class Publisher:
                 f"{self.max_event_bytes}: put large payloads in the store and send a URI")
         key = message.key.encode() if isinstance(message.key, str) else message.key
         try:
-            self._producer.send(
-                broker.topic, value=message.value, key=key, headers=list(headers.items())
-            ).get(timeout=_ACK_TIMEOUT_S)
+            future: FutureRecordMetadata = self._producer.send(
+                broker.topic, value=message.value, key=key, headers=list(headers.items()))
         except KafkaError as error:
             raise PublishFailedError(
-                f"Kafka did not acknowledge the event on {broker.topic}: {error}") from error
+                f"Kafka did not take the event for {broker.topic}: {error}") from error
+        topic = broker.topic
+        future.add_callback(self._stored, topic)
+        return future
+
+    def _stored(self, topic: str, _metadata: Any) -> None:
+        self._known_topics.add(topic)
+        if self._on_stored is not None:
+            self._on_stored(topic)
 
     def close(self) -> None:
         self._producer.close(timeout=5)

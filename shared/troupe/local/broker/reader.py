@@ -31,6 +31,12 @@ from .progress import PartitionProgress
 log = logging.getLogger(__name__)
 _COMMIT_INTERVAL_S: Final = 0.2
 _POLL_TIMEOUT_MS: Final = 50
+# An idle topic is fetched less and less often, down to once per _IDLE_WAIT_MAX_S: each
+# fetch costs CPU even when it comes back empty, and a laptop runs `troupe up` all day.
+# Events written through this data plane nudge the reader at once (`records_arrived`),
+# so only records produced elsewhere wait up to _IDLE_WAIT_MAX_S.
+_IDLE_WAIT_MIN_S: Final = 0.005
+_IDLE_WAIT_MAX_S: Final = 0.1
 _NO_OFFSET: Final = -1  # what OffsetFetch answers for a partition the group never committed
 
 
@@ -68,7 +74,8 @@ class TopicReader:
         self._followers: list[Follower] = []
         self._joining: list[Follower] = []
         self._leaving: dict[int, threading.Event] = {}
-        self._wake = threading.Event()  # a follower joined, left, or has room again
+        self._wake = threading.Event()  # a follower joined, left, has room, or records came
+        self._idle_wait_s = 0.0  # how long to wait before the next fetch; 0 while busy
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
 
@@ -107,6 +114,11 @@ class TopicReader:
     def room(self) -> None:
         """A follower that stopped accepting can take records again."""
         self._wake.set()
+
+    def records_arrived(self) -> None:
+        """Records were just written to the topic: stop backing off and fetch them now."""
+        if self._idle_wait_s:
+            self._wake.set()
 
     # the fetch loop ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -155,7 +167,10 @@ class TopicReader:
                     self._wake.wait(_POLL_TIMEOUT_MS / 1000)
                     self._wake.clear()
                     continue
-                for partition, records in consumer.poll(timeout_ms=_POLL_TIMEOUT_MS).items():
+                batches = consumer.poll(timeout_ms=self._poll_timeout_ms())
+                self._idle_wait_s = 0.0 if batches else min(
+                    max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
+                for partition, records in batches.items():
                     self._fan_out(partition, records, positions.get(partition, records[0].offset),
                                   followers)
                     positions[partition] = records[-1].offset + 1
@@ -165,6 +180,15 @@ class TopicReader:
         finally:
             consumer.close()
             admin.close()
+
+    def _poll_timeout_ms(self) -> int:
+        """Wait out the idle back-off, then how long the next poll may keep fetching."""
+        if not self._idle_wait_s:
+            return _POLL_TIMEOUT_MS
+        nudged = self._wake.wait(self._idle_wait_s)
+        self._wake.clear()
+        # Nudged: records are there, wait for them. Otherwise one short look, a fetch or two.
+        return _POLL_TIMEOUT_MS if nudged else 2 * self._settings.fetch_max_wait_ms + 2
 
     def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
         deadline = time.monotonic() + 30
