@@ -1,23 +1,40 @@
 """The Broker ingress: `POST /<namespace>/<broker>` as Knative's data-plane spec describes.
 
 202 once Kafka acknowledged the event; 400 malformed; 404 unknown broker; 405 (with
-`Allow`) other methods; 413 too large; 415 unsupported media type; OPTIONS answers the
-CloudEvents HTTP webhook validation handshake.
+`Allow`) other methods; 411 no Content-Length; 413 too large; 415 unsupported media type;
+OPTIONS answers the CloudEvents HTTP webhook validation handshake.
+
+One asyncio loop serves every connection: a request waiting for Kafka's acknowledgement
+holds a future, not a thread, so many producers in flight cost little and share batches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
+import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
-from typing import Final
+from typing import Any, Final
+
+from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from troupe.events import codec
 from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
 
 from .errors import PublishFailedError, RejectedEventError
-from .publish import Publisher
+from .http11 import (
+    CONTINUE,
+    MAX_HEAD_BYTES,
+    BadRequestError,
+    Request,
+    close_after_refusal,
+    read_request,
+    response,
+)
+from .publish import ACK_TIMEOUT_S, Publisher
 from .spec import BrokerSpec
 
 log = logging.getLogger(__name__)
@@ -27,119 +44,211 @@ HEALTH_PATH: Final = "/healthz"
 BrokerLookup = Callable[[str, str], BrokerSpec | None]
 
 
-class IngressServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many short keep-alive connections from load generators and replies.
-    request_queue_size = 256
+class _Answer(Exception):
+    """Ends a request early with this status and message."""
 
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 *, unread_body: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+        self.unread_body = unread_body  # so the connection cannot be used again
+
+
+class IngressServer:
     def __init__(self, port: int, brokers: BrokerLookup, publisher: Publisher) -> None:
-        super().__init__(("127.0.0.1", port), _IngressHandler)
         self.brokers = brokers
         self.publisher = publisher
-        self._thread: Thread | None = None
+        # Bound now, so that the port is known before start().
+        self._socket = socket.create_server(("127.0.0.1", port), backlog=256)
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
+        self._acks = _AckBridge(self._loop)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
 
     def start(self) -> None:
-        self._thread = Thread(target=self.serve_forever, name="broker-ingress", daemon=True)
+        listening = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._server = self._loop.run_until_complete(asyncio.start_server(
+                self._serve_connection, sock=self._socket, limit=MAX_HEAD_BYTES))
+            listening.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="broker-ingress", daemon=True)
         self._thread.start()
+        listening.wait(10)
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        if self._thread is None:
+            self._socket.close()
+            return
+        shutdown = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        try:
+            shutdown.result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._thread = None
+            if not self._loop.is_running():
+                self._loop.close()
 
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
-class _IngressHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # A handler attribute (it did nothing on the server): a body written after its headers
-    # must not wait for the client's delayed ACK.
-    disable_nagle_algorithm = True
-    server: IngressServer
+    # one connection ----------------------------------------------------------------------
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while True:
+                try:
+                    request = await read_request(reader)
+                except BadRequestError as error:
+                    writer.write(response(error.status, str(error), close=True))
+                    await writer.drain()
+                    return
+                if request is None:
+                    return
+                unread_body = False
+                try:
+                    status, message, headers = await self._answer(request, reader, writer)
+                except _Answer as early:
+                    status, message, headers = early.status, early.message, early.headers
+                    unread_body = early.unread_body
+                close = unread_body or not request.keep_alive
+                writer.write(response(status, message, headers, close=close,
+                                      head_only=request.method == "HEAD"))
+                await writer.drain()
+                if unread_body:
+                    await close_after_refusal(reader, writer)
+                if close:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return  # the client went away mid-request; nothing was acknowledged
+        finally:
+            self._connections.discard(task)
+            writer.close()
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("ingress: " + format, *args)
+    async def _answer(self, request: Request, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> tuple[int, str, dict[str, str] | None]:
+        if request.method == "POST":
+            return await self._post(request, reader, writer)
+        if request.method == "OPTIONS":
+            # CloudEvents HTTP webhook spec, section 4: abuse protection handshake.
+            headers = {"Allow": ALLOW}
+            origin = request.headers.get("webhook-request-origin")
+            if origin:
+                headers["WebHook-Allowed-Origin"] = origin
+                headers["WebHook-Allowed-Rate"] = "*"
+            answer: tuple[int, str, dict[str, str] | None] = (200, "", headers)
+        elif request.method == "GET" and request.path == HEALTH_PATH:
+            answer = (200, "ok", None)
+        else:
+            answer = (405, f"{request.method} is not allowed: send events with POST",
+                      {"Allow": ALLOW})
+        try:
+            await self._read_body(request, reader, writer, required=False)
+        except _Answer:  # a body we will not read: this answer still, then close
+            raise _Answer(*answer, unread_body=True) from None
+        return answer
 
-    def _answer(self, status: int, message: str = "",
-                headers: dict[str, str] | None = None) -> None:
-        body = (message + "\n").encode() if message else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if body:
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+    async def _post(self, request: Request, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> tuple[int, str, dict[str, str] | None]:
+        body = await self._read_body(request, reader, writer, required=True)
+        broker = self._broker(request.path)
+        if broker is None:
+            return 404, f"no broker at {request.path}: POST to /<namespace>/<broker>", None
+        try:
+            event = codec.from_http(request.headers, body)
+            if self.publisher.knows(broker):
+                await self._acks.wait(self.publisher.send(broker, event))
+            else:  # the first write to a topic may block on its metadata: not on this loop
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.publisher.publish, broker, event)
+        except UnsupportedMediaTypeError as error:
+            return 415, str(error), None
+        except MalformedEventError as error:
+            return 400, str(error), None
+        except RejectedEventError as error:
+            return error.status, str(error), None
+        except (PublishFailedError, KafkaError, TimeoutError) as error:
+            log.warning("ingress: Kafka did not acknowledge an event on %s: %s",
+                        broker.topic, error or type(error).__name__)
+            return 503, "Kafka did not acknowledge the event; retry later", {"Retry-After": "1"}
+        return 202, "", None
 
-    def _broker(self) -> BrokerSpec | None:
-        parts = self.path.split("?", 1)[0].strip("/").split("/")
+    async def _read_body(self, request: Request, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter, *, required: bool) -> bytes:
+        length_header = request.headers.get("content-length")
+        if "transfer-encoding" in request.headers or (length_header is None and required):
+            raise _Answer(411, "send the event with a Content-Length", unread_body=True)
+        if length_header is None:
+            return b""
+        if not length_header.isdigit():
+            raise _Answer(400, "Content-Length is not a number", unread_body=True)
+        length = int(length_header)
+        limit = self.publisher.max_event_bytes
+        if length > limit:
+            raise _Answer(413, f"the event is {length} bytes; this broker accepts at most "
+                          f"{limit}: put large payloads in the store", unread_body=True)
+        if request.headers.get("expect", "").lower() == "100-continue":
+            writer.write(CONTINUE)
+        return await reader.readexactly(length) if length else b""
+
+    def _broker(self, path: str) -> BrokerSpec | None:
+        parts = path.strip("/").split("/")
         if len(parts) != 2:
             return None
-        return self.server.brokers(parts[0], parts[1])
+        return self.brokers(parts[0], parts[1])
 
-    def _method_not_allowed(self) -> None:
-        if self.command == "GET" and self.path == HEALTH_PATH:
-            self._answer(200, "ok")
-            return
-        self._discard_body()
-        self._answer(405, f"{self.command} is not allowed: send events with POST",
-                     {"Allow": ALLOW})
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _method_not_allowed
+class _AckBridge:
+    """Kafka acknowledgements (on the producer's thread) as awaitables on the loop.
 
-    def do_OPTIONS(self) -> None:
-        # CloudEvents HTTP webhook spec, section 4: abuse protection handshake.
-        origin = self.headers.get("WebHook-Request-Origin")
-        headers = {"Allow": ALLOW}
-        if origin:
-            headers["WebHook-Allowed-Origin"] = origin
-            headers["WebHook-Allowed-Rate"] = "*"
-        self._answer(200, headers=headers)
+    Acknowledgements come in batches; they are handed over with one loop wake-up per batch
+    instead of one per event.
+    """
 
-    def do_POST(self) -> None:
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self.close_connection = True
-            self._answer(411, "send the event with a Content-Length")
-            return
-        try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            self._answer(400, "Content-Length is not a number")
-            return
-        publisher = self.server.publisher
-        if length > publisher.max_event_bytes:
-            self.close_connection = True  # the body stays unread
-            self._answer(413, f"the event is {length} bytes; this broker accepts at most "
-                         f"{publisher.max_event_bytes}: put large payloads in the store")
-            return
-        body = self.rfile.read(length)
-        broker = self._broker()
-        if broker is None:
-            self._answer(404, f"no broker at {self.path}: POST to /<namespace>/<broker>")
-            return
-        try:
-            event = codec.from_http(dict(self.headers.items()), body)
-            publisher.publish(broker, event)
-        except UnsupportedMediaTypeError as error:
-            self._answer(415, str(error))
-        except MalformedEventError as error:
-            self._answer(400, str(error))
-        except RejectedEventError as error:
-            self._answer(error.status, str(error))
-        except PublishFailedError as error:
-            log.warning("%s", error)
-            self._answer(503, f"{error}; retry later", {"Retry-After": "1"})
-        else:
-            self._answer(202)
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._done: list[tuple[asyncio.Future[None], object]] = []
 
-    def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= self.server.publisher.max_event_bytes:
-            self.rfile.read(int(length))
-        elif length:
-            self.close_connection = True
+    async def wait(self, future: FutureRecordMetadata) -> None:
+        """Return once Kafka acknowledged; raise its error, or TimeoutError."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        future.add_both(self._settled, waiter)
+        async with asyncio.timeout(ACK_TIMEOUT_S):
+            await waiter
+
+    def _settled(self, waiter: asyncio.Future[None], outcome: object) -> None:
+        with self._lock:
+            first = not self._done
+            self._done.append((waiter, outcome))
+        if first:
+            # RuntimeError: the ingress stopped, nobody waits for this any more.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+        for waiter, outcome in done:
+            if waiter.done():
+                continue  # timed out meanwhile
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(None)

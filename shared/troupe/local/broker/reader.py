@@ -142,6 +142,7 @@ class TopicReader:
             enable_auto_commit=False,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_poll_records=settings.max_poll_records,
+            metrics_enabled=False,  # nobody reads them; recording them costs CPU per record
         )
         admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
                                  client_id=f"troupe-offsets-{self.topic}")
