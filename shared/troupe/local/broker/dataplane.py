@@ -31,20 +31,23 @@ from troupe.events.errors import EventError
 from .delivery import (
     Attempt,
     HttpSender,
+    Response,
     dead_letter,
     http_binary_of_record,
     reply_of,
     send_with_retries,
     timeout_of,
 )
-from .dispatcher import TriggerDispatcher
+from .dispatcher import Then, TriggerDispatcher
 from .errors import DataPlaneError, RejectedEventError, UnknownBrokerError
+from .first_attempt import FirstAttempts
 from .ingress import IngressServer
 from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher, ttl_of
 from .reader import ConsumerSettings, TopicReader
 from .spec import (
     DEFAULT_NAMESPACE,
     BrokerSpec,
+    DeliverySpec,
     Destination,
     TriggerSpec,
     parse_broker,
@@ -82,6 +85,19 @@ class TriggerStatus:
     lag: int = 0
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A record on its way to a subscriber, as binary-mode HTTP."""
+
+    stats: TriggerStatus
+    event: CloudEvent | None  # decoded only when the record could not be transcoded
+    broker: BrokerSpec
+    delivery: DeliverySpec
+    timeout: float
+    headers: dict[str, str]
+    body: bytes
+
+
 class DataPlane:
     def __init__(
         self,
@@ -109,6 +125,7 @@ class DataPlane:
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._sender = HttpSender()
+        self._first_attempts: FirstAttempts | None = None
         self._publisher: Publisher | None = None
         self._ingress: IngressServer | None = None
         self._admin: KafkaAdminClient | None = None
@@ -121,6 +138,7 @@ class DataPlane:
                                        client_id="troupe-broker-admin")
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher)
         self._ingress.start()
+        self._first_attempts = FirstAttempts().start()
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
@@ -139,6 +157,9 @@ class DataPlane:
             self._readers.clear()
         for reader in readers:
             reader.stop()
+        if self._first_attempts is not None:
+            self._first_attempts.stop()
+            self._first_attempts = None
         if self._ingress is not None:
             self._ingress.stop()
             self._ingress = None
@@ -291,7 +312,8 @@ class DataPlane:
         if reader is None:
             reader = self._readers[broker.topic] = TopicReader(broker.topic,
                                                                self._settings).start()
-        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver, reader)
+        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver, reader,
+                                       self._deliver_first)
         self._dispatchers[key] = dispatcher
         dispatcher.start()
 
@@ -308,12 +330,10 @@ class DataPlane:
         # Knative: with both, the uri is relative to the ref's address.
         return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
 
-    def _deliver(self, trigger: TriggerSpec, record: Any) -> None:
-        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+    def _prepare(self, trigger: TriggerSpec, record: Any) -> _Outgoing | None:
+        """The request a record becomes for the trigger's subscriber; None if undeliverable."""
         stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
                                                               False, "", "")
-        dispatcher = self._dispatchers.get(trigger.key)
-        stopping = dispatcher.stopping if dispatcher else threading.Event()
         transcoded = http_binary_of_record(record.headers, record.value)
         try:
             event = None if transcoded else self._event_of(record)
@@ -321,26 +341,61 @@ class DataPlane:
             log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
                       *trigger.key, record.offset, error)
             stats.dropped += 1
-            return
+            return None
         broker = self._brokers.get(trigger.broker_key, BrokerSpec(*trigger.broker_key))
         delivery = trigger.delivery.over(broker.delivery)
-        timeout = timeout_of(delivery)
         if transcoded is None:
             assert event is not None
             message = codec.to_http_binary(event)
             transcoded = dict(message.headers), message.body
         headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
-        body = transcoded[1]
+        return _Outgoing(stats, event, broker, delivery, timeout_of(delivery), headers,
+                         transcoded[1])
+
+    def _deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
+        """The first attempt without a thread; `then` says whether the event is finished."""
+        outgoing = self._prepare(trigger, record)
+        if outgoing is None:
+            then(True, None)
+            return
+        first_attempts = self._first_attempts
+        try:
+            url = self._url_of(trigger.namespace, trigger.subscriber)
+        except LookupError:
+            first_attempts = None  # the worker's attempts report it, retry and dead-letter it
+        if first_attempts is None:
+            then(False, None)
+            return
+
+        def landed(response: Response | None, error: str | None) -> None:
+            attempt = Attempt(response, error)
+            if attempt.ok and response is not None and reply_of(response) is None:
+                outgoing.stats.delivered += 1
+                then(True, None)
+            else:  # a reply to re-publish, a retry or a dead letter: a worker carries on
+                then(False, attempt)
+
+        first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
+
+    def _deliver(self, trigger: TriggerSpec, record: Any, first: Attempt | None = None) -> None:
+        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+        outgoing = self._prepare(trigger, record)
+        if outgoing is None:
+            return
+        stats, event, broker, delivery = (outgoing.stats, outgoing.event, outgoing.broker,
+                                          outgoing.delivery)
+        dispatcher = self._dispatchers.get(trigger.key)
+        stopping = dispatcher.stopping if dispatcher else threading.Event()
         subscriber = trigger.subscriber
 
         def send() -> Any:
-            return self._sender.post(self._url_of(trigger.namespace, subscriber), headers,
-                                     body, timeout)
+            return self._sender.post(self._url_of(trigger.namespace, subscriber),
+                                     outgoing.headers, outgoing.body, outgoing.timeout)
 
         def count_retry() -> None:
             stats.retries += 1
 
-        attempt = send_with_retries(send, delivery, stopping, count_retry)
+        attempt = send_with_retries(send, delivery, stopping, count_retry, first)
         if attempt.ok:
             stats.delivered += 1
             assert attempt.response is not None

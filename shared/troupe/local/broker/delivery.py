@@ -161,16 +161,23 @@ def send_with_retries(
     delivery: DeliverySpec,
     stopping: threading.Event,
     on_retry: Callable[[], None] = lambda: None,
+    first: Attempt | None = None,
 ) -> Attempt:
-    """Call `send` until it succeeds, fails for good, or `delivery.retry` retries are spent."""
+    """Call `send` until it succeeds, fails for good, or `delivery.retry` retries are spent.
+
+    `first` is the outcome of an attempt already made elsewhere (first_attempt.py).
+    """
     retries = delivery.retry or 0
     for retry_number in range(retries + 1):
         if stopping.is_set():
             raise DeliveryAborted
-        try:
-            attempt = Attempt(send())
-        except (OSError, http.client.HTTPException, LookupError) as error:
-            attempt = Attempt(None, f"{type(error).__name__}: {error}")
+        if first is not None and retry_number == 0:
+            attempt = first
+        else:
+            try:
+                attempt = Attempt(send())
+            except (OSError, http.client.HTTPException, LookupError) as error:
+                attempt = Attempt(None, f"{type(error).__name__}: {error}")
         response = attempt.response
         if attempt.ok or (response is not None and not is_retryable(response.status)):
             return attempt

@@ -17,7 +17,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from .delivery import DeliveryAborted
+from .delivery import Attempt, DeliveryAborted
 from .filters import Attributes
 from .progress import PartitionProgress
 from .reader import ConsumerSettings, TopicReader
@@ -26,9 +26,15 @@ from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-# Delivers one Kafka record for a trigger; returns normally once the event is finished
-# (delivered, dead-lettered or dropped); raises DeliveryAborted to leave it uncommitted.
-Deliver = Callable[[TriggerSpec, Any], None]
+# Delivers one Kafka record for a trigger, given the outcome of a first attempt if one was
+# made; returns normally once the event is finished (delivered, dead-lettered or dropped);
+# raises DeliveryAborted to leave it uncommitted.
+Deliver = Callable[[TriggerSpec, Any, Attempt | None], None]
+# Then: called with True once the event is finished, or with False and the first attempt
+# (None if none was made) when `Deliver` has to carry on.
+Then = Callable[[bool, Attempt | None], None]
+# Makes a record's first attempt without blocking; calls `then` when it has landed.
+DeliverFirst = Callable[[TriggerSpec, Any, Then], None]
 
 
 def header_attributes(headers: list[tuple[str, bytes]]) -> Attributes:
@@ -44,11 +50,13 @@ def header_attributes(headers: list[tuple[str, bytes]]) -> Attributes:
 
 class TriggerDispatcher:
     def __init__(self, trigger: TriggerSpec, broker: BrokerSpec, settings: ConsumerSettings,
-                 deliver: Deliver, reader: TopicReader) -> None:
+                 deliver: Deliver, reader: TopicReader,
+                 deliver_first: DeliverFirst | None = None) -> None:
         self.trigger = trigger
         self.broker = broker
         self._settings = settings
         self._deliver = deliver
+        self._deliver_first = deliver_first
         self._reader = reader
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -115,7 +123,18 @@ class TriggerDispatcher:
             if self._in_flight >= self._settings.max_in_flight:
                 self._accepting = False
         if not self.trigger.ordered:
-            self._workers.submit(lambda: self._deliver_one(partition, progress, record))
+            if self._deliver_first is None:
+                self._workers.submit(lambda: self._deliver_one(partition, progress, record))
+                return
+
+            def then(finished: bool, first: Attempt | None) -> None:
+                if finished:
+                    self._finish(progress, record)
+                else:
+                    self._workers.submit(
+                        lambda: self._deliver_one(partition, progress, record, first))
+
+            self._deliver_first(self.trigger, record, then)
             return
         with self._lock:
             self._lanes.setdefault(partition, deque()).append(record)
@@ -141,18 +160,23 @@ class TriggerDispatcher:
                 lane.popleft()
 
     def _deliver_one(self, partition: TopicPartition, progress: PartitionProgress,
-                     record: Any) -> bool:
+                     record: Any, first: Attempt | None = None) -> bool:
         while True:
             try:
-                self._deliver(self.trigger, record)
+                self._deliver(self.trigger, record, first)
                 break
             except DeliveryAborted:
                 return False
             except Exception:  # a bug must not lose the event: log it and try again
                 log.exception("trigger %s/%s: delivering offset %s of %s failed",
                               *self.trigger.key, record.offset, partition)
+                first = None
                 if self._stopping.wait(1.0):
                     return False
+        self._finish(progress, record)
+        return True
+
+    def _finish(self, progress: PartitionProgress, record: Any) -> None:
         progress.finish(record.offset)
         with self._lock:
             self._in_flight -= 1
@@ -162,7 +186,7 @@ class TriggerDispatcher:
                 self._accepting = True
         if room:
             self._reader.room()
-        return True
 
 
-__all__ = ["ConsumerSettings", "Deliver", "TriggerDispatcher", "header_attributes"]
+__all__ = ["ConsumerSettings", "Deliver", "DeliverFirst", "Then", "TriggerDispatcher",
+           "header_attributes"]
