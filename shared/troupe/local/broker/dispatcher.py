@@ -18,7 +18,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from .delivery import Attempt, DeliveryAborted
-from .filters import Attributes
+from .filters import Attributes, header_attributes
 from .progress import PartitionProgress
 from .reader import ConsumerSettings, TopicReader
 from .spec import BrokerSpec, TriggerSpec
@@ -35,17 +35,6 @@ Deliver = Callable[[TriggerSpec, Any, Attempt | None], None]
 Then = Callable[[bool, Attempt | None], None]
 # Makes a record's first attempt without blocking; calls `then` when it has landed.
 DeliverFirst = Callable[[TriggerSpec, Any, Then], None]
-
-
-def header_attributes(headers: list[tuple[str, bytes]]) -> Attributes:
-    """Context attributes straight from Kafka binary-mode headers: enough to filter on."""
-    attributes: dict[str, str] = {}
-    for name, raw in headers:
-        if name.startswith("ce_"):
-            attributes[name[3:]] = raw.decode("utf-8", "replace")
-        elif name == "content-type":
-            attributes["datacontenttype"] = raw.decode("utf-8", "replace")
-    return attributes
 
 
 class TriggerDispatcher:
@@ -110,10 +99,10 @@ class TriggerDispatcher:
     def joined(self) -> None:
         self._ready.set()
 
-    def accept(self, partition: TopicPartition, record: Any) -> None:
+    def accept(self, partition: TopicPartition, record: Any, attributes: Attributes) -> None:
         progress = self.progress[partition]
         self.seen += 1
-        if not self.trigger.event_filter(header_attributes(record.headers)):
+        if not self.trigger.event_filter(attributes):
             self.filtered_out += 1
             progress.seen(record.offset, finished=True)
             return

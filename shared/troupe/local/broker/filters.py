@@ -19,6 +19,17 @@ _SINGLE_ATTRIBUTE_DIALECTS: Final = ("exact", "prefix", "suffix")
 _DIALECTS: Final = (*_SINGLE_ATTRIBUTE_DIALECTS, "all", "any", "not", "cesql")
 
 
+def header_attributes(headers: list[tuple[str, bytes]]) -> Attributes:
+    """Context attributes straight from Kafka binary-mode headers: enough to filter on."""
+    attributes: dict[str, str] = {}
+    for name, raw in headers:
+        if name.startswith("ce_"):
+            attributes[name[3:]] = raw.decode("utf-8", "replace")
+        elif name == "content-type":
+            attributes["datacontenttype"] = raw.decode("utf-8", "replace")
+    return attributes
+
+
 def match_all(_: Attributes) -> bool:
     return True
 

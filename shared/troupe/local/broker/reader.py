@@ -26,6 +26,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from .filters import Attributes, header_attributes
 from .progress import PartitionProgress
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Follower(Protocol):
     error: str | None
     lag: int
 
-    def accept(self, partition: TopicPartition, record: Any) -> None: ...
+    def accept(self, partition: TopicPartition, record: Any, attributes: Attributes) -> None: ...
     def joined(self) -> None: ...
 
 
@@ -204,17 +205,19 @@ class TopicReader:
     def _fan_out(partition: TopicPartition, records: list[Any], fetched_from: int,
                  followers: Iterable[Follower]) -> None:
         """Hand a partition's records, fetched from offset `fetched_from`, to each follower."""
+        # Read from the headers once, not once per Trigger.
+        attributes = [header_attributes(record.headers) for record in records]
         for follower in followers:
             progress = follower.progress.get(partition)
             if progress is None or progress.next_offset < fetched_from:
                 continue  # it missed records while full: it is sought back once it has room
-            for record in records:
+            for record, its_attributes in zip(records, attributes, strict=True):
                 # After a seek back for one follower, the others skip what they already have.
                 if record.offset < progress.next_offset:
                     continue
                 if not follower.accepting:
                     break  # the rest waits for the seek back; never hand over with a hole
-                follower.accept(partition, record)
+                follower.accept(partition, record, its_attributes)
 
     def _seek(self, consumer: KafkaConsumer, partitions: list[TopicPartition],
               followers: list[Follower], positions: dict[TopicPartition, int]) -> bool:
