@@ -47,7 +47,7 @@ class ConsumerSettings:
     max_in_flight: int = 64
     initial_offset: str = "latest"
     # Tansu answers a fetch only after this wait even when records are there, so it bounds
-    # the latency; one reader per topic keeps the idle cost of a short wait small.
+    # the latency; an idle reader backs off (below), so a short wait costs little idle CPU.
     fetch_max_wait_ms: int = 2
     max_poll_records: int = 500
 
