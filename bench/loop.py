@@ -85,7 +85,9 @@ NAME = "loop"
 CHAIN = ("ingest", "trainer", "evaluator", "deployer")
 ROWS = 1500  # the demo's batch size
 SEED = 7
-MODEL = "bench"
+# The model the shipped predictor and deployer serve (TROUPE_MODEL_NAME); the runtime runs
+# on a fresh copy of the project, so its versions start at v1.
+MODEL = "default"
 WARM_RUNS = 3
 # Longer than `troupe up`'s 30 s default: on a loaded machine (2 cores shared with test
 # suites) one cold run took over 50 s, and the warm runs must find every function still up.
