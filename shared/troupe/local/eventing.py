@@ -99,10 +99,12 @@ class Eventing:
                 "dead_lettered": status.dead_lettered, "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
-        counts = {"delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0}
+        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0}
         if self.plane is None:
             return counts
-        for trigger in self.plane.status()["triggers"]:
+        status = self.plane.status()
+        counts["ingested"] = float(sum(broker["ingested"] for broker in status["brokers"]))
+        for trigger in status["triggers"]:
             counts["delivered"] += trigger["delivered"]
             counts["retried"] += trigger["retries"]
             counts["dead_lettered"] += trigger["dead_lettered"]

@@ -223,7 +223,9 @@ class DataPlane(Routing):
             "ingress": self.ingress_url if running else None,
             "bootstrap_servers": self.bootstrap_servers,
             "brokers": [{"namespace": b.namespace, "name": b.name, "topic": b.topic,
-                         "url": self.broker_url(*b.key) if running else None} for b in brokers],
+                         "url": self.broker_url(*b.key) if running else None,
+                         "ingested": self._publisher.stored(b.topic) if self._publisher else 0}
+                        for b in brokers],
             "triggers": [vars(self.trigger_status(*key)).copy() for key in keys],
         }
 

@@ -137,6 +137,10 @@ class IngressServer:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return  # the client went away mid-request; nothing was acknowledged
+        except asyncio.CancelledError:
+            # The ingress is stopping. Ending quietly: asyncio's stream protocol would log a
+            # cancelled connection task as an error, and nothing here was acknowledged.
+            return
         finally:
             self._connections.discard(task)
             writer.close()

@@ -73,6 +73,8 @@ class Publisher:
         )
         self._lock = threading.Lock()
         self._in_flight = 0
+        # Events Kafka acknowledged, per topic: ingress posts, replies and sources alike.
+        self._stored_counts: dict[str, int] = {}
         # kafka-python reads linger_ms from its accumulator's config on every readiness
         # check, so it can change while running. A private attribute: if a later version
         # lacks it, the producer just keeps linger_ms=0.
@@ -139,7 +141,14 @@ class Publisher:
     def _landed(self, _outcome: Any) -> None:
         self._count_in_flight(-1)
 
+    def stored(self, topic: str) -> int:
+        """How many events Kafka has acknowledged on `topic` since the publisher started."""
+        with self._lock:
+            return self._stored_counts.get(topic, 0)
+
     def _stored(self, topic: str, _metadata: Any) -> None:
+        with self._lock:
+            self._stored_counts[topic] = self._stored_counts.get(topic, 0) + 1
         self._known_topics.add(topic)
         if self._on_stored is not None:
             self._on_stored(topic)
