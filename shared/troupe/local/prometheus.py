@@ -22,6 +22,8 @@ from typing import Any, Final, Self
 import requests
 import yaml
 
+from .processes import stop_process
+
 BINARY: Final = "prometheus"
 _SD_JOB: Final = "troupe"
 _START_TIMEOUT: Final = 30.0
@@ -176,13 +178,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=_STOP_TIMEOUT)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

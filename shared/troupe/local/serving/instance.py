@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..processes import stop_process
 from .revision import Revision
 
 # How often readiness is probed while a process boots. Connecting to a closed loopback
@@ -102,17 +103,10 @@ class Instance:
             return ""
 
     def stop(self, grace: float = 5.0) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
         # Instances are stopped only when idle (or at shutdown), so gunicorn's quick
-        # shutdown loses nothing and skips its graceful wait for idle keep-alive sockets.
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # shutdown (SIGQUIT) loses nothing and skips its graceful wait for idle keep-alive
+        # sockets.
+        stop_process(self._process, timeout=grace, how=signal.SIGQUIT)
 
     def stop_in_background(self) -> None:
         threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()
