@@ -113,8 +113,9 @@ def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -
     table.add_row("dead letters", str(result.dead_letters))
     console.print(table)
     steps = Table(title="the retraining run, rebuilt from the event log")
-    for column in ("+s", "service", "event", "outcome", "summary"):
-        steps.add_column(column)
+    for column in ("+s", "service", "event", "outcome"):
+        steps.add_column(column, no_wrap=True)
+    steps.add_column("summary", no_wrap=True, overflow="ellipsis")
     for step in timeline:
         gap = "" if step.since_previous_s is None else f"{step.since_previous_s:.2f}"
         steps.add_row(gap, step.service, step.type, step.outcome, step.summary)
