@@ -113,8 +113,8 @@ def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -
     table.add_row("dead letters", str(result.dead_letters))
     console.print(table)
     steps = Table(title="the retraining run, rebuilt from the event log")
-    for column in ("+s", "service", "event", "outcome"):
-        steps.add_column(column, no_wrap=True)
+    for column, width in (("+s", 5), ("service", 9), ("event", 18), ("outcome", 8)):
+        steps.add_column(column, no_wrap=True, min_width=width)
     steps.add_column("summary", no_wrap=True, overflow="ellipsis")
     for step in timeline:
         gap = "" if step.since_previous_s is None else f"{step.since_previous_s:.2f}"

@@ -125,8 +125,9 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
         echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps]})
         return
     table = Table(title=f"timeline of {', '.join(sorted(runids))}")
-    for column in ("time", "+s", "service", "event", "outcome", "model"):
-        table.add_column(column, no_wrap=True)
+    for column, width in (("time", 12), ("+s", 6), ("service", 9), ("event", 18),
+                          ("outcome", 8), ("model", 5)):
+        table.add_column(column, no_wrap=True, min_width=width)
     table.add_column("summary", no_wrap=True, overflow="ellipsis")
     for step in steps:
         table.add_row(step.time.strftime("%H:%M:%S.%f")[:-3] if step.time else "",
