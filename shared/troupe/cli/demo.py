@@ -17,7 +17,7 @@ from rich.table import Table
 
 from troupe.cli import cli
 from troupe.cli._common import BrokerError, echo_json, find_project
-from troupe.cli.timeline import producer, short_type, summarize
+from troupe.cli.timeline import fit, producer, short_type, summarize
 from troupe.events import MODELVERSION, PING
 
 
@@ -113,11 +113,14 @@ def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -
     table.add_row("dead letters", str(result.dead_letters))
     console.print(table)
     steps = Table(title="the retraining run, rebuilt from the event log")
-    for column, width in (("+s", 5), ("service", 9), ("event", 18), ("outcome", 8)):
+    fixed = (("+s", 5), ("service", 9), ("event", 18), ("outcome", 8))
+    for column, width in fixed:
         steps.add_column(column, no_wrap=True, min_width=width)
-    steps.add_column("summary", no_wrap=True, overflow="ellipsis")
+    steps.add_column("summary", no_wrap=True)
+    # One line per step: the summary takes what the fixed columns and borders leave.
+    room = max(console.width - sum(width + 3 for _, width in fixed) - 4, 12)
     for step in timeline:
         gap = "" if step.since_previous_s is None else f"{step.since_previous_s:.2f}"
-        steps.add_row(gap, step.service, step.type, step.outcome, step.summary)
+        steps.add_row(gap, step.service, step.type, step.outcome, fit(step.summary, room))
     console.print(steps)
 

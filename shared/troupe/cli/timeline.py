@@ -54,6 +54,11 @@ def outcome(event: CloudEvent) -> str:
     return last if last in _FAILURE_WORDS else "ok"
 
 
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` characters, with an ellipsis when it was longer."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
 def summarize(data: Any, width: int = 80) -> str:
     """A short k=v line of an event's data for one-line displays."""
     if not isinstance(data, dict):
@@ -69,7 +74,7 @@ def summarize(data: Any, width: int = 80) -> str:
                 value = f"{value:.4g}"
             parts.append(f"{key}={value}")
         text = " ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return fit(text, width)
 
 
 def runs_of_model(events: Iterable[CloudEvent], version: str) -> set[str]:

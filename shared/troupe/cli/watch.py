@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from troupe.cli.eventlog import LoggedEvent
 from troupe.cli.timeline import (
     build_timeline,
+    fit,
     producer,
     runs_of_model,
     short_type,
@@ -125,13 +126,16 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
         echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps]})
         return
     table = Table(title=f"timeline of {', '.join(sorted(runids))}")
-    for column, width in (("time", 12), ("+s", 6), ("service", 9), ("event", 18),
-                          ("outcome", 8), ("model", 5)):
+    fixed = (("time", 12), ("+s", 6), ("service", 9), ("event", 18), ("outcome", 8),
+             ("model", 5))
+    for column, width in fixed:
         table.add_column(column, no_wrap=True, min_width=width)
-    table.add_column("summary", no_wrap=True, overflow="ellipsis")
+    table.add_column("summary", no_wrap=True)
+    console = Console()
+    room = max(console.width - sum(width + 3 for _, width in fixed) - 4, 12)
     for step in steps:
         table.add_row(step.time.strftime("%H:%M:%S.%f")[:-3] if step.time else "",
                       "" if step.since_previous_s is None else f"{step.since_previous_s:.3f}",
                       step.service, step.type, step.outcome, step.modelversion or "",
-                      step.summary)
-    Console().print(table)
+                      fit(step.summary, room))
+    console.print(table)
