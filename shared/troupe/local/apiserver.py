@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .loopback_http import KeepAliveHandler
 from .objects import AlreadyExists, Conflict, NotFound, ObjectStore
 from .patch import PatchError, json_patch, merge_patch
 from .resources import KINDS, InvalidResource, Kind, Obj, kind_by_plural
@@ -79,18 +79,8 @@ class _Server(ThreadingHTTPServer):
     status: Callable[[], Obj]
 
 
-class _ApiHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _ApiHandler(KeepAliveHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm
-        # and the client's delayed ACK add ~40 ms to every keep-alive response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def _handle(self) -> None:
         url = urlsplit(self.path)

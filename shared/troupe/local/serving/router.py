@@ -9,11 +9,11 @@ revision.
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
+from ..loopback_http import KeepAliveHandler
 from ..metrics import RuntimeMetrics
 from .pool import RevisionPool, Unavailable
 
@@ -51,18 +51,8 @@ class _Server(ThreadingHTTPServer):
     metrics: RuntimeMetrics
 
 
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _ProxyHandler(KeepAliveHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm
-        # and the client's delayed ACK add ~40 ms to every keep-alive response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def _proxy(self) -> None:
         body = self._read_body()
