@@ -108,21 +108,10 @@ class Cluster:
     # -- Knative Serving ----------------------------------------------------------------
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._call(
-            f"get Service {namespace}/{name}",
-            lambda: self._api.get_namespaced_custom_object(
-                SERVING_GROUP, VERSION, namespace, SERVICES, name, _request_timeout=_TIMEOUT
-            ),
-        )
+        return self._get(SERVING_GROUP, SERVICES, "Service", namespace, name)
 
     def list_services(self, namespace: str) -> list[dict[str, Any]]:
-        listing = self._call(
-            f"list Services in {namespace}",
-            lambda: self._api.list_namespaced_custom_object(
-                SERVING_GROUP, VERSION, namespace, SERVICES, _request_timeout=_TIMEOUT
-            ),
-        )
-        return list(listing.get("items", []))
+        return self._list(SERVING_GROUP, SERVICES, "Services", namespace)
 
     def patch_service(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON merge patch: mappings merge, lists (traffic, containers) are replaced."""
@@ -164,21 +153,10 @@ class Cluster:
         return created or body
 
     def get_trigger(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._call(
-            f"get Trigger {namespace}/{name}",
-            lambda: self._api.get_namespaced_custom_object(
-                EVENTING_GROUP, VERSION, namespace, TRIGGERS, name, _request_timeout=_TIMEOUT
-            ),
-        )
+        return self._get(EVENTING_GROUP, TRIGGERS, "Trigger", namespace, name)
 
     def list_triggers(self, namespace: str) -> list[dict[str, Any]]:
-        listing = self._call(
-            f"list Triggers in {namespace}",
-            lambda: self._api.list_namespaced_custom_object(
-                EVENTING_GROUP, VERSION, namespace, TRIGGERS, _request_timeout=_TIMEOUT
-            ),
-        )
-        return list(listing.get("items", []))
+        return self._list(EVENTING_GROUP, TRIGGERS, "Triggers", namespace)
 
     def delete_trigger(self, namespace: str, name: str) -> None:
         self._call(
@@ -188,7 +166,25 @@ class Cluster:
             ),
         )
 
-    # -- error translation --------------------------------------------------------------
+    # -- reading, and error translation -------------------------------------------------
+
+    def _get(self, group: str, plural: str, kind: str, namespace: str,
+             name: str) -> dict[str, Any]:
+        return self._call(
+            f"get {kind} {namespace}/{name}",
+            lambda: self._api.get_namespaced_custom_object(
+                group, VERSION, namespace, plural, name, _request_timeout=_TIMEOUT
+            ),
+        )
+
+    def _list(self, group: str, plural: str, kinds: str, namespace: str) -> list[dict[str, Any]]:
+        listing = self._call(
+            f"list {kinds} in {namespace}",
+            lambda: self._api.list_namespaced_custom_object(
+                group, VERSION, namespace, plural, _request_timeout=_TIMEOUT
+            ),
+        )
+        return list(listing.get("items", []))
 
     def _call(self, action: str, request: Callable[[], object]) -> dict[str, Any]:
         try:
