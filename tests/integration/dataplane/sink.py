@@ -49,6 +49,9 @@ class RecordingSink:
         self.gate = threading.Event()
         self.gate.set()
         self._count = 0
+        # (path, ce-source, ce-id) of every request answered 2xx, kept as they come so that
+        # a test polling for thousands of events does not rescan `received` each time.
+        self._acknowledged: set[tuple[str, str, str]] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -76,6 +79,7 @@ class RecordingSink:
             self.received.clear()
             self._scripted.clear()
             self._count = 0
+            self._acknowledged.clear()
         self.default_status, self.delay_s, self.fail_every, self.replier = 202, 0.0, 0, None
         self.gate.set()
 
@@ -83,10 +87,27 @@ class RecordingSink:
         with self._lock:
             return [r for r in self.received if r.path == path]
 
+    def acknowledged(self, path: str) -> set[tuple[str, str]]:
+        """(source, id) of the events at `path` that were answered with a 2xx."""
+        with self._lock:
+            return {(source, ce_id) for p, source, ce_id in self._acknowledged if p == path}
+
+    def acknowledged_count(self) -> int:
+        with self._lock:
+            return len(self._acknowledged)
+
     def ids(self, path: str) -> list[str]:
         return [r.ce_id for r in self.paths(path)]
 
     def _decide(self, received: Received) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = self._answer(received)
+        if 200 <= status < 300:
+            with self._lock:
+                self._acknowledged.add((received.path, received.headers.get("ce-source", ""),
+                                        received.ce_id))
+        return status, headers, body
+
+    def _answer(self, received: Received) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self.received.append(received)
             self._count += 1
