@@ -52,8 +52,10 @@ def test_kafka_round_trip() -> None:
 
 
 def test_binary_booleans_are_written_lowercase() -> None:
-    event = make_event("data-arrived", ARRIVED, extensions={"replay": True})
+    event = make_event("data-arrived", ARRIVED, extensions={"replay": True, "dry": False})
     assert to_http_binary(event).headers["ce-replay"] == "true"
+    assert to_kafka(event).headers["ce_replay"] == b"true"
+    assert to_kafka(event).headers["ce_dry"] == b"false"
 
 
 def test_percent_encoded_binary_headers_are_decoded() -> None:

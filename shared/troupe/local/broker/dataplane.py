@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
+from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -29,7 +30,7 @@ from .dispatcher import TriggerDispatcher
 from .errors import DataPlaneError, UnknownBrokerError
 from .first_attempt import FirstAttempts
 from .ingress import IngressServer
-from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher
+from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from .reader import ConsumerSettings, TopicReader
 from .routing import ResolveSubscriber, Routing, TriggerStatus
 from .spec import (
@@ -85,7 +86,7 @@ class DataPlane(Routing):
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> DataPlane:
         self._publisher = Publisher(self.bootstrap_servers, max_event_bytes=self._max_event_bytes,
-                                    on_stored=self._records_arrived)
+                                    on_stored=self._stored)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher)
@@ -222,12 +223,19 @@ class DataPlane(Routing):
         return {
             "ingress": self.ingress_url if running else None,
             "bootstrap_servers": self.bootstrap_servers,
-            "brokers": [{"namespace": b.namespace, "name": b.name, "topic": b.topic,
-                         "url": self.broker_url(*b.key) if running else None,
-                         "ingested": self._publisher.stored(b.topic) if self._publisher else 0}
-                        for b in brokers],
+            "brokers": [self._broker_status(b, running) for b in brokers],
             "triggers": [vars(self.trigger_status(*key)).copy() for key in keys],
         }
+
+    def _broker_status(self, broker: BrokerSpec, running: bool) -> dict[str, Any]:
+        reader = self._readers.get(broker.topic)
+        return {"namespace": broker.namespace, "name": broker.name, "topic": broker.topic,
+                "url": self.broker_url(*broker.key) if running else None,
+                "ingested": self._publisher.stored(broker.topic) if self._publisher else 0,
+                # How the Triggers got their records: straight from Kafka's acknowledgement
+                # of this data plane's writes, or from fetching the topic (reader.py).
+                "taken_on_ack": reader.taken_on_ack if reader else 0,
+                "taken_from_fetch": reader.taken_from_fetch if reader else 0}
 
     # publishing --------------------------------------------------------------------------
     def publish(self, namespace: str, broker: str, event: CloudEvent, *,
@@ -244,12 +252,12 @@ class DataPlane(Routing):
     def _broker_lookup(self, namespace: str, name: str) -> BrokerSpec | None:
         return self._brokers.get((namespace, name))
 
-    def _records_arrived(self, topic: str) -> None:
-        # Called by the producer's thread on each acknowledged write: an idle reader that
-        # backs off its fetches looks at once, so events through this data plane never wait.
-        reader = self._readers.get(topic)
+    def _stored(self, record: StoredRecord) -> None:
+        # Called by the producer's thread on each acknowledged write: the topic's Triggers
+        # get it now instead of from their next fetch (reader.py).
+        reader = self._readers.get(record.topic)
         if reader is not None:
-            reader.records_arrived()
+            reader.offer(TopicPartition(record.topic, record.partition), record)
 
     def _create_topic(self, broker: BrokerSpec) -> None:
         assert self._admin is not None

@@ -175,12 +175,12 @@ class IngressServer:
         if broker is None:
             return 404, f"no broker at {request.path}: POST to /<namespace>/<broker>", None
         try:
-            event = codec.from_http(request.headers, body)
+            message = codec.http_to_kafka(request.headers, body)
             if self.publisher.knows(broker):
-                await self._acks.wait(self.publisher.send(broker, event))
+                await self._acks.wait(self.publisher.send_record(broker, message))
             else:  # the first write to a topic may block on its metadata: not on this loop
                 await asyncio.get_running_loop().run_in_executor(
-                    None, self.publisher.publish, broker, event)
+                    None, self.publisher.publish_record, broker, message)
         except UnsupportedMediaTypeError as error:
             return 415, str(error), None
         except MalformedEventError as error:

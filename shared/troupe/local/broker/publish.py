@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -17,6 +18,7 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from troupe.events import codec
+from troupe.events.codec import KafkaMessage
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 
 from .errors import PublishFailedError, RejectedEventError
@@ -33,13 +35,28 @@ _BUSY_IN_FLIGHT: Final = 8
 _BUSY_LINGER_MS: Final = 2
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record this data plane wrote, once Kafka acknowledged it: what a fetch returns."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
 def arrival_time() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def ttl_of(event: CloudEvent) -> int:
     """The event's remaining broker hops; an event without the extension gets the default."""
-    raw = event.get_extension(KNATIVE_BROKER_TTL)
+    return _hops(event.get_extension(KNATIVE_BROKER_TTL))
+
+
+def _hops(raw: Any) -> int:
     if raw is None:
         return DEFAULT_TTL
     try:
@@ -54,9 +71,11 @@ class Publisher:
 
     def __init__(self, bootstrap_servers: str, *,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 on_stored: Callable[[str], None] | None = None) -> None:
+                 on_stored: Callable[[StoredRecord], None] | None = None) -> None:
         self.max_event_bytes = max_event_bytes
-        self._on_stored = on_stored  # called with the topic once Kafka acknowledged a write
+        # Called on the producer's thread with each write Kafka acknowledged, in offset
+        # order within a partition.
+        self._on_stored = on_stored
         self._known_topics: set[str] = set()
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
@@ -90,7 +109,12 @@ class Publisher:
 
     def publish(self, broker: BrokerSpec, event: CloudEvent, *, ttl: int | None = None) -> None:
         """Store `event` on the broker's topic; `ttl` overrides the event's own hop count."""
-        future = self.send(broker, event, ttl=ttl)
+        self.publish_record(broker, codec.to_kafka(event), ttl=ttl)
+
+    def publish_record(self, broker: BrokerSpec, message: KafkaMessage, *,
+                       ttl: int | None = None) -> None:
+        """`publish` for an event already in Kafka binary mode."""
+        future = self.send_record(broker, message, ttl=ttl)
         try:
             future.get(timeout=ACK_TIMEOUT_S)
         except KafkaError as error:
@@ -105,30 +129,36 @@ class Publisher:
         when the producer cannot take it. It may block while the topic's metadata is
         fetched, until `knows(broker)`.
         """
-        hops = ttl_of(event) if ttl is None else ttl
+        return self.send_record(broker, codec.to_kafka(event), ttl=ttl)
+
+    def send_record(self, broker: BrokerSpec, message: KafkaMessage, *,
+                    ttl: int | None = None) -> FutureRecordMetadata:
+        """`send` for an event already in Kafka binary mode (`codec.http_to_kafka`)."""
+        headers = dict(message.headers)
+        ttl_header = f"ce_{KNATIVE_BROKER_TTL}"
+        hops = ttl if ttl is not None else _hops(
+            headers[ttl_header].decode("utf-8", "replace") if ttl_header in headers else None)
         if hops <= 0:
             raise RejectedEventError(
                 400, f"{KNATIVE_BROKER_TTL} is {hops}: the event has been re-published too "
                 "often (a reply loop?) and is dropped")
-        message = codec.to_kafka(event)
-        headers = dict(message.headers)
         headers[f"ce_{KNATIVE_ARRIVALTIME}"] = arrival_time().encode()
-        headers[f"ce_{KNATIVE_BROKER_TTL}"] = str(hops).encode()
+        headers[ttl_header] = str(hops).encode()
         size = len(message.value) + sum(len(k) + len(v) for k, v in headers.items())
         if size > self.max_event_bytes:
             raise RejectedEventError(
                 413, f"the event is {size} bytes; this broker accepts at most "
                 f"{self.max_event_bytes}: put large payloads in the store and send a URI")
         key = message.key.encode() if isinstance(message.key, str) else message.key
+        record_headers = list(headers.items())
         try:
             future: FutureRecordMetadata = self._producer.send(
-                broker.topic, value=message.value, key=key, headers=list(headers.items()))
+                broker.topic, value=message.value, key=key, headers=record_headers)
         except KafkaError as error:
             raise PublishFailedError(
                 f"Kafka did not take the event for {broker.topic}: {error}") from error
         self._count_in_flight(+1)
-        future.add_both(self._landed)
-        future.add_callback(self._stored, broker.topic)
+        future.add_both(self._landed, broker.topic, key, message.value, record_headers)
         return future
 
     def _count_in_flight(self, change: int) -> None:
@@ -138,20 +168,22 @@ class Publisher:
         if self._linger is not None:
             self._linger["linger_ms"] = _BUSY_LINGER_MS if busy else 0
 
-    def _landed(self, _outcome: Any) -> None:
+    def _landed(self, topic: str, key: bytes | None, value: bytes,
+                headers: list[tuple[str, bytes]], outcome: Any) -> None:
         self._count_in_flight(-1)
+        if isinstance(outcome, BaseException):
+            return
+        with self._lock:
+            self._stored_counts[topic] = self._stored_counts.get(topic, 0) + 1
+        self._known_topics.add(topic)
+        if self._on_stored is not None:
+            self._on_stored(StoredRecord(topic, outcome.partition, outcome.offset, key, value,
+                                         headers))
 
     def stored(self, topic: str) -> int:
         """How many events Kafka has acknowledged on `topic` since the publisher started."""
         with self._lock:
             return self._stored_counts.get(topic, 0)
-
-    def _stored(self, topic: str, _metadata: Any) -> None:
-        with self._lock:
-            self._stored_counts[topic] = self._stored_counts.get(topic, 0) + 1
-        self._known_topics.add(topic)
-        if self._on_stored is not None:
-            self._on_stored(topic)
 
     def close(self) -> None:
         self._producer.close(timeout=5)
