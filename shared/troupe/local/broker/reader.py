@@ -92,6 +92,9 @@ class TopicReader:
         self._idle_wait_s = 0.0  # how long to wait before the next fetch; 0 while busy
         # Records handed to a follower, counted once per follower, by the way they came.
         self.taken_on_ack = 0
+        # One past the newest offset `offer` saw per partition, and how many offers came.
+        self._offered_end: dict[TopicPartition, int] = {}
+        self._offers = 0
         self.taken_from_fetch = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
@@ -140,6 +143,8 @@ class TopicReader:
         """
         attributes = header_attributes(record.headers)
         taken = True
+        self._offers += 1
+        self._offered_end[partition] = record.offset + 1
         with self._lock:
             followers = list(self._followers)
         with self._handover:
@@ -185,11 +190,15 @@ class TopicReader:
             partitions = self._partitions(consumer)
             consumer.assign(partitions)
             positions: dict[TopicPartition, int] = {}
-            last_commit = time.monotonic()
+            last_commit = last_poll = time.monotonic()
+            offers_seen = self._offers
             with self._lock:  # after a reconnect, everybody starts again from its progress
                 for follower in self._followers:
                     follower.error = None
             while not self._stopping.is_set():
+                # Waited out before the seek, so that a fetch after a back-off starts from
+                # what `offer` handed over meanwhile instead of bringing it back.
+                nudged = self._back_off()
                 self._admit(consumer, admin, partitions)
                 self._release(admin)
                 with self._lock:
@@ -198,21 +207,36 @@ class TopicReader:
                     self._commit(admin, followers)
                     self._measure_lag(consumer, followers)
                     last_commit = time.monotonic()
+                if self._offers != offers_seen and self._fed_by_offers(followers) and \
+                        time.monotonic() - last_poll < _IDLE_WAIT_MAX_S:
+                    # Offers keep every Trigger up to date: a fetch would only bring their
+                    # records back. Records from other writers are fetched within
+                    # _IDLE_WAIT_MAX_S, or at once when they leave a gap before an offer.
+                    offers_seen = self._offers
+                    self._idle_wait_s = min(max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S),
+                                            _IDLE_WAIT_MAX_S)
+                    continue
+                offers_seen = self._offers
+                last_poll = time.monotonic()
                 if not self._seek(consumer, partitions, followers, positions):
                     # Nobody can take records: no fetches until someone has room.
                     self._wake.wait(_POLL_TIMEOUT_MS / 1000)
                     self._wake.clear()
                     continue
-                batches = consumer.poll(timeout_ms=self._poll_timeout_ms())
+                offers = self._offers
+                # Nudged: records are there, wait for them. Otherwise a short look, a fetch.
+                batches = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS if nudged
+                                        else 2 * self._settings.fetch_max_wait_ms + 2)
                 handed = 0
                 for partition, records in batches.items():
                     handed += self._fan_out(partition, records,
-                                            positions.get(partition, records[0].offset), followers)
+                                            positions.get(partition, records[0].offset), followers,
+                                            racing=self._offers != offers)
                     positions[partition] = records[-1].offset + 1
-                # Back off once every Trigger that can take records has all the topic has
-                # (`offer` keeps them there), never while some are behind: a fetch can
-                # come back empty because it was sent after a seek and is still out.
-                busy = handed or not self._caught_up(consumer, followers)
+                # Back off when fetches bring only what `offer` hands over (or is about to),
+                # or nothing while every Trigger that can take records has all the topic
+                # has; not when a fetch brings nothing because it went out after a seek.
+                busy = handed or (not batches and not self._caught_up(consumer, followers))
                 self._idle_wait_s = 0.0 if busy else min(
                     max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
             with self._lock:
@@ -222,14 +246,25 @@ class TopicReader:
             consumer.close()
             admin.close()
 
-    def _poll_timeout_ms(self) -> int:
-        """Wait out the idle back-off, then how long the next poll may keep fetching."""
+    def _back_off(self) -> bool:
+        """Wait out the idle back-off; False if it ran out with nobody nudging."""
         if not self._idle_wait_s:
-            return _POLL_TIMEOUT_MS
+            return True
         nudged = self._wake.wait(self._idle_wait_s)
         self._wake.clear()
-        # Nudged: records are there, wait for them. Otherwise one short look, a fetch or two.
-        return _POLL_TIMEOUT_MS if nudged else 2 * self._settings.fetch_max_wait_ms + 2
+        return nudged
+
+    def _fed_by_offers(self, followers: Iterable[Follower]) -> bool:
+        """True if every accepting follower has every record `offer` saw."""
+        offered_end = dict(self._offered_end)
+        for follower in followers:
+            if not follower.accepting:
+                continue
+            for partition, end in offered_end.items():
+                progress = follower.progress.get(partition)
+                if progress is not None and progress.next_offset < end:
+                    return False
+        return True
 
     @staticmethod
     def _caught_up(consumer: KafkaConsumer, followers: Iterable[Follower]) -> bool:
@@ -254,9 +289,15 @@ class TopicReader:
                 raise KafkaError(f"topic {self.topic} has no partitions (not created?)")
 
     def _fan_out(self, partition: TopicPartition, records: list[Any], fetched_from: int,
-                 followers: Iterable[Follower]) -> int:
-        """Hand a partition's records, fetched from offset `fetched_from`, to each follower;
-        how many handovers there were."""
+                 followers: Iterable[Follower], *, racing: bool = False) -> int:
+        """Hand a partition's records, fetched from offset `fetched_from`, to each follower.
+
+        Returns how many handovers there were, leaving out, while `racing` (offers came
+        during the fetch), records past the newest offer: under load a fetch often brings
+        this data plane's latest writes a moment before their acknowledgements do, and
+        counting those would keep the fetch loop decoding everything twice.
+        """
+        offered_end = self._offered_end.get(partition, 0) if racing else None
         attributes: list[Attributes | None] = [None] * len(records)  # read once, if needed
         handed = 0
         with self._handover:
@@ -275,8 +316,9 @@ class TopicReader:
                     if its_attributes is None:
                         its_attributes = attributes[index] = header_attributes(record.headers)
                     follower.accept(partition, record, its_attributes)
-                    handed += 1
-            self.taken_from_fetch += handed
+                    self.taken_from_fetch += 1
+                    if offered_end is None or record.offset < offered_end:
+                        handed += 1
         return handed
 
     def _seek(self, consumer: KafkaConsumer, partitions: list[TopicPartition],
