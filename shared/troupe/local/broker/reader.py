@@ -32,9 +32,9 @@ from typing import Any, Final, Protocol
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from .filters import Attributes, header_attributes
+from .offsets import commit, measure_lag, start_offsets
 from .progress import PartitionProgress
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ _POLL_TIMEOUT_MS: Final = 50
 # (`offer`), so only records produced elsewhere wait up to _IDLE_WAIT_MAX_S.
 _IDLE_WAIT_MIN_S: Final = 0.005
 _IDLE_WAIT_MAX_S: Final = 0.5
-_NO_OFFSET: Final = -1  # what OffsetFetch answers for a partition the group never committed
 
 
 @dataclass(frozen=True)
@@ -204,8 +203,8 @@ class TopicReader:
                 with self._lock:
                     followers = list(self._followers)
                 if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
-                    self._commit(admin, followers)
-                    self._measure_lag(consumer, followers)
+                    commit(admin, followers)
+                    measure_lag(consumer, followers)
                     last_commit = time.monotonic()
                 if self._offers != offers_seen and self._fed_by_offers(followers) and \
                         time.monotonic() - last_poll < _IDLE_WAIT_MAX_S:
@@ -241,7 +240,7 @@ class TopicReader:
                     max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
             with self._lock:
                 followers = list(self._followers)
-            self._commit(admin, followers)
+            commit(admin, followers)
         finally:
             consumer.close()
             admin.close()
@@ -341,23 +340,10 @@ class TopicReader:
         with self._lock:
             joining, self._joining = self._joining, []
         for follower in joining:
-            committed = admin.list_group_offsets(
-                {follower.consumer_group: partitions}).get(follower.consumer_group, {})
-            missing = [p for p in partitions
-                       if committed.get(p) is None or committed[p].offset == _NO_OFFSET]
-            anchors: dict[TopicPartition, int] = {}
-            if missing:
-                # Anchor a new group where it starts, so events published while the
-                # runtime is down are delivered after a restart instead of skipped.
-                anchors = (consumer.beginning_offsets(missing)
-                           if self._settings.initial_offset == "earliest"
-                           else consumer.end_offsets(missing))
-                admin.alter_group_offsets(follower.consumer_group, {
-                    p: OffsetAndMetadata(offset, "", -1) for p, offset in anchors.items()})
+            starts = start_offsets(admin, consumer, follower.consumer_group, partitions,
+                                   self._settings.initial_offset)
             for partition in partitions:
-                start = anchors[partition] if partition in anchors \
-                    else committed[partition].offset
-                follower.progress[partition] = PartitionProgress(start)
+                follower.progress[partition] = PartitionProgress(starts[partition])
             with self._lock:
                 self._followers.append(follower)
             follower.error = None
@@ -370,42 +356,10 @@ class TopicReader:
             leaving = [f for f in self._followers if id(f) in self._leaving]
         for follower in leaving:
             try:
-                self._commit(admin, [follower])
+                commit(admin, [follower])
             finally:
                 with self._lock:
                     self._followers.remove(follower)
                     self._leaving.pop(id(follower)).set()
-
-    # offsets -----------------------------------------------------------------------------
-    @staticmethod
-    def _commit(admin: KafkaAdminClient, followers: Iterable[Follower]) -> None:
-        for follower in followers:
-            offsets = {}
-            for partition, progress in list(follower.progress.items()):
-                position = progress.commit_position()
-                if position != progress.committed:
-                    offsets[partition] = position
-            if not offsets:
-                continue
-            errors = admin.alter_group_offsets(follower.consumer_group, {
-                p: OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
-            for partition, offset in offsets.items():
-                error = errors.get(partition)
-                if error is None or error.errno == 0:
-                    follower.progress[partition].committed = offset
-                else:
-                    log.warning("group %s: committing %s at %s failed: %s",
-                                follower.consumer_group, partition, offset, error.__name__)
-
-    @staticmethod
-    def _measure_lag(consumer: KafkaConsumer, followers: Iterable[Follower]) -> None:
-        for follower in followers:
-            lag = 0
-            for partition, progress in list(follower.progress.items()):
-                highwater = consumer.highwater(partition)
-                if highwater is not None:
-                    lag += max(0, highwater - progress.committed)
-            follower.lag = lag
-
 
 __all__ = ["ConsumerSettings", "Follower", "TopicReader"]
