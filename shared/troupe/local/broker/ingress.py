@@ -34,7 +34,7 @@ from .http11 import (
     read_request,
     response,
 )
-from .publish import ACK_TIMEOUT_S, Publisher
+from .publish import Publisher
 from .spec import BrokerSpec
 
 log = logging.getLogger(__name__)
@@ -231,11 +231,14 @@ class _AckBridge:
         self._done: list[tuple[asyncio.Future[None], object]] = []
 
     async def wait(self, future: FutureRecordMetadata) -> None:
-        """Return once Kafka acknowledged; raise its error, or TimeoutError."""
+        """Return once Kafka acknowledged; raise its error.
+
+        No timer per request: the producer settles every future within its delivery
+        timeout (publish.ACK_TIMEOUT_S), failing it with KafkaTimeoutError if need be.
+        """
         waiter: asyncio.Future[None] = self._loop.create_future()
         future.add_both(self._settled, waiter)
-        async with asyncio.timeout(ACK_TIMEOUT_S):
-            await waiter
+        await waiter
 
     def _settled(self, waiter: asyncio.Future[None], outcome: object) -> None:
         with self._lock:

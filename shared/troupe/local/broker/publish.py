@@ -84,8 +84,11 @@ class Publisher:
             # records that arrive while a request is in flight still share the next batch.
             linger_ms=0,
             max_request_size=max_event_bytes + 64 * 1024,
-            # Fail a send instead of hanging when a topic's metadata never comes.
+            # Fail a send instead of hanging when a topic's metadata never comes, and settle
+            # every future within ACK_TIMEOUT_S: the ingress waits on it with no timer.
             max_block_ms=int(ACK_TIMEOUT_S * 1000),
+            request_timeout_ms=int(ACK_TIMEOUT_S * 1000) - 1000,
+            delivery_timeout_ms=int(ACK_TIMEOUT_S * 1000),
             client_id="troupe-broker-ingress",
             # Nobody reads the client's own metrics; recording them costs ~5% per event.
             metrics_enabled=False,
