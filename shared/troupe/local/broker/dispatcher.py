@@ -1,7 +1,10 @@
 """One Trigger's dispatcher: its consumer group's progress, a filter, and bounded delivery.
 
 Records come from the Broker topic's shared reader (reader.py). Unordered by default: up
-to `max_in_flight` deliveries at once, across partitions. With the annotation
+to `max_in_flight` deliveries at once, across partitions; records taken while that many
+are out wait in order, up to WAITING_PER_DELIVERY times as many, before the Trigger stops
+accepting. (A Trigger that stops accepting misses the records offered on acknowledgement
+and must fetch them back, so a short burst is better queued here.) With the annotation
 `kafka.eventing.knative.dev/delivery.order: ordered`, one delivery at a time per partition.
 Either way an offset is committed only when every earlier event of its partition is
 finished, so killing the process can duplicate events but never lose one.
@@ -23,6 +26,8 @@ from .progress import PartitionProgress
 from .reader import ConsumerSettings, TopicReader
 from .spec import BrokerSpec, TriggerSpec
 from .workers import WorkerPool
+
+WAITING_PER_DELIVERY = 4
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,10 @@ class TriggerDispatcher:
         self.progress: dict[TopicPartition, PartitionProgress] = {}
         self._lanes: dict[TopicPartition, deque[Any]] = {}
         self._busy_lanes: set[TopicPartition] = set()
-        self._in_flight = 0
+        self._in_flight = 0  # taken and not finished: running or waiting
+        self._running = 0
+        self._waiting: deque[tuple[TopicPartition, PartitionProgress, Any]] = deque()
+        self._max_pending = settings.max_in_flight * (1 + WAITING_PER_DELIVERY)
         self._accepting = True
         self._workers = WorkerPool(f"trigger-{trigger.name}", settings.max_in_flight)
         self.lag = 0
@@ -93,7 +101,7 @@ class TriggerDispatcher:
 
     @property
     def accepting(self) -> bool:
-        """False once `max_in_flight` deliveries are pending, until half of them finished."""
+        """False once the deliveries out and waiting reach their bound, until half finished."""
         return self._accepting and not self._stopping.is_set()
 
     def joined(self) -> None:
@@ -109,21 +117,17 @@ class TriggerDispatcher:
         progress.seen(record.offset)
         with self._lock:
             self._in_flight += 1
-            if self._in_flight >= self._settings.max_in_flight:
+            if self._in_flight >= self._max_pending:
                 self._accepting = False
+            wait = not self.trigger.ordered and self._running >= self._settings.max_in_flight
+            if wait:
+                self._waiting.append((partition, progress, record))
+            else:
+                self._running += 1
+        if wait:
+            return
         if not self.trigger.ordered:
-            if self._deliver_first is None:
-                self._workers.submit(lambda: self._deliver_one(partition, progress, record))
-                return
-
-            def then(finished: bool, first: Attempt | None) -> None:
-                if finished:
-                    self._finish(progress, record)
-                else:
-                    self._workers.submit(
-                        lambda: self._deliver_one(partition, progress, record, first))
-
-            self._deliver_first(self.trigger, record, then)
+            self._start(partition, progress, record)
             return
         with self._lock:
             self._lanes.setdefault(partition, deque()).append(record)
@@ -133,6 +137,21 @@ class TriggerDispatcher:
         self._workers.submit(lambda: self._drain_lane(partition, progress))
 
     # delivery ----------------------------------------------------------------------------
+    def _start(self, partition: TopicPartition, progress: PartitionProgress,
+               record: Any) -> None:
+        """Begin an unordered delivery: its first attempt, then a worker if need be."""
+        if self._deliver_first is None:
+            self._workers.submit(lambda: self._deliver_one(partition, progress, record))
+            return
+
+        def then(finished: bool, first: Attempt | None) -> None:
+            if finished:
+                self._finish(progress, record)
+            else:
+                self._workers.submit(lambda: self._deliver_one(partition, progress, record, first))
+
+        self._deliver_first(self.trigger, record, then)
+
     def _drain_lane(self, partition: TopicPartition, progress: PartitionProgress) -> None:
         # Ordered delivery: one partition's events one after the other, in offset order.
         # Different partitions share the pool, so each lane gets its own thread here.
@@ -169,10 +188,15 @@ class TriggerDispatcher:
         progress.finish(record.offset)
         with self._lock:
             self._in_flight -= 1
-            room = not self._accepting and \
-                self._in_flight < max(1, self._settings.max_in_flight // 2)
+            self._running -= 1
+            following = self._waiting.popleft() if self._waiting else None
+            if following is not None:
+                self._running += 1
+            room = not self._accepting and self._in_flight < max(1, self._max_pending // 2)
             if room:
                 self._accepting = True
+        if following is not None:
+            self._start(*following)
         if room:
             self._reader.room()
 
