@@ -6,15 +6,16 @@ So each topic is read once and fanned out; each Trigger still keeps its own cons
 offsets, read and committed under its own group id (`knative-trigger-<ns>-<name>`), so
 `kafka-consumer-groups --describe` shows the same thing as with per-Trigger consumers.
 
-A Trigger that falls behind (its deliveries are all in flight) stops taking records; the
-reader seeks back to it once it has room again, and the others skip what they already have.
+A Trigger that falls behind (its deliveries and the queue behind them are full) stops
+taking records; the reader seeks back to it once it has room again, and the others skip
+what they already have.
 The groups have no members: two data planes running the same Trigger both deliver every
 event (at-least-once still holds; Knative's scale-out across replicas is not modelled).
 
 Records this data plane writes itself are handed over as soon as Kafka acknowledges them
-(`offer`), without waiting for a fetch to bring them back: Tansu holds every fetch for its
-full wait, which alone cost 5 ms of latency per event, and decoding each record again cost
-a sixth of the data plane's CPU. A record is only offered to a follower whose next offset
+(`offer`), without waiting for a fetch to bring them back: on Tansu that wait was 5 ms of
+latency per event at p50, and decoding each record again cost a sixth of the data plane's
+CPU. A record is only offered to a follower whose next offset
 it is, so each follower still sees its partitions in offset order with no holes; whatever
 is not offered (records from other writers, a follower that was full) is fetched as before.
 Offsets are committed the same way whichever way a record came.
