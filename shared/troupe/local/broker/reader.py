@@ -15,10 +15,10 @@ event (at-least-once still holds; Knative's scale-out across replicas is not mod
 Records this data plane writes itself are handed over as soon as Kafka acknowledges them
 (`offer`), without waiting for a fetch to bring them back: on Tansu that wait was 5 ms of
 latency per event at p50, and decoding each record again cost a sixth of the data plane's
-CPU. A record is only offered to a follower whose next offset
-it is, so each follower still sees its partitions in offset order with no holes; whatever
-is not offered (records from other writers, a follower that was full) is fetched as before.
-Offsets are committed the same way whichever way a record came.
+CPU. A record is only offered to a follower whose next offset it is, so each follower still
+sees its partitions in offset order with no holes; whatever is not offered (records from
+other writers, a follower that was full) is fetched as before. Offsets are committed the
+same way whichever way a record came.
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ class TopicReader:
         self._idle_wait_s = 0.0  # how long to wait before the next fetch; 0 while busy
         # Records handed to a follower, counted once per follower, by the way they came.
         self.taken_on_ack = 0
+        self.taken_from_fetch = 0
         # One past the newest offset `offer` saw per partition, and how many offers came.
         self._offered_end: dict[TopicPartition, int] = {}
         self._offers = 0
-        self.taken_from_fetch = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
 
