@@ -187,7 +187,7 @@ class IngressServer:
             return 400, str(error), None
         except RejectedEventError as error:
             return error.status, str(error), None
-        except (PublishFailedError, KafkaError, TimeoutError) as error:
+        except (PublishFailedError, KafkaError) as error:
             log.warning("ingress: Kafka did not acknowledge an event on %s: %s",
                         broker.topic, error or type(error).__name__)
             return 503, "Kafka did not acknowledge the event; retry later", {"Retry-After": "1"}

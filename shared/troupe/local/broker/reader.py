@@ -223,19 +223,17 @@ class TopicReader:
                     self._wake.wait(_POLL_TIMEOUT_MS / 1000)
                     self._wake.clear()
                     continue
-                offers = self._offers
                 # Nudged: records are there, wait for them. Otherwise a short look, a fetch.
                 batches = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS if nudged
                                         else 2 * self._settings.fetch_max_wait_ms + 2)
                 handed = 0
                 for partition, records in batches.items():
                     handed += self._fan_out(partition, records,
-                                            positions.get(partition, records[0].offset), followers,
-                                            racing=self._offers != offers)
+                                            positions.get(partition, records[0].offset), followers)
                     positions[partition] = records[-1].offset + 1
-                # Back off when fetches bring only what `offer` hands over (or is about to),
-                # or nothing while every Trigger that can take records has all the topic
-                # has; not when a fetch brings nothing because it went out after a seek.
+                # Back off when a fetch brings only what `offer` handed over already, or
+                # nothing while every Trigger that can take records has all the topic has;
+                # not when it brings nothing because it went out after a seek.
                 busy = handed or (not batches and not self._caught_up(consumer, followers))
                 self._idle_wait_s = 0.0 if busy else min(
                     max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
@@ -289,15 +287,9 @@ class TopicReader:
                 raise KafkaError(f"topic {self.topic} has no partitions (not created?)")
 
     def _fan_out(self, partition: TopicPartition, records: list[Any], fetched_from: int,
-                 followers: Iterable[Follower], *, racing: bool = False) -> int:
-        """Hand a partition's records, fetched from offset `fetched_from`, to each follower.
-
-        Returns how many handovers there were, leaving out, while `racing` (offers came
-        during the fetch), records past the newest offer: under load a fetch often brings
-        this data plane's latest writes a moment before their acknowledgements do, and
-        counting those would keep the fetch loop decoding everything twice.
-        """
-        offered_end = self._offered_end.get(partition, 0) if racing else None
+                 followers: Iterable[Follower]) -> int:
+        """Hand a partition's records, fetched from offset `fetched_from`, to each follower;
+        how many handovers there were."""
         attributes: list[Attributes | None] = [None] * len(records)  # read once, if needed
         handed = 0
         with self._handover:
@@ -316,9 +308,8 @@ class TopicReader:
                     if its_attributes is None:
                         its_attributes = attributes[index] = header_attributes(record.headers)
                     follower.accept(partition, record, its_attributes)
-                    self.taken_from_fetch += 1
-                    if offered_end is None or record.offset < offered_end:
-                        handed += 1
+                    handed += 1
+            self.taken_from_fetch += handed
         return handed
 
     def _seek(self, consumer: KafkaConsumer, partitions: list[TopicPartition],
