@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cloudevents.core.v1.event import CloudEvent
-from contract.test_contract_conformance import as_binary, format_cases, http_cases, http_request
+from support.conformance import as_binary, format_cases, http_cases, http_request
 from troupe.events import codec
 from troupe.events.errors import EventError
 
