@@ -30,6 +30,7 @@ from .dispatcher import TriggerDispatcher
 from .errors import DataPlaneError, UnknownBrokerError
 from .first_attempt import FirstAttempts
 from .ingress import IngressServer
+from .loop import LoopThread
 from .publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from .reader import ConsumerSettings, TopicReader
 from .routing import ResolveSubscriber, Routing, TriggerStatus
@@ -78,6 +79,7 @@ class DataPlane(Routing):
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._sender = HttpSender()
+        self._loop: LoopThread | None = None
         self._first_attempts: FirstAttempts | None = None
         self._publisher: Publisher | None = None
         self._ingress: IngressServer | None = None
@@ -85,13 +87,15 @@ class DataPlane(Routing):
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> DataPlane:
-        self._publisher = Publisher(self.bootstrap_servers, max_event_bytes=self._max_event_bytes,
-                                    on_stored=self._stored)
+        self._loop = LoopThread("broker-data-plane").start()
+        self._publisher = Publisher(self.bootstrap_servers, self._loop,
+                                    max_event_bytes=self._max_event_bytes, on_stored=self._stored)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
-        self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher)
+        self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,
+                                      self._loop)
         self._ingress.start()
-        self._first_attempts = FirstAttempts().start()
+        self._first_attempts = FirstAttempts(self._loop)
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
@@ -122,6 +126,9 @@ class DataPlane(Routing):
         if self._admin is not None:
             self._admin.close()
             self._admin = None
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
 
     def __enter__(self) -> DataPlane:
         return self.start()
@@ -253,8 +260,8 @@ class DataPlane(Routing):
         return self._brokers.get((namespace, name))
 
     def _stored(self, record: StoredRecord) -> None:
-        # Called by the producer's thread on each acknowledged write: the topic's Triggers
-        # get it now instead of from their next fetch (reader.py).
+        # Called on the loop with each acknowledged write: the topic's Triggers get it now
+        # instead of from their next fetch (reader.py).
         reader = self._readers.get(record.topic)
         if reader is not None:
             reader.offer(TopicPartition(record.topic, record.partition), record)

@@ -1,14 +1,13 @@
-"""Just enough HTTP/1.1 on asyncio streams for the Broker ingress.
+"""Just enough HTTP/1.1 for the Broker ingress and for first delivery attempts.
 
-Keep-alive connections, requests with a Content-Length body (or none), `Expect:
-100-continue`, and answers with a Content-Length. Chunked request bodies are refused by
-the caller (411), as before: event producers send a length.
+Requests: a head, then a Content-Length body (or none); chunked request bodies are refused
+by the caller (411), as event producers send a length. Responses are read as their bytes
+arrive: Content-Length, chunked, or up to the end of the connection, after any 1xx.
+Both ends parse bytes handed to them by an asyncio Protocol; no stream or task is involved.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +17,8 @@ from typing import Final
 
 # The request line and headers together; a CloudEvent's attributes fit many times over.
 MAX_HEAD_BYTES: Final = 64 * 1024
-# After refusing a body (413), read and drop what the client still sends for this long
-# before closing, so that it sees the answer instead of a connection reset.
-_LINGER_S: Final = 2.0
+HEAD_END: Final = b"\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BadRequestError(Exception):
@@ -31,7 +29,11 @@ class BadRequestError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
+class BadResponseError(ValueError):
+    """The peer's answer is not HTTP/1.x."""
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     method: str
     target: str
@@ -50,16 +52,8 @@ class Request:
         return "close" not in connection
 
 
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """The next request's line and headers; None when the client closed the connection."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as error:
-        if error.partial.strip():
-            raise BadRequestError(400, "the request ended inside its headers") from None
-        return None
-    except asyncio.LimitOverrunError:
-        raise BadRequestError(431, f"the request headers exceed {MAX_HEAD_BYTES} bytes") from None
+def parse_request_head(head: bytes) -> Request:
+    """The request line and headers, `head` ending with the blank line."""
     lines = head.decode("latin-1").lstrip("\r\n").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -104,20 +98,114 @@ def response(status: int, message: str = "", headers: Mapping[str, str] | None =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else body)
 
 
-CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+class ResponseReader:
+    """One response to a POST, from its bytes as they arrive.
 
-
-async def close_after_refusal(reader: asyncio.StreamReader,
-                              writer: asyncio.StreamWriter) -> None:
-    """Close a connection whose request body was left unread, without resetting it.
-
-    Closing a socket with unread input makes the kernel send a reset, which can reach the
-    client before our answer does; so stop writing, drop its input for a moment, then close.
+        reader = ResponseReader()
+        done = reader.feed(data)  # on each data_received; True once complete
+        done = reader.end()       # on EOF: True if the body ran to the end
     """
-    with contextlib.suppress(OSError, RuntimeError):
-        if writer.can_write_eof():
-            writer.write_eof()
-    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
-        async with asyncio.timeout(_LINGER_S):
-            while await reader.read(64 * 1024):
-                pass
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._length: int | None = None  # body bytes still to come; None: until EOF
+        self._chunked = False
+        self._chunk_left = -1  # bytes of the current chunk and its CRLF; -1: at a size line
+        self._chunks: list[bytes] = []
+        self._in_trailers = False
+        self._head_done = False
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.reusable = False  # the connection can carry another request afterwards
+        self.started = False  # any byte of the answer arrived
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes; True once the response is complete. Raises BadResponseError."""
+        self.started = True
+        self._buffer += data
+        if not self._head_done and not self._read_head():
+            return False
+        if self._chunked:
+            return self._read_chunks()
+        if self._length is None:
+            return False  # the body runs to the end of the connection
+        if len(self._buffer) < self._length:
+            return False
+        self.body = bytes(self._buffer[:self._length])
+        self.reusable = self.reusable and len(self._buffer) == self._length
+        return True
+
+    def end(self) -> bool:
+        """The peer closed its side: True if that completed the response."""
+        if self._head_done and self._length is None and not self._chunked:
+            self.body, self.reusable = bytes(self._buffer), False
+            return True
+        return False
+
+    def _read_head(self) -> bool:
+        while True:  # 1xx are interim answers: the final one follows
+            end = self._buffer.find(HEAD_END, 0, MAX_HEAD_BYTES)
+            if end < 0:
+                if len(self._buffer) >= MAX_HEAD_BYTES:
+                    raise BadResponseError(f"response headers exceed {MAX_HEAD_BYTES} bytes")
+                return False
+            lines = self._buffer[:end].decode("latin-1").split("\r\n")
+            del self._buffer[:end + len(HEAD_END)]
+            version, _, rest = lines[0].partition(" ")
+            if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+                raise BadResponseError(f"not an HTTP/1.x response: {lines[0][:100]!r}")
+            if int(rest[:3]) >= 200:
+                break
+        self.status = int(rest[:3])
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                self.headers[name.strip().lower()] = value.strip()
+        connection = self.headers.get("connection", "").lower()
+        self.reusable = "close" not in connection and (
+            version == "HTTP/1.1" or "keep-alive" in connection)
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            self._chunked = True
+        elif "content-length" in self.headers:
+            length = self.headers["content-length"]
+            if not length.isdigit():
+                raise BadResponseError(f"Content-Length is not a number: {length[:40]!r}")
+            self._length = int(length)
+        elif self.status in (204, 304):
+            self._length = 0
+        self._head_done = True
+        return True
+
+    def _read_chunks(self) -> bool:
+        buffer = self._buffer
+        while True:
+            if self._in_trailers:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    return False
+                del buffer[:end + 2]
+                if end == 0:  # the blank line after the trailers
+                    self.body = b"".join(self._chunks)
+                    self.reusable = self.reusable and not buffer
+                    return True
+                continue
+            if self._chunk_left < 0:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    return False
+                size_text = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise BadResponseError(f"bad chunk size {size_text[:20]!r}") from None
+                del buffer[:end + 2]
+                if size == 0:
+                    self._in_trailers = True
+                    continue
+                self._chunk_left = size + 2
+            if len(buffer) < self._chunk_left:
+                return False
+            self._chunks.append(bytes(buffer[:self._chunk_left - 2]))
+            del buffer[:self._chunk_left]
+            self._chunk_left = -1

@@ -2,6 +2,10 @@
 
 An event is acknowledged only once Kafka has it (`acks=all`), so a 202 from the ingress
 means the event survives the runtime being killed.
+
+Kafka's acknowledgements arrive on the producer's network thread. They are queued there
+and handed over to the data plane's loop (loop.py), one wake-up per batch: the loop counts
+them, offers the records to the Triggers and answers the ingress requests waiting on them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from troupe.events.codec import KafkaMessage
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 
 from .errors import PublishFailedError, RejectedEventError
+from .loop import LoopThread
 from .spec import BrokerSpec
 
 DEFAULT_TTL: Final = 255
@@ -47,6 +52,22 @@ class StoredRecord:
     headers: list[tuple[str, bytes]]
 
 
+# What a writer is told once Kafka settled its write: None, or the error it failed with.
+Settled = Callable[[BaseException | None], None]
+
+
+@dataclass(slots=True)
+class _Landed:
+    """A write on its way: what the loop needs once Kafka has settled it."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    then: Settled | None
+    outcome: Any = None  # RecordMetadata, or the exception Kafka failed it with
+
+
 def arrival_time() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -69,13 +90,16 @@ def _hops(raw: Any) -> int:
 class Publisher:
     """Writes events to their Broker's topic in CloudEvents' Kafka binary mode."""
 
-    def __init__(self, bootstrap_servers: str, *,
+    def __init__(self, bootstrap_servers: str, loop: LoopThread, *,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
                  on_stored: Callable[[StoredRecord], None] | None = None) -> None:
         self.max_event_bytes = max_event_bytes
-        # Called on the producer's thread with each write Kafka acknowledged, in offset
-        # order within a partition.
+        self._loop = loop
+        # Called on the loop with each write Kafka acknowledged, in offset order within a
+        # partition.
         self._on_stored = on_stored
+        # Outcomes waiting for the loop, in the order the producer settled them.
+        self._landed_queue: list[_Landed] = []
         self._known_topics: set[str] = set()
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
@@ -134,9 +158,14 @@ class Publisher:
         """
         return self.send_record(broker, codec.to_kafka(event), ttl=ttl)
 
-    def send_record(self, broker: BrokerSpec, message: KafkaMessage, *,
-                    ttl: int | None = None) -> FutureRecordMetadata:
-        """`send` for an event already in Kafka binary mode (`codec.http_to_kafka`)."""
+    def send_record(self, broker: BrokerSpec, message: KafkaMessage, *, ttl: int | None = None,
+                    then: Settled | None = None) -> FutureRecordMetadata:
+        """`send` for an event already in Kafka binary mode (`codec.http_to_kafka`).
+
+        `then` is called on the data plane's loop once the write is settled: with None
+        once Kafka has it and the loop has counted it and offered it to the Triggers, or
+        with the error Kafka failed it with.
+        """
         headers = dict(message.headers)
         ttl_header = f"ce_{KNATIVE_BROKER_TTL}"
         hops = ttl if ttl is not None else _hops(
@@ -161,7 +190,8 @@ class Publisher:
             raise PublishFailedError(
                 f"Kafka did not take the event for {broker.topic}: {error}") from error
         self._count_in_flight(+1)
-        future.add_both(self._landed, broker.topic, key, message.value, record_headers)
+        future.add_both(self._landed, _Landed(broker.topic, key, message.value, record_headers,
+                                              then))
         return future
 
     def _count_in_flight(self, change: int) -> None:
@@ -171,22 +201,37 @@ class Publisher:
         if self._linger is not None:
             self._linger["linger_ms"] = _BUSY_LINGER_MS if busy else 0
 
-    def _landed(self, topic: str, key: bytes | None, value: bytes,
-                headers: list[tuple[str, bytes]], outcome: Any) -> None:
+    def _landed(self, landed: _Landed, outcome: Any) -> None:
+        # On the producer's network thread: queue, and wake the loop once per batch.
         self._count_in_flight(-1)
-        if isinstance(outcome, BaseException):
-            return
+        landed.outcome = outcome
         with self._lock:
+            first = not self._landed_queue
+            self._landed_queue.append(landed)
+        if first:
+            self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            batch, self._landed_queue = self._landed_queue, []
+        for landed in batch:
+            outcome, then = landed.outcome, landed.then
+            if isinstance(outcome, BaseException):
+                if then is not None:
+                    then(outcome)
+                continue
+            topic = landed.topic
             self._stored_counts[topic] = self._stored_counts.get(topic, 0) + 1
-        self._known_topics.add(topic)
-        if self._on_stored is not None:
-            self._on_stored(StoredRecord(topic, outcome.partition, outcome.offset, key, value,
-                                         headers))
+            self._known_topics.add(topic)
+            if self._on_stored is not None:
+                self._on_stored(StoredRecord(topic, outcome.partition, outcome.offset,
+                                             landed.key, landed.value, landed.headers))
+            if then is not None:
+                then(None)
 
     def stored(self, topic: str) -> int:
         """How many events Kafka has acknowledged on `topic` since the publisher started."""
-        with self._lock:
-            return self._stored_counts.get(topic, 0)
+        return self._stored_counts.get(topic, 0)  # written on the loop only
 
     def close(self) -> None:
         self._producer.close(timeout=5)

@@ -138,7 +138,7 @@ class TopicReader:
     def offer(self, partition: TopicPartition, record: Any) -> None:
         """A record Kafka just acknowledged: hand it to every follower that is up to it.
 
-        Called on the producer's thread, in offset order within a partition. A follower
+        Called on the data plane's loop, in offset order within a partition. A follower
         not at this offset (it misses an earlier record) or full gets it from a fetch.
         """
         attributes = header_attributes(record.headers)

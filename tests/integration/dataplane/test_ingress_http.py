@@ -1,0 +1,184 @@
+"""The ingress speaks HTTP/1.1 as event producers use it, down to the bytes on one connection.
+
+Keep-alive, pipelined requests answered in order, `Expect: 100-continue`, HEAD, and every
+request it cannot read answered with a status before the connection ends.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from troupe.local.broker import DataPlane
+
+from .conftest import NAMESPACE, broker_resource, trigger_resource, unique
+from .sink import RecordingSink
+
+pytestmark = pytest.mark.kafka
+WAIT_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def broker(plane: DataPlane, sink: RecordingSink) -> str:
+    name = unique("http")
+    plane.add_broker(broker_resource(name))
+    plane.add_trigger(trigger_resource(name, name, f"{sink.url}/{name}"))
+    assert plane.wait_ready(30)
+    return name
+
+
+class Client:
+    """One raw connection to the ingress, and the responses read off it in order."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        address = urlsplit(plane.ingress_url)
+        self.socket = socket.create_connection((address.hostname, address.port), WAIT_S)
+        self._buffer = b""
+        self.last_headers: dict[str, str] = {}
+
+    def send(self, data: bytes) -> None:
+        self.socket.sendall(data)
+
+    def response(self, *, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self._buffer:
+            self._read()
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, _, value in
+                   (line.partition(":") for line in lines[1:])}
+        length = 0 if head_only else int(headers.get("content-length", "0"))
+        while len(self._buffer) < length:
+            self._read()
+        body, self._buffer = self._buffer[:length], self._buffer[length:]
+        self.last_headers = headers
+        return int(lines[0].split(" ")[1]), headers, body
+
+    def closed_by_peer(self) -> bool:
+        """True once the ingress closed the connection (EOF, with nothing more to read)."""
+        try:
+            return not self._buffer and self.socket.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def _read(self) -> None:
+        chunk = self.socket.recv(65536)
+        if not chunk:
+            raise ConnectionError("the ingress closed the connection before answering")
+        self._buffer += chunk
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def client(plane: DataPlane) -> Iterator[Client]:
+    connection = Client(plane)
+    yield connection
+    connection.close()
+
+
+def post(path: str, event_id: str, body: bytes = b"{}", extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: test\r\nce-specversion: 1.0\r\nce-id: {event_id}\r\n"
+            f"ce-source: /tests\r\nce-type: dev.example.test\r\n"
+            f"content-type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+            ).encode() + body
+
+
+def test_one_connection_carries_many_events(client: Client, broker: str) -> None:
+    for number in range(3):
+        client.send(post(f"/{NAMESPACE}/{broker}", f"keep-{number}"))
+        status, headers, _ = client.response()
+        assert status == 202
+        assert headers.get("connection") != "close"
+
+
+def test_pipelined_requests_are_answered_in_order(client: Client, broker: str) -> None:
+    path = f"/{NAMESPACE}/{broker}"
+    client.send(post(path, "pipe-1") + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                + post(path, "pipe-2", b"not json") + post(path, "pipe-3"))
+    answers = [client.response() for _ in range(4)]
+    assert [status for status, _, _ in answers] == [202, 200, 400, 202]
+    assert answers[1][2] == b"ok\n"
+
+
+def test_expect_continue_is_answered_before_the_body_is_sent(client: Client,
+                                                             broker: str) -> None:
+    request = post(f"/{NAMESPACE}/{broker}", "continue-1", b'{"a": 1}',
+                   "Expect: 100-continue\r\n")
+    head, _, body = request.partition(b"\r\n\r\n")
+    client.send(head + b"\r\n\r\n")
+    assert client.response()[0] == 100
+    client.send(body)
+    assert client.response()[0] == 202
+
+
+def test_a_chunked_body_is_411_then_the_connection_closes(client: Client, broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\nce-specversion: 1.0\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".encode())
+    status, headers, body = client.response()
+    assert (status, headers["connection"]) == (411, "close")
+    assert b"Content-Length" in body
+    assert client.closed_by_peer()
+
+
+def test_a_post_without_a_length_is_411(client: Client, broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    assert client.response()[0] == 411
+
+
+def test_a_length_that_is_not_a_number_is_400(client: Client, broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nContent-Length: ten\r\n\r\n".encode())
+    status, headers, _ = client.response()
+    assert (status, headers["connection"]) == (400, "close")
+
+
+def test_headers_larger_than_the_limit_are_431(client: Client, broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nX-Big: {'x' * 70_000}\r\n\r\n"
+                .encode())
+    status, _, _ = client.response()
+    assert status == 431
+    assert client.closed_by_peer()
+
+
+def test_a_request_line_that_is_not_http_is_400(client: Client) -> None:
+    client.send(b"HELLO THERE\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 400 and b"request line" in body
+    assert client.closed_by_peer()
+
+
+def test_a_request_cut_inside_its_headers_is_400(client: Client, broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nce-id: x".encode())
+    client.socket.shutdown(socket.SHUT_WR)
+    status, _, body = client.response()
+    assert status == 400 and b"ended inside its headers" in body
+
+
+def test_head_gets_the_headers_and_no_body(client: Client, broker: str) -> None:
+    client.send(f"HEAD /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    status, headers, _ = client.response(head_only=True)
+    assert status == 405 and int(headers["content-length"]) > 0 and headers["allow"]
+    # Had a body followed the head, the next answer would be read from its bytes.
+    client.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert client.response() == (200, client.last_headers, b"ok\n")
+
+
+def test_http_1_0_without_keep_alive_is_closed_after_its_answer(client: Client,
+                                                                broker: str) -> None:
+    client.send(post(f"/{NAMESPACE}/{broker}", "old-1").replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+    status, headers, _ = client.response()
+    assert (status, headers["connection"]) == (202, "close")
+    assert client.closed_by_peer()
+
+
+def test_a_client_leaving_halfway_through_a_body_leaves_the_ingress_serving(
+        plane: DataPlane, broker: str) -> None:
+    leaving = Client(plane)
+    leaving.send(post(f"/{NAMESPACE}/{broker}", "gone", b'{"a": 1}')[:-4])
+    leaving.close()
+    staying = Client(plane)
+    staying.send(post(f"/{NAMESPACE}/{broker}", "after-the-leaver"))
+    assert staying.response()[0] == 202
+    staying.close()
