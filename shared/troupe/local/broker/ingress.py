@@ -116,7 +116,7 @@ class IngressServer:
             if self.publisher.knows(broker):
                 # No timer per request: the producer settles every write within its
                 # delivery timeout (publish.ACK_TIMEOUT_S), failing it if need be.
-                self.publisher.send_record(broker, message, then=stored)
+                self.publisher.write(broker, message, stored)
                 return
         except Exception as error:
             answer(*_refusal(broker, error))
