@@ -79,7 +79,13 @@ class Eventing:
             self._report_status()
 
     def wait_ready(self, timeout: float) -> bool:
-        return self.plane.wait_ready(timeout) if self.plane else True
+        if self.plane is None:
+            return True
+        ready = self.plane.wait_ready(timeout)
+        # Now, not at the next periodic report: whoever was told the Triggers are ready
+        # may read their status at once (`troupe up --detach`, then `troupe status`).
+        self._report_status()
+        return ready
 
     # -- what the runtime reads -----------------------------------------------------------
     def broker_url(self, namespace: str, name: str) -> str | None:

@@ -47,7 +47,7 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         assert echo["traffic"][0]["percent"] == 100
         assert state["triggers"][0]["name"] == "to-echo"
         assert state["triggers"][0]["broker"] == "default"
-        assert state["triggers"][0]["ready"] is True
+        assert state["triggers"][0]["ready"] is True, json.dumps(state["triggers"])
     finally:
         down = _troupe("down", "--project", str(project))
     assert down.returncode == 0, down.stderr
