@@ -78,6 +78,7 @@ class DataPlane(Routing):
         self._dispatchers: dict[tuple[str, str], TriggerDispatcher] = {}
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
+        self._deliveries = {}
         self._sender = HttpSender()
         self._loop: LoopThread | None = None
         self._first_attempts: FirstAttempts | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,9 +37,11 @@ ERROR_DATA_MAX_BYTES: Final = 1024
 MAX_RETRY_AFTER_S: Final = 300.0
 
 
-# Header values a binary-mode HTTP event may carry as they are; anything else (space, '"',
-# '%', non-ASCII) must be percent-encoded, which the CloudEvents SDK does for us.
-_VERBATIM: Final = frozenset(range(0x21, 0x7F)) - {ord('"'), ord("%")}
+# Header values a binary-mode HTTP event may carry as they are: printable ASCII but space,
+# '"' and '%'; anything else must be percent-encoded, which the CloudEvents SDK does for us.
+# A content type may also hold spaces ("application/json; charset=utf-8").
+_VERBATIM: Final = re.compile(rb'[!#$&-~]+')
+_VERBATIM_CONTENT_TYPE: Final = re.compile(rb'[ !#$&-~]+')
 _REQUIRED: Final = ("ce_specversion", "ce_id", "ce_source", "ce_type")
 
 
@@ -57,12 +60,12 @@ def http_binary_of_record(headers: list[tuple[str, bytes]],
     http_headers: dict[str, str] = {}
     for name, raw in headers:
         if name.startswith("ce_"):
-            if not raw or not _VERBATIM.issuperset(raw):
+            if not _VERBATIM.fullmatch(raw):
                 return None
             http_headers["ce-" + name[3:]] = raw.decode("ascii")
         elif name == "content-type":
-            if raw.startswith(b"application/cloudevents") or not _VERBATIM.union(
-                    b" ").issuperset(raw):
+            if raw.startswith(b"application/cloudevents") or \
+                    not _VERBATIM_CONTENT_TYPE.fullmatch(raw):
                 return None
             http_headers["content-type"] = raw.decode("ascii")
     if http_headers["ce-specversion"] != "1.0":

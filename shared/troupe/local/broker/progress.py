@@ -3,6 +3,10 @@
 Events of a partition finish out of order when delivery is unordered. Committing an offset
 says "everything before it is done", so the commit position only moves past an event once
 it, and every event before it, was delivered, dead-lettered or filtered out.
+
+One thread at a time hands records over (`seen`; the reader's hand-over lock sees to it),
+while deliveries finish on others (`finish`). Only `seen` adds to the pending offsets, so
+with none pending it can move on without the lock: nothing can add one meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ class PartitionProgress:
 
     def seen(self, offset: int, *, finished: bool = False) -> None:
         """Called by the poll loop in offset order."""
+        if finished and not self._pending:  # filtered out, nothing before it unfinished
+            self._next = offset + 1
+            return
         with self._lock:
             self._next = offset + 1
             if not finished or self._pending:
@@ -42,8 +49,7 @@ class PartitionProgress:
     @property
     def next_offset(self) -> int:
         """The next offset this partition's reader must hand over."""
-        with self._lock:
-            return self._next
+        return self._next  # one int, written by the thread handing records over
 
     @property
     def unfinished(self) -> int:

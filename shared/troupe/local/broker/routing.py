@@ -81,6 +81,8 @@ class Routing:
     _sender: HttpSender
     _first_attempts: FirstAttempts | None
     _publisher: Publisher | None
+    # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its timeout.
+    _deliveries: dict[tuple[str, str], tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]]
 
     def _url_of(self, namespace: str, destination: Destination) -> str:
         if destination.ref is None:
@@ -102,15 +104,25 @@ class Routing:
                       *trigger.key, record.offset, error)
             stats.dropped += 1
             return None
-        broker = self._brokers.get(trigger.broker_key, BrokerSpec(*trigger.broker_key))
-        delivery = trigger.delivery.over(broker.delivery)
+        broker = self._brokers.get(trigger.broker_key) or BrokerSpec(*trigger.broker_key)
+        delivery, timeout = self._delivery_of(trigger, broker)
         if transcoded is None:
             assert event is not None
             message = codec.to_http_binary(event)
             transcoded = dict(message.headers), message.body
         headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
-        return _Outgoing(stats, event, broker, delivery, timeout_of(delivery), headers,
-                         transcoded[1])
+        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1])
+
+    def _delivery_of(self, trigger: TriggerSpec, broker: BrokerSpec) -> tuple[DeliverySpec,
+                                                                               float]:
+        """The Trigger's delivery over its Broker's, and its timeout: worked out once for
+        each pair, not for each event."""
+        cached = self._deliveries.get(trigger.key)
+        if cached is None or cached[0] is not trigger or cached[1] is not broker:
+            delivery = trigger.delivery.over(broker.delivery)
+            cached = self._deliveries[trigger.key] = (trigger, broker, delivery,
+                                                      timeout_of(delivery))
+        return cached[2], cached[3]
 
     def _deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
