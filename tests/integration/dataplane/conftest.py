@@ -52,6 +52,16 @@ def plane(kafka_servers: str) -> Iterator[DataPlane]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def ingress_broker(plane: DataPlane, sink: RecordingSink) -> str:
+    """A Broker whose one Trigger takes every event to the shared sink, under /<broker>."""
+    name = unique("ingress")
+    plane.add_broker(broker_resource(name))
+    plane.add_trigger(trigger_resource(name, name, f"{sink.url}/{name}"))
+    assert plane.wait_ready(30)
+    return name
+
+
 def broker_resource(name: str, delivery: dict[str, Any] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"delivery": delivery} if delivery else {}
     return {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",

@@ -13,20 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 from troupe.local.broker import DataPlane
 
-from .conftest import NAMESPACE, broker_resource, trigger_resource, unique
-from .sink import RecordingSink
+from .conftest import NAMESPACE
 
 pytestmark = pytest.mark.kafka
 WAIT_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def broker(plane: DataPlane, sink: RecordingSink) -> str:
-    name = unique("http")
-    plane.add_broker(broker_resource(name))
-    plane.add_trigger(trigger_resource(name, name, f"{sink.url}/{name}"))
-    assert plane.wait_ready(30)
-    return name
 
 
 class Client:
@@ -86,16 +76,16 @@ def post(path: str, event_id: str, body: bytes = b"{}", extra: str = "") -> byte
             ).encode() + body
 
 
-def test_one_connection_carries_many_events(client: Client, broker: str) -> None:
+def test_one_connection_carries_many_events(client: Client, ingress_broker: str) -> None:
     for number in range(3):
-        client.send(post(f"/{NAMESPACE}/{broker}", f"keep-{number}"))
+        client.send(post(f"/{NAMESPACE}/{ingress_broker}", f"keep-{number}"))
         status, headers, _ = client.response()
         assert status == 202
         assert headers.get("connection") != "close"
 
 
-def test_pipelined_requests_are_answered_in_order(client: Client, broker: str) -> None:
-    path = f"/{NAMESPACE}/{broker}"
+def test_pipelined_requests_are_answered_in_order(client: Client, ingress_broker: str) -> None:
+    path = f"/{NAMESPACE}/{ingress_broker}"
     client.send(post(path, "pipe-1") + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
                 + post(path, "pipe-2", b"not json") + post(path, "pipe-3"))
     answers = [client.response() for _ in range(4)]
@@ -104,8 +94,8 @@ def test_pipelined_requests_are_answered_in_order(client: Client, broker: str) -
 
 
 def test_expect_continue_is_answered_before_the_body_is_sent(client: Client,
-                                                             broker: str) -> None:
-    request = post(f"/{NAMESPACE}/{broker}", "continue-1", b'{"a": 1}',
+                                                             ingress_broker: str) -> None:
+    request = post(f"/{NAMESPACE}/{ingress_broker}", "continue-1", b'{"a": 1}',
                    "Expect: 100-continue\r\n")
     head, _, body = request.partition(b"\r\n\r\n")
     client.send(head + b"\r\n\r\n")
@@ -114,8 +104,9 @@ def test_expect_continue_is_answered_before_the_body_is_sent(client: Client,
     assert client.response()[0] == 202
 
 
-def test_a_chunked_body_is_411_then_the_connection_closes(client: Client, broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\nce-specversion: 1.0\r\n"
+def test_a_chunked_body_is_411_then_the_connection_closes(client: Client,
+                                                          ingress_broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\nce-specversion: 1.0\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".encode())
     status, headers, body = client.response()
     assert (status, headers["connection"]) == (411, "close")
@@ -123,19 +114,20 @@ def test_a_chunked_body_is_411_then_the_connection_closes(client: Client, broker
     assert client.closed_by_peer()
 
 
-def test_a_post_without_a_length_is_411(client: Client, broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+def test_a_post_without_a_length_is_411(client: Client, ingress_broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     assert client.response()[0] == 411
 
 
-def test_a_length_that_is_not_a_number_is_400(client: Client, broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nContent-Length: ten\r\n\r\n".encode())
+def test_a_length_that_is_not_a_number_is_400(client: Client, ingress_broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nContent-Length: ten\r\n\r\n"
+                .encode())
     status, headers, _ = client.response()
     assert (status, headers["connection"]) == (400, "close")
 
 
-def test_headers_larger_than_the_limit_are_431(client: Client, broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nX-Big: {'x' * 70_000}\r\n\r\n"
+def test_headers_larger_than_the_limit_are_431(client: Client, ingress_broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nX-Big: {'x' * 70_000}\r\n\r\n"
                 .encode())
     status, _, _ = client.response()
     assert status == 431
@@ -149,15 +141,15 @@ def test_a_request_line_that_is_not_http_is_400(client: Client) -> None:
     assert client.closed_by_peer()
 
 
-def test_a_request_cut_inside_its_headers_is_400(client: Client, broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{broker} HTTP/1.1\r\nce-id: x".encode())
+def test_a_request_cut_inside_its_headers_is_400(client: Client, ingress_broker: str) -> None:
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nce-id: x".encode())
     client.socket.shutdown(socket.SHUT_WR)
     status, _, body = client.response()
     assert status == 400 and b"ended inside its headers" in body
 
 
-def test_head_gets_the_headers_and_no_body(client: Client, broker: str) -> None:
-    client.send(f"HEAD /{NAMESPACE}/{broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+def test_head_gets_the_headers_and_no_body(client: Client, ingress_broker: str) -> None:
+    client.send(f"HEAD /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     status, headers, _ = client.response(head_only=True)
     assert status == 405 and int(headers["content-length"]) > 0 and headers["allow"]
     # Had a body followed the head, the next answer would be read from its bytes.
@@ -166,19 +158,20 @@ def test_head_gets_the_headers_and_no_body(client: Client, broker: str) -> None:
 
 
 def test_http_1_0_without_keep_alive_is_closed_after_its_answer(client: Client,
-                                                                broker: str) -> None:
-    client.send(post(f"/{NAMESPACE}/{broker}", "old-1").replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+                                                                ingress_broker: str) -> None:
+    http_1_0 = post(f"/{NAMESPACE}/{ingress_broker}", "old-1").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    client.send(http_1_0)
     status, headers, _ = client.response()
     assert (status, headers["connection"]) == (202, "close")
     assert client.closed_by_peer()
 
 
 def test_a_client_leaving_halfway_through_a_body_leaves_the_ingress_serving(
-        plane: DataPlane, broker: str) -> None:
+        plane: DataPlane, ingress_broker: str) -> None:
     leaving = Client(plane)
-    leaving.send(post(f"/{NAMESPACE}/{broker}", "gone", b'{"a": 1}')[:-4])
+    leaving.send(post(f"/{NAMESPACE}/{ingress_broker}", "gone", b'{"a": 1}')[:-4])
     leaving.close()
     staying = Client(plane)
-    staying.send(post(f"/{NAMESPACE}/{broker}", "after-the-leaver"))
+    staying.send(post(f"/{NAMESPACE}/{ingress_broker}", "after-the-leaver"))
     assert staying.response()[0] == 202
     staying.close()
