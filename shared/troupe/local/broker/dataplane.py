@@ -78,7 +78,7 @@ class DataPlane(Routing):
         self._dispatchers: dict[tuple[str, str], TriggerDispatcher] = {}
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
-        self._deliveries = {}
+        self._deliveries = {}  # Routing._delivery_of
         self._sender = HttpSender()
         self._loop: LoopThread | None = None
         self._first_attempts: FirstAttempts | None = None
@@ -191,6 +191,7 @@ class DataPlane(Routing):
                 return False
             self._stop_dispatcher((namespace, name))
             self._stats.pop((namespace, name), None)
+            self._deliveries.pop((namespace, name), None)
         return True
 
     def brokers(self) -> list[BrokerSpec]:
