@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from troupe.cli import cli
 from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
 from troupe.local.manifests import ManifestError
 from troupe.local.runtime import Runtime, RuntimeOptions
+from troupe.local.saved_objects import SavedStateError
 from troupe.local.serving.controller import ServingSettings
 
 _READY_TIMEOUT = 120.0
@@ -71,6 +73,29 @@ def _announce(info: dict[str, Any]) -> None:
         click.echo(f"prometheus  {info['prometheus_url']}")
 
 
+def purge(root: Path, yes: bool) -> None:
+    """Remove what earlier runs kept, after saying what; ask first on a terminal."""
+    kept = RuntimeOptions(project=root).kept_state()
+    if not kept:
+        click.echo("nothing kept from earlier runs: starting from nothing", err=True)
+        return
+    click.echo("starting from nothing removes what earlier runs kept:", err=True)
+    for path in kept:
+        click.echo(f"  {path}", err=True)
+    if not yes and sys.stdin.isatty() and not click.confirm("remove these?", err=True):
+        raise click.ClickException("nothing removed")
+    for path in kept:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    click.echo("removed", err=True)
+
+
+_yes_option = click.option("--yes", "-y", is_flag=True,
+                           help="Do not ask before removing (implied without a terminal).")
+
+
 @cli.command()
 @_project_option
 @click.option("--port", type=int, default=0, show_default=True,
@@ -78,13 +103,24 @@ def _announce(info: dict[str, Any]) -> None:
 @click.option("--detach", is_flag=True, help="Run in the background; return once ready.")
 @click.option("--grace-period", type=float, default=30.0, show_default=True,
               help="Seconds an idle function process lives without a retention annotation.")
-def up(project: Path | None, port: int, detach: bool, grace_period: float) -> None:
-    """Run the project's knative/ and eventing/ manifests on this machine."""
+@click.option("--fresh", is_flag=True,
+              help="Start from nothing: remove the objects, store, metrics and logs that "
+                   "earlier runs kept.")
+@_yes_option
+def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh: bool,
+       yes: bool) -> None:
+    """Run the project's knative/ and eventing/ manifests on this machine.
+
+    The objects of the last run (Services as the deployer left them, their revisions,
+    Triggers made through the API) and the store are kept, and the manifests are applied
+    on top of them; `--fresh` starts from nothing."""
     root = (project or find_project()).resolve()
     running = _running_info(root)
     if running:
         raise click.ClickException(f"the runtime is already up for {root} (pid {running['pid']})"
                                    "; stop it with `troupe down` first")
+    if fresh:
+        purge(root, yes)
     if detach:
         _up_detached(root, port, grace_period)
         return
@@ -98,6 +134,8 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float) -> No
         runtime.start()
     except ManifestError as error:
         raise click.ClickException(f"invalid manifest: {error}") from None
+    except SavedStateError as error:
+        raise click.ClickException(f"cannot restore the last run's objects: {error}") from None
     try:
         _announce(_write_state(root, runtime))
         click.echo("ready; Ctrl-C stops everything", err=True)
@@ -137,9 +175,18 @@ def _up_detached(root: Path, port: int, grace_period: float) -> None:
 
 @cli.command()
 @_project_option
-def down(project: Path | None) -> None:
+@click.option("--purge", "purge_kept", is_flag=True,
+              help="Also remove the objects, store, metrics and logs kept for the next run.")
+@_yes_option
+def down(project: Path | None, purge_kept: bool, yes: bool) -> None:
     """Stop the runtime that `troupe up --detach` started."""
     root = (project or find_project()).resolve()
+    _stop(root)
+    if purge_kept:
+        purge(root, yes)
+
+
+def _stop(root: Path) -> None:
     info = _running_info(root)
     if info is None:
         (root / RUNTIME_FILE).unlink(missing_ok=True)

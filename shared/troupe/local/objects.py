@@ -1,7 +1,9 @@
-"""The control plane's object store: Kubernetes object bookkeeping, in memory.
+"""The control plane's object store: Kubernetes object bookkeeping.
 
 It assigns uid, resourceVersion, generation and creationTimestamp as the API server does,
-and tells controllers about every change so that changes take effect live.
+and tells controllers about every change so that changes take effect live. It lives in
+memory; `snapshot` and `restore` let the runtime keep it on disk across restarts
+(saved_objects.py).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -56,6 +58,37 @@ class ObjectStore:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def snapshot(self) -> tuple[int, list[tuple[Kind, Obj]]]:
+        """The resourceVersion counter and every object, consistent with each other."""
+        with self._lock:
+            return self._version, [(self._kinds[key], copy.deepcopy(obj))
+                                   for key, obj in sorted(self._objects.items())]
+
+    def restore(self, version: int, objects: Iterable[tuple[Kind, Obj]],
+                order: Iterable[Kind]) -> None:
+        """Take back objects saved earlier, keeping their uid, generation and version.
+
+        Every object is checked first and nothing is taken when one fails, so a bad file
+        changes nothing. Status is dropped: the controllers work it out again. Listeners
+        hear ADDED kind by kind in `order`, so a Service's Revisions are there before it.
+        """
+        taken: dict[tuple[str, str, str], tuple[Kind, Obj]] = {}
+        for kind, obj in objects:
+            obj = copy.deepcopy(obj)
+            self._validate(kind, obj)
+            obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+            obj["status"] = {}
+            metadata = obj["metadata"]
+            taken[(kind.plural, metadata["namespace"], metadata["name"])] = (kind, obj)
+        with self._lock:
+            for key, (kind, obj) in taken.items():
+                self._objects[key], self._kinds[key] = obj, kind
+            self._version = max(self._version, version)
+        for kind in order:
+            for (plural, _, _), (_, obj) in sorted(taken.items()):
+                if plural == kind.plural:
+                    self._notify("ADDED", kind, obj)
 
     def _next_version(self) -> str:
         self._version += 1

@@ -43,6 +43,10 @@ TRIGGER: Final = Kind("eventing.knative.dev", "v1", "Trigger", "triggers")
 PINGSOURCE: Final = Kind("sources.knative.dev", "v1", "PingSource", "pingsources")
 KAFKASOURCE: Final = Kind("sources.knative.dev", "v1beta1", "KafkaSource", "kafkasources")
 KINDS: Final = (SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE)
+# Revisions are written by the serving controller only, never through the API, and are
+# kept with the other objects so that a restart finds the revisions traffic points at.
+REVISION: Final = Kind("serving.knative.dev", "v1", "Revision", "revisions", ("rev",))
+STORED_KINDS: Final = (*KINDS, REVISION)
 
 
 class InvalidResource(ValueError):
@@ -62,8 +66,8 @@ def kind_of(api_version: str, kind: str) -> Kind | None:
     return None
 
 
-def kind_by_plural(group: str, plural: str) -> Kind | None:
-    return next((k for k in KINDS if k.group == group and k.plural == plural), None)
+def kind_by_plural(group: str, plural: str, kinds: tuple[Kind, ...] = KINDS) -> Kind | None:
+    return next((k for k in kinds if k.group == group and k.plural == plural), None)
 
 
 def validate(kind: Kind, obj: Obj) -> None:
@@ -76,7 +80,8 @@ def validate(kind: Kind, obj: Obj) -> None:
     if spec is not None and not isinstance(spec, dict):
         raise InvalidResource("spec", "must be a mapping")
     {SERVICE: _validate_service, BROKER: _validate_broker, TRIGGER: _validate_trigger,
-     PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource}[kind](obj)
+     PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource,
+     REVISION: _validate_revision}[kind](obj)
 
 
 def _validate_service(obj: Obj) -> None:
@@ -113,6 +118,13 @@ def _validate_service(obj: Obj) -> None:
             raise InvalidResource("spec.template.metadata.annotations[autoscaling.knative.dev/"
                                   "scale-to-zero-pod-retention-period]", str(error)) from None
     _validate_traffic(obj)
+
+
+def _validate_revision(obj: Obj) -> None:
+    _mapping(obj, "spec")
+    labels = obj["metadata"].get("labels") or {}
+    if not labels.get("serving.knative.dev/service"):
+        raise InvalidResource("metadata.labels[serving.knative.dev/service]", "missing")
 
 
 def _validate_traffic(obj: Obj) -> None:

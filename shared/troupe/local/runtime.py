@@ -1,8 +1,9 @@
 """`troupe up` as a library: load the manifests, start every part, and tie them together.
 
-Everything the manifests declare goes through the control plane's object store, exactly
-as a `kubectl apply` would; the serving, eventing and sources controllers then follow
-the store, so a change made later through the API takes effect the same way.
+The objects kept from the last run come back first (saved_objects.py), then everything the
+manifests declare is applied on top of them, as a `kubectl apply` would (apply.py). The
+serving, eventing and sources controllers follow the object store, so a change made later
+through the API takes effect the same way, and every change is written back to disk.
 """
 
 from __future__ import annotations
@@ -16,27 +17,34 @@ from typing import Any
 import yaml
 
 from .apiserver import ApiServer
+from .apply import applied_onto, as_applied, from_manifest
 from .controllers import SourcesController
 from .manifests import ManifestError, Project, load_project
 from .metrics import RuntimeMetrics
-from .objects import ObjectStore
+from .objects import NotFound, ObjectStore
 from .observability import Observability
 from .resources import (
     BROKER,
     DEFAULT_NAMESPACE,
     KAFKASOURCE,
     PINGSOURCE,
+    REVISION,
     SERVICE,
+    STORED_KINDS,
     TRIGGER,
     InvalidResource,
+    Kind,
     Obj,
 )
+from .saved_objects import STATE_FILE_NAME, SavedObjects, SavedObjectsWriter, read_saved_objects
 from .serving.controller import ServingController, ServingSettings
 from .serving.instance import LaunchSettings
 from .serving.revision import ConfigSource
 
 # Apply order, so that references (a Trigger's subscriber, a source's sink) resolve at once.
 _APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+# Kept Revisions come back before their Services, so that traffic finds what it names.
+_RESTORE_ORDER = (BROKER, REVISION, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
 KUBE_CONTEXT = "troupe-local"
 
 
@@ -54,6 +62,22 @@ class RuntimeOptions:
     @property
     def workdir(self) -> Path:
         return self.project / ".troupe"
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / STATE_FILE_NAME
+
+    @property
+    def default_store(self) -> Path:
+        return self.workdir / "store"
+
+    def kept_state(self) -> list[Path]:
+        """What a run leaves for the next one, and `--fresh` removes: the API's objects,
+        the store (when it is the default one here), Prometheus' data and the logs."""
+        kept = [self.state_file, self.workdir / "prometheus", self.workdir / "logs"]
+        if self.store_url is None:
+            kept.insert(1, self.default_store)
+        return [path for path in kept if path.exists()]
 
 
 class Runtime:
@@ -73,22 +97,24 @@ class Runtime:
     # -- start / stop --------------------------------------------------------------------
     def start(self) -> None:
         options = self.options
-        project = load_project(options.project, options.namespace)  # fail before starting
+        # Both fail before anything starts, so a bad manifest or state file changes nothing.
+        project = load_project(options.project, options.namespace)
+        saved = read_saved_objects(options.state_file, STORED_KINDS)
         options.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self._start_parts(project)
+            self._start_parts(project, saved)
         except BaseException:
             self.stop()
             raise
 
-    def _start_parts(self, project: Project) -> None:
+    def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
                              status=self.status)
         self._parts.append(self.api.close)
         self._write_kubeconfig(self.api.url)
-        self.store_url = options.store_url or (options.workdir / "store").resolve().as_uri()
+        self.store_url = options.store_url or options.default_store.resolve().as_uri()
         extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
         self.observability = Observability(options.workdir / "prometheus",
                                            self.api.url.removeprefix("http://"),
@@ -109,7 +135,12 @@ class Runtime:
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)
+        if saved is not None:
+            self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
         self._apply(project)
+        writer = SavedObjectsWriter(options.state_file)
+        self.objects.subscribe(lambda *_: writer.write(*self.objects.snapshot()))
+        writer.write(*self.objects.snapshot())
         if self.eventing is not None and not self.eventing.wait_ready(60):
             self._say("some triggers have not joined their consumer groups yet; "
                       "`troupe status` shows which")
@@ -127,16 +158,44 @@ class Runtime:
         return bootstrap
 
     def _apply(self, project: Project) -> None:
+        applied: set[tuple[str, str, str]] = set()
         for kind in _APPLY_ORDER:
             for manifest in (m for m in project.resources if m.kind == kind):
-                resource = f"{kind.kind}/{manifest.obj['metadata']['name']}"
+                metadata = manifest.obj["metadata"]
+                applied.add((kind.plural, metadata["namespace"], metadata["name"]))
+                resource = f"{kind.kind}/{metadata['name']}"
                 try:
-                    self.objects.create(kind, manifest.obj)
+                    self._apply_one(kind, manifest.obj, self._relative(manifest.file))
                 except InvalidResource as error:
                     raise ManifestError(manifest.file, resource, error.field,
                                         error.problem) from None
                 if kind == SERVICE:
                     self._check_service(manifest.file, resource, manifest.obj)
+        for kind in reversed(_APPLY_ORDER):  # like `kubectl apply --prune`
+            for obj in self.objects.list(kind):
+                metadata = obj["metadata"]
+                if from_manifest(obj) and (kind.plural, metadata["namespace"],
+                                           metadata["name"]) not in applied:
+                    self.objects.delete(kind, metadata["namespace"], metadata["name"])
+                    self._say(f"{kind.kind}/{metadata['name']} is no longer in the manifests: "
+                              "deleted")
+
+    def _apply_one(self, kind: Kind, manifest: Obj, file: str) -> None:
+        metadata = manifest["metadata"]
+        try:
+            live = self.objects.get(kind, metadata["namespace"], metadata["name"])
+        except NotFound:
+            self.objects.create(kind, as_applied(manifest, file))
+            return
+        updated = applied_onto(live, manifest, file)
+        if updated != live:
+            self.objects.replace(kind, updated)
+
+    def _relative(self, file: Path) -> str:
+        try:
+            return str(file.resolve().relative_to(self.options.project.resolve()))
+        except ValueError:
+            return str(file)
 
     def _check_service(self, file: Path, resource: str, obj: Obj) -> None:
         metadata = obj["metadata"]

@@ -4,16 +4,25 @@ and `spec.traffic` becomes the routing of each service's front.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..metrics import RuntimeMetrics
-from ..objects import Change, ObjectStore, now_iso
-from ..resources import SERVICE, InvalidResource, Kind, Obj
+from ..objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
+from ..resources import REVISION, SERVICE, InvalidResource, Kind, Obj
 from .instance import LaunchSettings
 from .pool import RevisionPool
-from .revision import ConfigSource, Revision, build_revision
+from .revision import (
+    SERVICE_LABEL,
+    ConfigSource,
+    Revision,
+    build_revision,
+    revision_object,
+    same_template,
+    template_of,
+)
 from .router import Front, Split
 
 
@@ -63,8 +72,17 @@ class ServingController:
                 state = self._services.pop(key, None)
                 if state is not None:
                     self._shut(state)
+                self._delete_revisions(*key)
                 return
             self._reconcile(obj)
+
+    def _delete_revisions(self, namespace: str, service: str) -> None:
+        """A Service's Revisions go with it, as Kubernetes' garbage collector removes
+        what an owner reference ties to a deleted object."""
+        for revision in self._objects.list(REVISION, namespace):
+            if (revision["metadata"].get("labels") or {}).get(SERVICE_LABEL) == service:
+                with contextlib.suppress(NotFound):  # deleted meanwhile
+                    self._objects.delete(REVISION, namespace, revision["metadata"]["name"])
 
     def _reconcile(self, obj: Obj) -> None:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -72,6 +90,7 @@ class ServingController:
         if state is None:
             state = _ServiceState(namespace, name, Front(name, self._metrics))
             self._services[(namespace, name)] = state
+            self._restore_revisions(state)
         problems: dict[str, tuple[str, str]] = {}
         try:
             self._ensure_revision(state, obj)
@@ -82,10 +101,38 @@ class ServingController:
             problems["RoutesReady"] = ("RevisionMissing", routing_problem)
         self._write_status(state, obj, traffic, problems)
 
+    def _restore_revisions(self, state: _ServiceState) -> None:
+        """Take back the Revisions kept from an earlier run, oldest first, so that traffic
+        finds the revisions it names and new ones continue the numbering."""
+        def generation(revision: Obj) -> int:
+            labels = revision["metadata"].get("labels") or {}
+            return int(labels.get("serving.knative.dev/configurationGeneration") or 0)
+
+        kept = [r for r in self._objects.list(REVISION, state.namespace)
+                if (r["metadata"].get("labels") or {}).get(SERVICE_LABEL) == state.name]
+        for kept_revision in sorted(kept, key=generation):
+            try:
+                revision = build_revision(state.namespace, state.name, template_of(kept_revision),
+                                          kept_revision["metadata"]["name"], self._config)
+            except InvalidResource:
+                continue  # its ConfigMap or Secret is gone: it cannot run, so it is not ready
+            self._add_pool(state, revision)
+
+    def _add_pool(self, state: _ServiceState, revision: Revision) -> None:
+        state.revisions[revision.name] = RevisionPool(
+            revision, self._launch, self._metrics, grace_period=self._settings.grace_period,
+            buffer_size=self._settings.buffer_size,
+            activation_timeout=self._settings.activation_timeout,
+            on_change=self._instances_changed)
+        state.latest_created = revision.name
+        if self._runnable(revision):
+            state.ready_revisions.add(revision.name)
+            state.latest_ready = revision.name
+
     def _ensure_revision(self, state: _ServiceState, obj: Obj) -> None:
         template = obj["spec"]["template"]
         latest = state.revisions.get(state.latest_created or "")
-        if latest is not None and latest.revision.template == template:
+        if latest is not None and same_template(latest.revision, template):
             return
         wanted = (template.get("metadata") or {}).get("name")
         name = wanted or f"{state.name}-{len(state.revisions) + 1:05d}"
@@ -93,18 +140,15 @@ class ServingController:
             raise InvalidResource("spec.template.metadata.name",
                                   f"revision {name!r} already exists with another template; "
                                   "give the changed template a new name")
-        revision = build_revision(obj, name, self._config)
-        pool = RevisionPool(revision, self._launch, self._metrics,
-                            grace_period=self._settings.grace_period,
-                            buffer_size=self._settings.buffer_size,
-                            activation_timeout=self._settings.activation_timeout,
-                            on_change=self._instances_changed)
-        state.revisions[name] = pool
-        state.latest_created = name
-        if self._runnable(revision):
-            state.ready_revisions.add(name)
-            state.latest_ready = name
-        else:
+        revision = build_revision(state.namespace, state.name, template, name, self._config)
+        self._add_pool(state, revision)
+        kept = revision_object(revision, obj["metadata"]["generation"])
+        try:
+            self._objects.create(REVISION, kept)
+        except AlreadyExists:  # a kept Revision that could not be restored: this replaces it
+            self._objects.delete(REVISION, state.namespace, name)
+            self._objects.create(REVISION, kept)
+        if name not in state.ready_revisions:
             raise InvalidResource("spec.template.spec.containers[0].image",
                                   f"no functions/{revision.image}/main.py in the project")
 

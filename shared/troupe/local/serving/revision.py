@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ..resources import InvalidResource, Obj
 
@@ -45,13 +45,12 @@ class Revision:
         return self.container_concurrency or min(self.target, 16)
 
 
-def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
-    """Snapshot service's template as revision `name`; a dangling env reference raises
+def build_revision(namespace: str, service: str, template: Obj, name: str,
+                   config: ConfigSource) -> Revision:
+    """Snapshot a Service's template as revision `name`; a dangling env reference raises
     InvalidResource naming the field."""
     from ..resources import parse_duration
 
-    metadata, template = service["metadata"], service["spec"]["template"]
-    namespace = metadata["namespace"]
     annotations: Mapping[str, Any] = (template.get("metadata") or {}).get("annotations") or {}
     spec = template.get("spec") or {}
     container = spec["containers"][0]
@@ -63,7 +62,7 @@ def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
     retention = annotations.get(_SCALE + "scale-to-zero-pod-retention-period")
     return Revision(
         name=name,
-        service=metadata["name"],
+        service=service,
         namespace=namespace,
         image=container["image"],
         env=_environment(container, namespace, config),
@@ -75,6 +74,50 @@ def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
         template=copy.deepcopy(template),
     )
+
+
+# Labels Knative puts on a Revision; they are not part of the template it was made from.
+SERVICE_LABEL: Final = "serving.knative.dev/service"
+_OWN_LABELS: Final = (SERVICE_LABEL, "serving.knative.dev/configuration",
+                      "serving.knative.dev/configurationGeneration")
+
+
+def revision_object(revision: Revision, generation: int) -> Obj:
+    """The Revision resource Knative would create for `revision`."""
+    template_metadata = revision.template.get("metadata") or {}
+    labels = {**(template_metadata.get("labels") or {}), SERVICE_LABEL: revision.service,
+              "serving.knative.dev/configuration": revision.service,
+              "serving.knative.dev/configurationGeneration": str(generation)}
+    metadata: Obj = {"name": revision.name, "namespace": revision.namespace, "labels": labels}
+    if template_metadata.get("annotations"):
+        metadata["annotations"] = copy.deepcopy(template_metadata["annotations"])
+    return {"metadata": metadata, "spec": copy.deepcopy(revision.template.get("spec") or {})}
+
+
+def template_of(revision: Obj) -> Obj:
+    """The template a Revision resource was made from (the inverse of revision_object)."""
+    metadata = revision["metadata"]
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k not in _OWN_LABELS}
+    template_metadata: Obj = {"name": metadata["name"]}
+    if labels:
+        template_metadata["labels"] = labels
+    if metadata.get("annotations"):
+        template_metadata["annotations"] = copy.deepcopy(metadata["annotations"])
+    return {"metadata": template_metadata, "spec": copy.deepcopy(revision.get("spec") or {})}
+
+
+def same_template(revision: Revision, template: Obj) -> bool:
+    """Whether `template` would make `revision` again: the same spec, labels and
+    annotations, and no other name."""
+    def essence(value: Obj) -> tuple[Any, Any, Any]:
+        metadata = value.get("metadata") or {}
+        return (value.get("spec") or {}, metadata.get("labels") or {},
+                metadata.get("annotations") or {})
+
+    wanted = (template.get("metadata") or {}).get("name")
+    if wanted is not None and wanted != revision.name:
+        return False
+    return essence(revision.template) == essence(template)
 
 
 def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[str, str]:
