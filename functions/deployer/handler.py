@@ -1,6 +1,8 @@
 """deployer: rolls model versions out through the predictor's Knative revisions and traffic.
 
-model-approved      -> a new revision `predictor-<version>` with the model in its env;
+model-approved      -> a new revision `predictor-<version>` with the model in its env
+                       (`predictor-<model>-<version>` for a model other than
+                       TROUPE_MODEL_NAME, so that two models' v1 never share a name);
                        `direct` sends it all the traffic, `canary` N% under the tag candidate
 canary-passed       -> the candidate takes all the traffic and becomes the champion
 rollback-requested  -> traffic goes back to the previous champion's revision
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from functools import cache
 from typing import Any, Final
 
@@ -51,9 +54,12 @@ SERVING, CANARY, PROMOTED, ROLLED_BACK = "serving", "canary", "promoted", "rolle
 
 @dataclass(frozen=True)
 class DeployerSettings(Settings):
-    # The model the predictor Service serves: revisions are named predictor-<version>, so
-    # one predictor (and one deployer) serves one model; another model needs its own pair.
+    # The model the predictor Service serves. One predictor serves one model at a time;
+    # TROUPE_DEPLOY_MODELS (comma-separated glob patterns, default: just model_name) lets
+    # an approved model of another name take the predictor over, as the demo does with a
+    # model of its own for each run. Models that match no pattern are refused.
     model_name: str = "default"
+    deploy_models: str = ""
     namespace: str = "troupe"
     predictor_service: str = "predictor"
     deploy_strategy: str = "direct"  # direct | canary
@@ -76,11 +82,12 @@ def handle(event: CloudEvent, ctx: Context[DeployerSettings]) -> CloudEvent | No
     payload = event.get_data()
     data: Mapping[str, Any] = payload if isinstance(payload, dict) else {}
     model = str(data["model"])
-    if model != ctx.settings.model_name:
+    if not _rolls_out(ctx.settings, model):
         raise PermanentError(
-            f"this deployer rolls out model {ctx.settings.model_name!r} to the "
+            f"this deployer rolls out {_patterns(ctx.settings)} to the "
             f"{ctx.settings.predictor_service} Service; model {model!r} needs a predictor "
-            "Service and a deployer of its own (TROUPE_MODEL_NAME, TROUPE_PREDICTOR_SERVICE)"
+            "Service and a deployer of its own (TROUPE_MODEL_NAME, TROUPE_PREDICTOR_SERVICE), "
+            "or a pattern in TROUPE_DEPLOY_MODELS"
         )
     cause = f"{event.get_source()}|{event.get_id()}"
     done = next((r for r in _history(ctx, model) if r.get("cause") == cause), None)
@@ -108,6 +115,21 @@ def handle(event: CloudEvent, ctx: Context[DeployerSettings]) -> CloudEvent | No
     return _reply(ctx, model, record)
 
 
+def _patterns(settings: DeployerSettings) -> list[str]:
+    patterns = [p.strip() for p in settings.deploy_models.split(",") if p.strip()]
+    return patterns or [settings.model_name]
+
+
+def _rolls_out(settings: DeployerSettings, model: str) -> bool:
+    return any(fnmatchcase(model, pattern) for pattern in _patterns(settings))
+
+
+def _revision(settings: DeployerSettings, model: str, version: str) -> str:
+    if model == settings.model_name:
+        return revision_name(settings.predictor_service, version)
+    return revision_name(settings.predictor_service, f"{model}-{version}")
+
+
 @cache
 def _cluster(kubeconfig: str, context: str) -> Cluster:
     return Cluster.connect(kubeconfig or None, context or None)
@@ -120,7 +142,7 @@ def _deploy(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
             data: Mapping[str, Any]) -> dict[str, Any]:
     settings = ctx.settings
     version = str(data["version"])
-    revision = revision_name(settings.predictor_service, version)
+    revision = _revision(settings, model, version)
     service = cluster.get_service(settings.namespace, settings.predictor_service)
     traffic = traffic_of(service)
     if template_revision(service) == revision or any(t.revision == revision for t in traffic):
@@ -130,7 +152,10 @@ def _deploy(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
     uri, sha256 = _artifact(ctx, model, version, data)
     champion = serving_champion(traffic)
     champion_revision = champion.revision if champion else None
-    if settings.deploy_strategy == "canary" and champion_revision is not None:
+    ours = {str(record["revision"]) for record in _history(ctx, model)}
+    # A canary compares two versions of one model; another model's champion is replaced.
+    if (settings.deploy_strategy == "canary" and champion_revision is not None
+            and champion_revision in ours):
         new_traffic = canary_traffic(champion_revision, revision, settings.canary_percent)
         state = CANARY
     else:  # direct, or a first deployment: there is no champion to compare a canary with
@@ -152,7 +177,7 @@ def _promote(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
              data: Mapping[str, Any]) -> dict[str, Any]:
     settings = ctx.settings
     version = str(data["version"])
-    revision = revision_name(settings.predictor_service, version)
+    revision = _revision(settings, model, version)
     service = cluster.get_service(settings.namespace, settings.predictor_service)
     traffic = traffic_of(service)
     candidate, champion = tagged(traffic, CANDIDATE), serving_champion(traffic)
@@ -178,7 +203,7 @@ def _roll_back(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
     history = _history(ctx, model)
     chain = _champion_chain(history)
     versions: dict[str, str] = {str(r["revision"]): str(r["version"]) for r in history}
-    prefix = f"{settings.predictor_service}-"
+    prefix = _revision(settings, model, "v0").removesuffix("v0")
 
     def version_of(revision: str) -> str:
         return versions.get(revision, revision.removeprefix(prefix))
@@ -218,7 +243,7 @@ def _roll_back(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
     previous = _predecessor(_restored(chain, target_version, bad=from_version), target_version)
     new_traffic = champion_traffic(
         target_revision,
-        revision_name(settings.predictor_service, previous) if previous else None,
+        _revision(settings, model, previous) if previous else None,
     )
     cluster.patch_service(settings.namespace, settings.predictor_service,
                           {"spec": {"traffic": [t.to_manifest() for t in new_traffic]}})
@@ -265,7 +290,7 @@ def _predecessor(chain: list[str], version: str) -> str | None:
 
 def _record(model: str, version: str, revision: str, strategy: str, state: str,
             traffic: list[TrafficTarget], ctx: Context[DeployerSettings]) -> dict[str, Any]:
-    prefix = f"{ctx.settings.predictor_service}-"
+    prefix = _revision(ctx.settings, model, "v0").removesuffix("v0")
     return {
         "model": model, "version": version, "revision": revision, "strategy": strategy,
         "state": state, "service": ctx.settings.predictor_service,

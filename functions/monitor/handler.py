@@ -78,6 +78,16 @@ def state_key(model: str) -> str:
     return f"{STATE_PREFIX}/{model}.json"
 
 
+# The model the predictor serves now: the last one deployed, since an approved model of
+# another name can take the predictor over (see the deployer's TROUPE_DEPLOY_MODELS).
+SERVED_KEY: Final = f"{STATE_PREFIX}/served.json"
+
+
+def served_model(ctx: Context[MonitorSettings]) -> str:
+    return str(ctx.store.read_json(SERVED_KEY, default={}).get("model")
+               or ctx.settings.model_name)
+
+
 def handle(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
     if event.get_type() == MODEL_DEPLOYED:
         record_deployment(event, ctx)
@@ -142,6 +152,7 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
         return {**state, "deployments": deployments[-_REMEMBERED_DEPLOYMENTS:], "canary": canary}
 
     ctx.store.update_json(state_key(data["model"]), change, default={})
+    ctx.store.update_json(SERVED_KEY, lambda old: {"model": data["model"]}, default={})
     ctx.logger.info(
         "recorded deployment of %s %s (%s)", data["model"], data["version"], data.get("strategy")
     )
@@ -156,13 +167,14 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
             "checked (install prometheus, or point the setting at one)"
         )
         return None
-    key, event_key = state_key(settings.model_name), _event_key(event)
+    model = served_model(ctx)
+    key, event_key = state_key(model), _event_key(event)
     decisions = ctx.store.read_json(key, default={}).get("decisions", {})
     if event_key in decisions:
         return _reply(decisions[event_key], ctx)
     query = ServingMetricsQuery(settings.prometheus_url, timeout=settings.prometheus_timeout)
     try:
-        seen = query.per_version(settings.model_name, settings.monitor_window)
+        seen = query.per_version(model, settings.monitor_window)
     except PrometheusUnavailableError as error:
         raise TemporaryError(f"{error}; the tick will be retried", delay=10.0) from None
     except PrometheusQueryError as error:
@@ -176,9 +188,9 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
             return state
         state = {**state, "breaches": dict(state.get("breaches", {})),
                  "cooldown_until": dict(state.get("cooldown_until", {}))}
-        decision = _apply_readings(state, readings, now, settings)
+        decision = _apply_readings(state, readings, now, model, settings)
         if decision is None:
-            decision = _judge_canary(state, seen, settings)
+            decision = _judge_canary(state, seen, model, settings)
         recorded[event_key] = decision
         state["decisions"] = dict(list(recorded.items())[-_REMEMBERED_DECISIONS:])
         return state
@@ -186,7 +198,7 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
     state = ctx.store.update_json(key, change, default={})
     if not readings:
         ctx.logger.info("not enough data in the last %s to judge %s", settings.monitor_window,
-                        settings.model_name)
+                        model)
     return _reply(state["decisions"][event_key], ctx)
 
 
@@ -224,7 +236,8 @@ def _readings(seen: dict[str, VersionMetrics], settings: MonitorSettings) -> lis
 
 
 def _apply_readings(
-    state: dict[str, Any], readings: list[Reading], now: float, settings: MonitorSettings
+    state: dict[str, Any], readings: list[Reading], now: float, model: str,
+    settings: MonitorSettings,
 ) -> dict[str, Any] | None:
     """Count breaches into `state` and return the degradation due now, if any."""
     breaches: dict[str, int] = state["breaches"]
@@ -238,7 +251,7 @@ def _apply_readings(
             due = {
                 "type": METRIC_DEGRADED,
                 "data": {
-                    "model": settings.model_name,
+                    "model": model,
                     "version": reading.version,
                     "metric": reading.metric,
                     "value": reading.value,
@@ -254,7 +267,8 @@ def _apply_readings(
 
 
 def _judge_canary(
-    state: dict[str, Any], seen: dict[str, VersionMetrics], settings: MonitorSettings
+    state: dict[str, Any], seen: dict[str, VersionMetrics], model: str,
+    settings: MonitorSettings,
 ) -> dict[str, Any] | None:
     canary = state.get("canary")
     if not canary or canary.get("passed"):
@@ -280,7 +294,7 @@ def _judge_canary(
     return {
         "type": CANARY_PASSED,
         "data": {
-            "model": settings.model_name,
+            "model": model,
             "version": canary["candidate"],
             "champion_version": canary.get("champion"),
             "metrics": metrics,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from troupe.events import (
     MODEL_DEPLOYED,
     from_http,
@@ -29,7 +30,7 @@ RETRAIN_STEPS = ["metric-degraded", "training-requested", "training-finished",
                  "model-approved", "model-deployed"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.prometheus,
-              pytest.mark.timeout(420)]
+              pytest.mark.timeout(600)]
 
 
 def troupe(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -118,6 +119,49 @@ def test_demo_closes_the_loop_and_a_subscriber_sees_it(project: Path, sink) -> N
     assert removed.returncode == 0, removed.stderr
     again = troupe("unsubscribe", "e2e-sink", cwd=project)
     assert again.returncode == 1 and "no Trigger named e2e-sink" in again.stderr
+
+
+def _summary(result: dict) -> tuple:  # type: ignore[type-arg]
+    return (result["versions"], result["dead_letters"])
+
+
+def _predictor(project: Path) -> dict:  # type: ignore[type-arg]
+    status = troupe("status", "--json", "--project", str(project), cwd=project, timeout=60)
+    assert status.returncode == 0, status.stderr
+    return next(s for s in json.loads(status.stdout)["services"] if s["name"] == "predictor")
+
+
+def _predict(url: str, model: str) -> requests.Response:
+    return requests.post(f"{url}/v1/models/{model}:predict", timeout=60,
+                         json={"instances": [[0.1] * 4]})
+
+
+def test_demo_runs_again_on_the_same_runtime_and_after_a_restart(project: Path) -> None:
+    runs = []
+    for _ in range(2):
+        demo = troupe("demo", "--project", str(project), "--json", cwd=project, timeout=300)
+        assert demo.returncode == 0, demo.stderr[-3000:]
+        runs.append(json.loads(demo.stdout))
+    # Each run has a model of its own, so each tells the same story from v1.
+    assert runs[0]["model"] != runs[1]["model"]
+    assert _summary(runs[0]) == _summary(runs[1]) == ({"first": "v1", "retrained": "v2"}, 0)
+
+    before = _predictor(project)
+    assert _predict(before["url"], runs[1]["model"]).status_code == 200
+    stopped = troupe("down", "--project", str(project), cwd=project, timeout=90)
+    assert stopped.returncode == 0, stopped.stderr
+    started = troupe("up", "--detach", "--project", str(project), cwd=project, timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    after = _predictor(project)
+    assert after["traffic"] == before["traffic"]  # revisions, percentages and tags
+    answered = _predict(after["url"], runs[1]["model"])  # the champion of before
+    assert answered.status_code == 200, answered.text
+    assert len(answered.json()["predictions"]) == 1
+
+    demo = troupe("demo", "--project", str(project), "--json", cwd=project, timeout=300)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert _summary(json.loads(demo.stdout)) == _summary(runs[0])
 
 
 def test_status_shows_every_function_of_the_project(project: Path) -> None:

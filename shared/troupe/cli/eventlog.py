@@ -69,10 +69,15 @@ def read_events(
                 else:
                     consumer.seek(partition, found.offset)
         end = consumer.end_offsets(partitions)
+        # A broker may answer offsets_for_times coarsely (Tansu starts at the beginning),
+        # so records older than `since` are skipped here too.
+        since_ms = int(since.timestamp() * 1000) if since is not None else None
         while True:
             batch = consumer.poll(timeout_ms=500)
             for records in batch.values():
                 for record in records:
+                    if since_ms is not None and record.timestamp < since_ms:
+                        continue
                     logged = _decode(record)
                     if logged is not None:
                         yield logged

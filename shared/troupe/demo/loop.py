@@ -40,7 +40,9 @@ class DemoOptions:
     # Three post-drift batches fill the retraining window (TROUPE_TRAINING_WINDOW=3), so
     # the retrained model learns the new rule only.
     drifted_batches: int = 3
-    model: str = "default"
+    # None: a model of the run's own (demo-1, demo-2, ...), so that a run on a runtime
+    # that has served other models, or earlier demos, starts from v1 like the first did.
+    model: str | None = None
     namespace: str = "troupe"
     predictor: str = "predictor"
     feedback_per_phase: int = 300  # labeled predictions to measure a phase's accuracy
@@ -49,6 +51,7 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
+    model: str = ""
     versions: dict[str, str] = field(default_factory=dict)  # first / retrained -> vN
     runids: dict[str, str] = field(default_factory=dict)
     accuracy: dict[str, float | None] = field(default_factory=dict)
@@ -78,6 +81,13 @@ class Demo:
         self.live = DriftingSource(seed=options.seed + 1)
         self._events: list[CloudEvent] = []
         self._retrain_runid: str | None = None
+        self.model = options.model or self._unused_demo_model()
+
+    def _unused_demo_model(self) -> str:
+        numbers = [int(number) for key in self.store.list("registry")
+                   if (number := key.removeprefix("registry/demo-").removesuffix(".json"))
+                   .isdigit()]
+        return f"demo-{max(numbers, default=0) + 1}"
 
     def timeline_of_retrain(self) -> list[Step]:
         """The retraining run's steps, rebuilt from the events the demo watched."""
@@ -86,7 +96,8 @@ class Demo:
         return build_timeline(self._events, {self._retrain_runid})
 
     def run(self, on_event: Callable[[CloudEvent], None]) -> DemoResult:
-        result = DemoResult()
+        result = DemoResult(model=self.model)
+        self.say(f"this run trains a model of its own: {self.model}")
         started_at = datetime.now(UTC)
         dead_before = set(self.store.list("deadletters"))
         watcher = EventWatcher(self.info["bootstrap_servers"], self.info["topic"],
@@ -102,7 +113,7 @@ class Demo:
             result.versions["first"] = self._version(deployed)
             result.runids["first"] = _runid(first)
 
-            traffic = TrafficDriver(self._predictor_url(), self.options.model, self.live)
+            traffic = TrafficDriver(self._predictor_url(), self.model, self.live)
             traffic.phase = BEFORE
             traffic.start()
             self._wait_for_feedback(traffic, BEFORE)
@@ -115,7 +126,8 @@ class Demo:
                 self._wait(watcher, f"data-validated for drifted batch {index + 1}",
                            _validated_in(batch_runid))
             degraded = self._wait(watcher, "metric-degraded after the drift",
-                                  lambda e: e.get_type() == METRIC_DEGRADED)
+                                  lambda e: e.get_type() == METRIC_DEGRADED
+                                  and self._of_this_model(e))
             degraded_at = time.monotonic()
             self._wait(watcher, "training-requested from the policy",
                        lambda e: e.get_type() == TRAINING_REQUESTED
@@ -130,7 +142,7 @@ class Demo:
                 self.say(f"{version} is a canary: waiting for the monitor to pass it")
                 self._wait(watcher, f"model-promoted for {version}",
                            lambda e: e.get_type() == MODEL_PROMOTED
-                           and self._version(e) == version)
+                           and self._of_this_model(e) and self._version(e) == version)
             result.loop_seconds = time.monotonic() - started
             result.versions["retrained"] = version
             result.runids["retrained"] = self._retrain_runid = _runid(degraded)
@@ -156,7 +168,7 @@ class Demo:
         event = make_event(
             "data-arrived",
             {"uri": key, "format": "csv", "target": TARGET, "features": list(FEATURES),
-             "classes": [0, 1], "model": self.options.model},
+             "classes": [0, 1], "model": self.model},
             source="/troupe/demo",
         )
         post_event(self.info["broker_url"], event)
@@ -185,6 +197,10 @@ class Demo:
         if not url:
             raise Stalled(f"the {self.options.predictor} Service has no status.url yet")
         return str(url)
+
+    def _of_this_model(self, event: CloudEvent) -> bool:
+        data = event.get_data()
+        return isinstance(data, dict) and data.get("model") == self.model
 
     @staticmethod
     def _version(event: CloudEvent) -> str:

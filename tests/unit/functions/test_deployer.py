@@ -293,6 +293,33 @@ def test_impossible_requests_are_permanent_errors(
     assert traffic(kube) == [("predictor-v1", 100, "champion")]
 
 
+def test_a_model_the_patterns_admit_takes_the_predictor_over_with_its_own_revisions(
+    kube: KubeApi, store: Store, tmp_path: Path
+) -> None:
+    data = b"demo model"
+    ref = ObjectRef(uri=store.write_bytes("models/demo-2/v1.skops", data),
+                    sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    store.registry.register("demo-2", artifact=ref, metrics={}, lineage={}, key="demo")
+    config = settings(kube, tmp_path, deploy_strategy="canary", deploy_models="default,demo-*")
+    deliver(approved("v1"), store, config)
+
+    other = make_event("model-approved", {"model": "demo-2", "version": "v1",
+                                          "metric": "accuracy", "candidate_score": 0.9})
+    reply = deliver(other, store, config)
+
+    # Not a canary against another model's champion: the new model takes all the traffic,
+    # and its v1 is a revision of its own, not the default model's predictor-v1.
+    assert data_of(reply)["strategy"] == "direct"
+    assert traffic(kube) == [("predictor-demo-2-v1", 100, "champion"),
+                             ("predictor-v1", 0, "previous")]
+    assert env_of(kube)["TROUPE_MODEL_NAME"] == "demo-2"
+    assert data_of(reply)["traffic"][0]["version"] == "v1"
+    with pytest.raises(PermanentError, match="TROUPE_DEPLOY_MODELS"):
+        deliver(make_event("model-approved", {"model": "fraud", "version": "v1",
+                                              "metric": "accuracy", "candidate_score": 0.9}),
+                store, config)
+
+
 def test_an_unreachable_cluster_is_a_temporary_error(
     kube: KubeApi, store: Store, tmp_path: Path
 ) -> None:

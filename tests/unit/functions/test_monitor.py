@@ -239,6 +239,18 @@ def test_a_direct_deployment_ends_the_canary(prometheus_url: str, tmp_path: Path
     assert deliver.store.read_json("monitor/canary.json")["canary"] is None
 
 
+@pytest.mark.prometheus
+def test_ticks_judge_the_model_last_deployed_not_the_configured_one(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    # Configured for "good", but "bad" took the predictor over (another model's rollout).
+    deliver = make_monitor(prometheus_url, tmp_path, "good", TROUPE_MONITOR_BREACHES="1")
+    assert deliver(tick(seconds(0))) is None  # "good" is fine
+    deliver(deployed("bad", "v1", "direct", [{"revision": "predictor-bad-v1", "percent": 100}]))
+    fired = deliver(tick(seconds(60)))
+    assert fired is not None and fired.get_data()["model"] == "bad"
+
+
 # -- Prometheus missing ----------------------------------------------------------------
 def test_an_unreachable_prometheus_is_a_temporary_error(tmp_path: Path) -> None:
     import socket
@@ -278,10 +290,11 @@ def test_one_degradation_quiets_every_metric_of_that_version_only() -> None:
         return monitor.Reading(version, metric, 1.0, 0.5, True, {})
 
     both = [reading("v1", "accuracy"), reading("v1", "psi")]
-    first = monitor._apply_readings(state, both, 0.0, config)
+    first = monitor._apply_readings(state, both, 0.0, "default", config)
     assert first is not None and first["data"]["metric"] == "accuracy"
-    assert monitor._apply_readings(state, both, 60.0, config) is None  # psi: same version
-    other = monitor._apply_readings(state, [reading("v2", "psi")], 60.0, config)
+    # psi of the same version: quiet
+    assert monitor._apply_readings(state, both, 60.0, "default", config) is None
+    other = monitor._apply_readings(state, [reading("v2", "psi")], 60.0, "default", config)
     assert other is not None and other["data"]["version"] == "v2"
-    after = monitor._apply_readings(state, both, 601.0, config)
+    after = monitor._apply_readings(state, both, 601.0, "default", config)
     assert after is not None and after["data"]["version"] == "v1"
