@@ -32,12 +32,13 @@ COLD_STARTS = 20
 # A minimal troupe function: the app factory, the event codecs and settings, like every
 # real function; the handler itself does nothing, so the figure is pure start-up cost.
 HANDLER = '''
+from troupe.events import DATA_ARRIVED
 from troupe.function import create_app
 
 def handle(event, ctx):
     return None
 
-app = create_app(handle)
+app = create_app(handle, consumes=[DATA_ARRIVED])
 '''
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events.extensions import KNATIVE_ERROR_CODE, KNATIVE_ERROR_DATA, KNATIVE_ERROR_DEST
+from troupe.events import KNATIVE_ERROR_CODE, KNATIVE_ERROR_DATA, KNATIVE_ERROR_DEST
 from troupe.function import Context, Settings
 
 PREFIX: Final = "deadletters"

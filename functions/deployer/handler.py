@@ -29,8 +29,7 @@ from troupe.events import (
     ROLLBACK_REQUESTED,
     resolve,
 )
-from troupe.function import Context, Settings
-from troupe.function.errors import PermanentError, TemporaryError
+from troupe.function import Context, PermanentError, Settings, TemporaryError, data_object
 from troupe.knative import (
     CANDIDATE,
     Cluster,
@@ -78,9 +77,11 @@ class DeployerSettings(Settings):
             )
 
 
+CONSUMES: Final = (MODEL_APPROVED, CANARY_PASSED, ROLLBACK_REQUESTED)
+
+
 def handle(event: CloudEvent, ctx: Context[DeployerSettings]) -> CloudEvent | None:
-    payload = event.get_data()
-    data: Mapping[str, Any] = payload if isinstance(payload, dict) else {}
+    data = data_object(event)
     model = str(data["model"])
     if not _rolls_out(ctx.settings, model):
         raise PermanentError(

@@ -11,11 +11,11 @@ once per version, and a redelivered event is answered from that record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events import MODEL_APPROVED, MODEL_REJECTED, MODELVERSION
-from troupe.function import Context, PermanentError, Settings, SettingsError
+from troupe.events import MODEL_APPROVED, MODEL_REJECTED, MODELVERSION, TRAINING_FINISHED
+from troupe.function import Context, PermanentError, Settings, SettingsError, data_object
 from troupe.ml import METRICS, EvaluationError, Holdout, decide, holdout_split, score
 from troupe.ml.catalog import CatalogError, load_frame
 from troupe.store import IntegrityError, ModelVersion, NotFoundError, StoreError
@@ -47,8 +47,11 @@ def evaluation_key(model: str, version: str) -> str:
     return f"evaluations/{model}/{version}.json"
 
 
+CONSUMES: Final = (TRAINING_FINISHED,)
+
+
 def handle(event: CloudEvent, ctx: Context[EvaluatorSettings]) -> CloudEvent:
-    data = _data_of(event)
+    data = data_object(event)
     model, version = data["model"], data["version"]
     key = evaluation_key(model, version)
     record = ctx.store.read_json(key, default=None)
@@ -156,9 +159,3 @@ def _reply(ctx: Context[EvaluatorSettings], record: dict[str, Any]) -> CloudEven
         subject=f"{record['model']}/{record['version']}",
     )
 
-
-def _data_of(event: CloudEvent) -> dict[str, Any]:
-    data = event.get_data()
-    if not isinstance(data, dict):
-        raise PermanentError(f"{event.get_type()} must carry a JSON object as data")
-    return data

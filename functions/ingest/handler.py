@@ -9,11 +9,17 @@ it is appended to the model's catalog, which the trainer windows over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events import DATA_REJECTED, DATA_VALIDATED
-from troupe.function import Context, PermanentError, Settings, SettingsError, TemporaryError
+from troupe.events import DATA_ARRIVED, DATA_REJECTED, DATA_VALIDATED
+from troupe.function import (
+    Context,
+    Settings,
+    SettingsError,
+    TemporaryError,
+    data_object,
+)
 from troupe.ml import (
     SUFFIXES,
     DatasetRejected,
@@ -51,8 +57,11 @@ class IngestSettings(Settings):
             )
 
 
+CONSUMES: Final = (DATA_ARRIVED,)
+
+
 def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
-    data = _data_of(event)
+    data = data_object(event)
     model = data.get("model") or ctx.settings.model_name
     uri: str = data["uri"]
     fmt = data.get("format") or format_of_uri(uri) or "csv"
@@ -119,9 +128,3 @@ def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
         subject=model,
     )
 
-
-def _data_of(event: CloudEvent) -> dict[str, Any]:
-    data = event.get_data()
-    if not isinstance(data, dict):
-        raise PermanentError(f"{event.get_type()} must carry a JSON object as data")
-    return data

@@ -34,9 +34,14 @@ from monitor_queries import (
     VersionMetrics,
 )
 from troupe.events import CANARY_PASSED, METRIC_DEGRADED, MODEL_DEPLOYED, MODELVERSION, PING
-from troupe.function.context import Context
-from troupe.function.errors import PermanentError, TemporaryError
-from troupe.function.settings import Settings, SettingsError
+from troupe.function import (
+    Context,
+    PermanentError,
+    Settings,
+    SettingsError,
+    TemporaryError,
+    data_object,
+)
 
 STATE_PREFIX: Final = "monitor"
 _REMEMBERED_DECISIONS: Final = 200
@@ -88,6 +93,9 @@ def served_model(ctx: Context[MonitorSettings]) -> str:
                or ctx.settings.model_name)
 
 
+CONSUMES: Final = (MODEL_DEPLOYED, PING)
+
+
 def handle(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
     if event.get_type() == MODEL_DEPLOYED:
         record_deployment(event, ctx)
@@ -119,9 +127,7 @@ def _version_of(entry: dict[str, Any]) -> str | None:
 
 
 def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
-    data = event.get_data()
-    if not isinstance(data, dict):  # the app factory validated it against the schema
-        raise PermanentError("model-deployed carries no JSON object; see its schema")
+    data = data_object(event)
     traffic = [entry for entry in data.get("traffic", []) if isinstance(entry, dict)]
     by_tag = {entry.get("tag"): entry for entry in traffic if entry.get("percent", 0) > 0}
     canary = None

@@ -28,10 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events import MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
-from troupe.function.context import Context
-from troupe.function.errors import PermanentError
-from troupe.function.settings import Settings
+from troupe.events import METRIC_DEGRADED, MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
+from troupe.function import Context, Settings, data_object
 from troupe.store import Store, StoreError
 
 STATE_PREFIX: Final = "policy"
@@ -69,10 +67,11 @@ class Rollout:
     previous: str | None
 
 
+CONSUMES: Final = (METRIC_DEGRADED,)
+
+
 def handle(event: CloudEvent, ctx: Context[PolicySettings]) -> CloudEvent | None:
-    data = event.get_data()
-    if not isinstance(data, dict):  # the app factory validated it against the schema
-        raise PermanentError("metric-degraded carries no JSON object; see its schema")
+    data = data_object(event)
     model, version, metric = data["model"], data["version"], data["metric"]
     idempotency_key = f"{event.get_source()}|{event.get_id()}"
     now = _event_time(event)

@@ -1,7 +1,7 @@
 """predictor: the KServe V1 routes, feedback, health and /metrics.
 
 The predictor is an HTTP service, not an event consumer, so it does not go through the
-event app factory; it keeps the same health and metrics paths as every function.
+event app factory; it registers the same health and metrics routes as every function.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from predictor_serving import Predictor, PredictorError, PredictorSettings
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from predictor_serving import ModelUnavailableError, Predictor, PredictorError, PredictorSettings
+from troupe.function import register_health, register_metrics
 from troupe.store import Store
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +35,11 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     def http_error(error: HTTPException) -> tuple[Response, int]:
         return jsonify(error=error.description), error.code or 500
 
+    @app.get("/v1/models")
+    def list_models() -> Response:
+        # KServe's list: the names a client can put in /v1/models/<name>, ready or not.
+        return jsonify(models=predictor.model_names())
+
     @app.get("/v1/models/<name>")
     def model_status(name: str) -> tuple[Response, int]:
         status = predictor.status(name)
@@ -50,22 +55,15 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     def feedback(name: str) -> Response:
         return jsonify(predictor.feedback(name, _json_body()))
 
-    @app.get("/health/liveness")
-    def liveness() -> Response:
-        return jsonify(status="alive")
-
-    @app.get("/health/readiness")
-    def readiness() -> tuple[Response, int]:
+    def ready() -> bool:
         # With no model configured the service is up and says so on every model route;
         # a configured model that failed to load makes the revision unready instead.
         if predictor.configured and predictor.model is None:
-            return jsonify(status="unready", error=predictor.error), 503
-        return jsonify(status="ready", model=predictor.model is not None), 200
+            raise ModelUnavailableError(predictor.error or "the model is not loaded")
+        return True
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(predictor.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
-
+    register_health(app, ready)
+    register_metrics(app, predictor.metrics.registry)
     return app
 
 

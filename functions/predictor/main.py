@@ -1,4 +1,4 @@
-"""gunicorn entry point: `gunicorn --chdir functions/predictor main:app`."""
+"""The predictor function as a WSGI app: `gunicorn --chdir functions/predictor main:app`."""
 
 from handler import PredictorSettings, create_predictor_app
 

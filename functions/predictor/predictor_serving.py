@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import prediction_ids
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from troupe.function.settings import Settings
+from troupe.function import Settings
 from troupe.ml.drift import FeatureBaseline, psi
 from troupe.store import Store, StoreError
 
@@ -217,6 +217,11 @@ class Predictor:
         if self.model is None:
             raise ModelUnavailableError(self.error or "the model is not loaded")
         return self.model
+
+    def model_names(self) -> list[str]:
+        """The models this predictor serves: the configured one, loaded or not (its status
+        says which), or none when the revision names no model."""
+        return [self.settings.model_name] if self.configured else []
 
     def status(self, name: str) -> dict[str, Any]:
         if name != self.settings.model_name:

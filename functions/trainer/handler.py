@@ -14,11 +14,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
-from troupe.events import DATA_VALIDATED, MODELVERSION, TRAINING_FAILED, TRAINING_FINISHED
-from troupe.function import Context, PermanentError, Settings, SettingsError
+from troupe.events import (
+    DATA_VALIDATED,
+    MODELVERSION,
+    TRAINING_FAILED,
+    TRAINING_FINISHED,
+    TRAINING_REQUESTED,
+)
+from troupe.function import Context, Settings, SettingsError, data_object
 from troupe.ml import ESTIMATORS, Holdout, TrainingError, train
 from troupe.ml.catalog import (
     CatalogError,
@@ -89,8 +95,11 @@ class _Plan:
     params: dict[str, Any]
 
 
+CONSUMES: Final = (DATA_VALIDATED, TRAINING_REQUESTED)
+
+
 def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent | None:
-    data = _data_of(event)
+    data = data_object(event)
     model = data.get("model") or ctx.settings.model_name
     cause = {"source": event.get_source(), "id": event.get_id(), "type": event.get_type()}
     key = f"{cause['source']}|{cause['id']}"
@@ -230,9 +239,3 @@ def _failed(
         failed["dataset_ids"] = list(ids)
     return ctx.reply(TRAINING_FAILED, failed, subject=model)
 
-
-def _data_of(event: CloudEvent) -> dict[str, Any]:
-    data = event.get_data()
-    if not isinstance(data, dict):
-        raise PermanentError(f"{event.get_type()} must carry a JSON object as data")
-    return data

@@ -1,6 +1,6 @@
 """The trainer function as a WSGI app: `gunicorn --chdir functions/trainer main:app`."""
 
-from handler import TrainerSettings, handle
+from handler import CONSUMES, TrainerSettings, handle
 from troupe.function import create_app
 
-app = create_app(handle, settings_class=TrainerSettings)
+app = create_app(handle, consumes=CONSUMES, settings_class=TrainerSettings)

@@ -24,7 +24,7 @@ from support.conformance import (
     is_json,
 )
 from troupe import events
-from troupe.function import Context, Settings, create_app
+from troupe.function import ANY, Context, Settings, create_app
 
 Serve = Callable[[Flask], str]
 
@@ -35,7 +35,7 @@ def echo_anything(event: CloudEvent, ctx: Context[Any]) -> CloudEvent:
 
 @pytest.fixture
 def url(serve: Serve, settings: Settings) -> str:
-    return serve(create_app(echo_anything, settings, accept_unknown_types=True))
+    return serve(create_app(echo_anything, settings, consumes=ANY))
 
 
 # -- cloudevents-http/*.yaml: one HTTP request per YAML document --------------------------

@@ -10,11 +10,21 @@ import requests
 from cloudevents.core.v1.event import CloudEvent
 from flask import Flask
 from troupe import events
-from troupe.function import Context, PermanentError, Settings, TemporaryError, create_app
+from troupe.function import (
+    ANY,
+    Context,
+    PermanentError,
+    Settings,
+    TemporaryError,
+    UnconsumedTypeError,
+    consumed_types,
+    create_app,
+)
 
 Serve = Callable[[Flask], str]
 Handler = Callable[[CloudEvent, Context[Any]], CloudEvent | None]
 ARRIVED = {"uri": "incoming/iris.csv", "target": "species"}
+CONSUMES = [events.DATA_ARRIVED, events.TRAINING_REQUESTED]
 
 
 class Recorder:
@@ -34,16 +44,16 @@ def post(url: str, event: CloudEvent) -> requests.Response:
     return requests.post(url, headers=message.headers, data=message.body, timeout=10)
 
 
-def error_of(response: requests.Response) -> dict[str, str]:
+def error_of(response: requests.Response, *more: str) -> dict[str, Any]:
     assert response.headers["Content-Type"] == "application/json"
-    body: dict[str, str] = response.json()
-    assert set(body) == {"error", "message"}
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "message", *more}
     return body
 
 
 @pytest.fixture
 def start(serve: Serve, settings: Settings) -> Callable[[Handler], str]:
-    return lambda handler: serve(create_app(handler, settings))
+    return lambda handler: serve(create_app(handler, settings, consumes=CONSUMES))
 
 
 def test_no_reply_is_202_without_body(start: Callable[[Handler], str]) -> None:
@@ -96,15 +106,46 @@ def test_data_that_breaks_the_schema_is_422_naming_the_field(
     assert handler.events == []
 
 
-def test_an_unknown_type_is_422_naming_the_type(start: Callable[[Handler], str]) -> None:
+@pytest.mark.parametrize("event_type", [events.DATA_VALIDATED, "com.example.odd"])
+def test_a_type_it_does_not_consume_is_422_naming_the_accepted_types(
+    start: Callable[[Handler], str], event_type: str
+) -> None:
     handler = Recorder(lambda event, ctx: None)
     url = start(handler)
-    response = post(url, CloudEvent({"id": "u-1", "source": "/x", "type": "com.example.odd"}))
+    response = post(url, CloudEvent({"id": "u-1", "source": "/x", "type": event_type}))
     assert response.status_code == 422
-    body = error_of(response)
-    assert body["error"] == "unknown-type"
-    assert "com.example.odd" in body["message"]
+    body = error_of(response, "accepted")
+    assert body["error"] == "unconsumed-type"
+    assert body["accepted"] == sorted(CONSUMES)
+    assert event_type in body["message"] and "Trigger" in body["message"]
     assert handler.events == []
+
+
+def test_any_takes_types_outside_the_vocabulary_too(serve: Serve, settings: Settings) -> None:
+    handler = Recorder(lambda event, ctx: None)
+    url = serve(create_app(handler, settings, consumes=ANY))
+    response = post(url, CloudEvent({"id": "u-2", "source": "/x", "type": "com.example.odd"}))
+    assert response.status_code == 202
+    assert [event.get_type() for event in handler.events] == ["com.example.odd"]
+
+
+@pytest.mark.parametrize(
+    ("consumes", "error", "says"),
+    [(None, TypeError, "ANY"), (events.DATA_ARRIVED, TypeError, "collection"),
+     ([], ValueError, "ANY"), (["data-arived"], events.UnknownEventTypeError, "data-arived")],
+)
+def test_a_function_must_declare_what_it_consumes(
+    settings: Settings, consumes: Any, error: type[Exception], says: str
+) -> None:
+    with pytest.raises(error, match=says):
+        create_app(lambda event, ctx: None, settings, consumes=consumes)
+
+
+def test_short_names_declare_the_same_types(settings: Settings) -> None:
+    declared = create_app(lambda event, ctx: None, settings, consumes=["data-arrived"])
+    assert consumed_types(declared).types == {events.DATA_ARRIVED}
+    with pytest.raises(UnconsumedTypeError, match=events.DATA_ARRIVED):
+        consumed_types(declared).check(events.DATA_VALIDATED)
 
 
 def test_permanent_error_is_422(start: Callable[[Handler], str]) -> None:

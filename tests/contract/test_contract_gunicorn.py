@@ -20,6 +20,7 @@ from troupe import events
 MAIN = '''
 import time
 
+from troupe.events import DATA_ARRIVED
 from troupe.function import create_app
 
 
@@ -28,7 +29,7 @@ def handle(event, ctx):
     return None
 
 
-app = create_app(handle)
+app = create_app(handle, consumes=[DATA_ARRIVED])
 '''
 
 

@@ -14,6 +14,7 @@ from troupe.function import Context, PermanentError, Settings, TemporaryError, c
 
 Serve = Callable[[Flask], str]
 ARRIVED = {"uri": "incoming/iris.csv", "target": "species"}
+CONSUMES = [events.DATA_ARRIVED]
 
 
 class CountingReplier:
@@ -43,7 +44,7 @@ def test_a_redelivered_event_gets_the_same_reply_without_rerunning(
     serve: Serve, settings: Settings
 ) -> None:
     handler = CountingReplier()
-    url = serve(create_app(handler, settings))
+    url = serve(create_app(handler, settings, consumes=CONSUMES))
     event = events.make_event("data-arrived", ARRIVED)
     first, second = post(url, event), post(url, event)
     assert first.status_code == 200
@@ -54,17 +55,18 @@ def test_a_redelivered_event_gets_the_same_reply_without_rerunning(
 def test_the_reply_survives_a_restart(serve: Serve, settings: Settings) -> None:
     event = events.make_event("data-arrived", ARRIVED)
     before = CountingReplier()
-    first = post(serve(create_app(before, settings)), event)
+    first = post(serve(create_app(before, settings, consumes=CONSUMES)), event)
     after = CountingReplier()  # a new process: same settings, same store directory
     second = post(serve(create_app(after, Settings.from_env({
-        "K_SERVICE": settings.service, "TROUPE_STORE_URL": settings.store_url}))), event)
+        "K_SERVICE": settings.service, "TROUPE_STORE_URL": settings.store_url}),
+        consumes=CONSUMES)), event)
     assert (before.calls, after.calls) == (1, 0)
     assert essence(second) == essence(first)
 
 
 def test_same_id_from_another_source_is_another_event(serve: Serve, settings: Settings) -> None:
     handler = CountingReplier()
-    url = serve(create_app(handler, settings))
+    url = serve(create_app(handler, settings, consumes=CONSUMES))
     post(url, events.make_event("data-arrived", ARRIVED, source="/a", event_id="same"))
     post(url, events.make_event("data-arrived", ARRIVED, source="/b", event_id="same"))
     assert handler.calls == 2
@@ -77,7 +79,7 @@ def test_a_permanent_failure_is_remembered(serve: Serve, settings: Settings) -> 
         calls.append(event.get_id())
         raise PermanentError("unusable dataset")
 
-    url = serve(create_app(refuse, settings))
+    url = serve(create_app(refuse, settings, consumes=CONSUMES))
     event = events.make_event("data-arrived", ARRIVED)
     first, second = post(url, event), post(url, event)
     assert first.status_code == 422 and len(calls) == 1
@@ -93,7 +95,7 @@ def test_a_temporary_failure_is_not_remembered(serve: Serve, settings: Settings)
             raise TemporaryError("model registry locked", delay=1)
         return None
 
-    url = serve(create_app(flaky, settings))
+    url = serve(create_app(flaky, settings, consumes=CONSUMES))
     event = events.make_event("data-arrived", ARRIVED)
     assert post(url, event).status_code == 503
     assert post(url, event).status_code == 202
@@ -103,7 +105,7 @@ def test_a_temporary_failure_is_not_remembered(serve: Serve, settings: Settings)
 
 def test_concurrent_duplicates_run_the_handler_once(serve: Serve, settings: Settings) -> None:
     handler = CountingReplier()
-    url = serve(create_app(handler, settings))
+    url = serve(create_app(handler, settings, consumes=CONSUMES))
     event = events.make_event("data-arrived", ARRIVED)
     responses: list[requests.Response] = []
     threads = [threading.Thread(target=lambda: responses.append(post(url, event)))

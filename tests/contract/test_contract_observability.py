@@ -17,6 +17,7 @@ from troupe.function import Context, PermanentError, Settings, create_app
 
 Serve = Callable[[Flask], str]
 ARRIVED = {"uri": "incoming/iris.csv", "target": "species"}
+CONSUMES = [events.DATA_ARRIVED]
 
 
 def post(url: str, event: CloudEvent) -> requests.Response:
@@ -46,7 +47,8 @@ def refuse_models(event: CloudEvent, ctx: Context[Any]) -> None:
 
 def test_liveness_and_readiness(serve: Serve, settings: Settings) -> None:
     state = {"ready": False}
-    url = serve(create_app(lambda e, c: None, settings, ready=lambda: state["ready"]))
+    app = create_app(lambda e, c: None, settings, consumes=CONSUMES, ready=lambda: state["ready"])
+    url = serve(app)
     assert requests.get(f"{url}/health/liveness", timeout=10).json() == {"status": "alive"}
     not_ready = requests.get(f"{url}/health/readiness", timeout=10)
     assert not_ready.status_code == 503 and not_ready.json()["status"] == "not-ready"
@@ -58,19 +60,19 @@ def test_a_failing_readiness_check_says_why(serve: Serve, settings: Settings) ->
     def broken() -> bool:
         raise ConnectionError("prometheus unreachable")
 
-    url = serve(create_app(lambda e, c: None, settings, ready=broken))
+    url = serve(create_app(lambda e, c: None, settings, consumes=CONSUMES, ready=broken))
     response = requests.get(f"{url}/health/readiness", timeout=10)
     assert response.status_code == 503
     assert "prometheus unreachable" in response.json()["message"]
 
 
 def test_readiness_without_a_check_is_ready(serve: Serve, settings: Settings) -> None:
-    url = serve(create_app(lambda e, c: None, settings))
+    url = serve(create_app(lambda e, c: None, settings, consumes=CONSUMES))
     assert requests.get(f"{url}/health/readiness", timeout=10).status_code == 200
 
 
 def test_events_are_counted_by_type_and_outcome(serve: Serve, settings: Settings) -> None:
-    url = serve(create_app(refuse_models, settings))
+    url = serve(create_app(refuse_models, settings, consumes=CONSUMES))
     accepted = events.make_event("data-arrived", ARRIVED)
     post(url, accepted)
     post(url, accepted)  # a duplicate
@@ -83,8 +85,8 @@ def test_events_are_counted_by_type_and_outcome(serve: Serve, settings: Settings
     total = "troupe_events_total"
     assert found[(total, labels(service="echo", type=arrived, outcome="accepted"))] == 1
     assert found[(total, labels(service="echo", type=arrived, outcome="duplicate"))] == 1
-    assert found[(total, labels(service="echo", type=arrived, outcome="permanent"))] == 1
-    assert found[(total, labels(service="echo", type="unparsed", outcome="malformed"))] == 1
+    assert found[(total, labels(service="echo", type=arrived, outcome="permanent-error"))] == 1
+    assert found[(total, labels(service="echo", type="unparsed", outcome="malformed-event"))] == 1
     # The handler ran twice: the duplicate and the malformed event never reached it.
     count = "troupe_handler_duration_seconds_count"
     assert found[(count, labels(service="echo", type=arrived))] == 2
@@ -94,7 +96,7 @@ def test_two_apps_in_one_process_keep_their_own_metrics(serve: Serve, tmp_path: 
     def app_for(service: str) -> str:
         store = (tmp_path / service).as_uri()
         settings = Settings.from_env({"K_SERVICE": service, "TROUPE_STORE_URL": store})
-        return serve(create_app(lambda e, c: None, settings))
+        return serve(create_app(lambda e, c: None, settings, consumes=CONSUMES))
 
     first, second = app_for("first"), app_for("second")
     post(first, events.make_event("data-arrived", ARRIVED))
@@ -112,7 +114,7 @@ def test_two_apps_in_one_process_keep_their_own_metrics(serve: Serve, tmp_path: 
 def test_one_json_log_line_per_event(
     serve: Serve, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = serve(create_app(refuse_models, settings))
+    url = serve(create_app(refuse_models, settings, consumes=CONSUMES))
     sent = events.make_event("data-arrived", ARRIVED, extensions={"runid": "run-9"})
     refused = events.make_event("data-arrived", {**ARRIVED, "model": "iris"})
     post(url, sent)
@@ -126,5 +128,5 @@ def test_one_json_log_line_per_event(
     assert first["source"] == sent.get_source() and first["runid"] == "run-9"
     assert (first["outcome"], first["status"]) == ("accepted", 202)
     assert isinstance(first["duration_ms"], float) and first["duration_ms"] >= 0
-    assert (second["outcome"], second["status"]) == ("permanent", 422)
+    assert (second["outcome"], second["status"]) == ("permanent-error", 422)
     assert "models are not accepted" in second["error"]

@@ -37,7 +37,7 @@ def test_every_type_round_trips(
     serve: Serve,
     settings: Settings,
 ) -> None:
-    url = serve(create_app(echo, settings))
+    url = serve(create_app(echo, settings, consumes=[t.type for t in events.VOCABULARY]))
     sent = events.make_event(
         short,
         sample_data(short),

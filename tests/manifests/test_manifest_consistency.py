@@ -12,7 +12,7 @@ import yaml
 from troupe.events import VOCABULARY, is_known, resolve
 
 REPO = Path(__file__).resolve().parents[2]
-FUNCTIONS = sorted(p.name for p in (REPO / "functions").iterdir() if (p / "Dockerfile").is_file())
+FUNCTIONS = sorted(p.name for p in (REPO / "functions").iterdir() if (p / "main.py").is_file())
 
 
 @cache
@@ -79,7 +79,8 @@ def test_one_service_and_one_skaffold_artifact_per_function_folder() -> None:
     assert sorted(a["image"] for a in artifacts) == FUNCTIONS
     for artifact in artifacts:
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"functions/{artifact['image']}/Dockerfile"
+        assert artifact["docker"]["dockerfile"] == "functions/Dockerfile"
+        assert artifact["docker"]["buildArgs"]["FUNCTION"] == artifact["image"]
     for name, service in SERVICES.items():
         (container,) = service["spec"]["template"]["spec"]["containers"]
         assert container["image"] == name  # skaffold substitutes the built image

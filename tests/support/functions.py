@@ -41,3 +41,22 @@ def load_fresh(folder: str, module: str, *, name: str) -> ModuleType:
     fresh = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fresh)
     return fresh
+
+
+def load_main(folder: str) -> ModuleType:
+    """functions/<folder>/main.py, run anew with its own `handler` as the one it imports.
+
+    main.py says `from handler import ...`, which gunicorn --chdir resolves to its folder's
+    handler.py; in a test process several folders' handlers coexist, so the right one is put
+    under that plain name while main.py runs, and the name is given back afterwards. The app
+    is built from the environment, as gunicorn builds it.
+    """
+    previous = sys.modules.get("handler")
+    sys.modules["handler"] = load_function(folder)
+    try:
+        return load_fresh(folder, "main", name=f"_function_{folder}_main")
+    finally:
+        if previous is None:
+            del sys.modules["handler"]
+        else:
+            sys.modules["handler"] = previous

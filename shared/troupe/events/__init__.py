@@ -15,7 +15,15 @@ from .errors import (
     UnknownEventTypeError,
     UnsupportedMediaTypeError,
 )
-from .extensions import LINEAGE, MODELVERSION, RUNID, TRACEPARENT
+from .extensions import (
+    KNATIVE_ERROR_CODE,
+    KNATIVE_ERROR_DATA,
+    KNATIVE_ERROR_DEST,
+    LINEAGE,
+    MODELVERSION,
+    RUNID,
+    TRACEPARENT,
+)
 from .make import lineage_of, make_event, schema_for, validate, validate_data, with_lineage
 from .vocabulary import (
     CANARY_PASSED,
@@ -40,7 +48,8 @@ from .vocabulary import (
 )
 
 __all__ = [
-    "CANARY_PASSED", "DATA_ARRIVED", "DATA_REJECTED", "DATA_VALIDATED", "LINEAGE",
+    "CANARY_PASSED", "DATA_ARRIVED", "DATA_REJECTED", "DATA_VALIDATED", "KNATIVE_ERROR_CODE",
+    "KNATIVE_ERROR_DATA", "KNATIVE_ERROR_DEST", "LINEAGE",
     "METRIC_DEGRADED", "MODELVERSION", "MODEL_APPROVED", "MODEL_DEPLOYED", "MODEL_PROMOTED",
     "MODEL_REJECTED", "MODEL_ROLLED_BACK", "PING", "ROLLBACK_REQUESTED", "RUNID",
     "TRACEPARENT", "TRAINING_FAILED", "TRAINING_FINISHED", "TRAINING_REQUESTED", "VOCABULARY",

@@ -1,10 +1,14 @@
 """One root for everything that can be wrong with an event.
 
 Each subclass also derives from the builtin a caller would expect, as the cloudevents SDK
-does, so `except ValueError` keeps working for code that does not know troupe.
+does, so `except ValueError` keeps working for code that does not know troupe. The errors
+an HTTP receiver answers name their answer, as werkzeug's exceptions do: `status_code`,
+and `kind` for the `error` field of the JSON body.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class EventError(Exception):
@@ -13,6 +17,9 @@ class EventError(Exception):
 
 class UnknownEventTypeError(EventError, KeyError):
     """The type is not in troupe's vocabulary."""
+
+    status_code: ClassVar[int] = 422
+    kind: ClassVar[str] = "unknown-type"
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
@@ -27,6 +34,9 @@ class UnknownEventTypeError(EventError, KeyError):
 
 class InvalidEventDataError(EventError, ValueError):
     """The event's data does not match the JSON Schema of its type."""
+
+    status_code: ClassVar[int] = 422
+    kind: ClassVar[str] = "invalid-data"
 
     def __init__(self, event_type: str, problems: list[tuple[str, str]]) -> None:
         # problems: (JSON path of the field, what is wrong with it)
@@ -49,8 +59,14 @@ class InvalidExtensionError(EventError, ValueError):
 
 
 class MalformedEventError(EventError, ValueError):
-    """A message is not a valid CloudEvent (HTTP 400)."""
+    """A message is not a valid CloudEvent."""
+
+    status_code: ClassVar[int] = 400
+    kind: ClassVar[str] = "malformed-event"
 
 
 class UnsupportedMediaTypeError(EventError, ValueError):
-    """A message's content type is neither binary-mode data nor a known event format (415)."""
+    """A message's content type is neither binary-mode data nor a known event format."""
+
+    status_code: ClassVar[int] = 415
+    kind: ClassVar[str] = "unsupported-media-type"

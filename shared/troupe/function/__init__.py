@@ -1,17 +1,35 @@
-"""The function contract: `handle(event, ctx) -> CloudEvent | None`, served by `create_app`."""
+"""The function contract: `handle(event, ctx) -> CloudEvent | None`, served by `create_app`.
 
-from .app import create_app
+Functions import from here only: the submodules are this package's own layout.
+"""
+
+from .app import consumed_types, create_app
+from .consumes import ANY, AnyEventType, ConsumedTypes, Consumes, UnconsumedTypeError
 from .context import Context
-from .errors import FunctionError, PermanentError, TemporaryError
+from .data import data_object
+from .errors import FunctionError, PermanentError, StatusError, TemporaryError
+from .health import ReadyCheck, register_health
+from .metrics import register_metrics
 from .settings import Settings, SettingsError, env
 
 __all__ = [
+    "ANY",
+    "AnyEventType",
+    "ConsumedTypes",
+    "Consumes",
     "Context",
     "FunctionError",
     "PermanentError",
+    "ReadyCheck",
     "Settings",
     "SettingsError",
+    "StatusError",
     "TemporaryError",
+    "UnconsumedTypeError",
+    "consumed_types",
     "create_app",
+    "data_object",
     "env",
+    "register_health",
+    "register_metrics",
 ]

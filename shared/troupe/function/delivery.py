@@ -24,17 +24,19 @@ from troupe.events import (
 )
 from troupe.store import Store
 
+from .consumes import ConsumedTypes
 from .context import Context
 from .idempotency import ReplyLedger
 from .logs import log_event
 from .metrics import FunctionMetrics
-from .responses import Answer, answer_for_error, event_answer, no_reply
+from .responses import Answer, error_answer, event_answer, no_reply
 from .settings import Settings
 
 Handler = Callable[[CloudEvent, Context[Any]], CloudEvent | None]
 
-# Metric label for requests that never became an event, and for refused foreign types
-# (their type strings are the sender's and would grow the label set without bound).
+# Metric label for requests that never became an event, and for types outside troupe's
+# vocabulary (their type strings are the sender's and would grow the label set without
+# bound).
 UNPARSED: Final = "unparsed"
 UNKNOWN: Final = "unknown"
 
@@ -53,7 +55,7 @@ class EventDelivery:
         metrics: FunctionMetrics,
         logger: logging.Logger,
         *,
-        accept_unknown_types: bool,
+        consumes: ConsumedTypes,
         validate_incoming: bool = True,
         deduplicate: bool = True,
     ) -> None:
@@ -62,7 +64,7 @@ class EventDelivery:
         self._metrics = metrics
         self._logger = logger
         self._handler_logger = logging.getLogger(f"troupe.function.{settings.service}")
-        self._accept_unknown_types = accept_unknown_types
+        self.consumes = consumes
         self._validate_incoming = validate_incoming
         self._deduplicate = deduplicate
         self._ledger = ReplyLedger(settings.service)
@@ -85,13 +87,14 @@ class EventDelivery:
             event = from_http(headers, body)
             answer = self._answer(event)
         except Exception as error:
-            answer = answer_for_error(error, detail=traceback.format_exc())
+            answer = error_answer(error, detail=traceback.format_exc())
         self._account(event, answer, time.perf_counter() - started)
         return answer
 
     def _answer(self, event: CloudEvent) -> Answer:
-        if self._validate_incoming:
-            self._check_type_and_data(event)
+        self.consumes.check(event.get_type())
+        if self._validate_incoming and is_known(event.get_type()):
+            validate(event)
         if not self._deduplicate:
             return self._run_handler(event)
         source, event_id = event.get_source(), event.get_id()
@@ -110,12 +113,6 @@ class EventDelivery:
                 )
             return answer
 
-    def _check_type_and_data(self, event: CloudEvent) -> None:
-        if is_known(event.get_type()):
-            validate(event)
-        elif not self._accept_unknown_types:
-            raise UnknownEventTypeError(event.get_type(), [t.short for t in VOCABULARY])
-
     def _run_handler(self, event: CloudEvent) -> Answer:
         context: Context[Any] = Context(
             settings=self._settings, store=self.store, event=event, logger=self._handler_logger
@@ -125,7 +122,7 @@ class EventDelivery:
             reply = self._handle(event, context)
             return self._reply_answer(reply, event)
         except Exception as error:
-            return answer_for_error(error, detail=traceback.format_exc())
+            return error_answer(error, detail=traceback.format_exc())
         finally:
             self._metrics.observe_handler(event.get_type(), time.perf_counter() - started)
 
@@ -139,16 +136,24 @@ class EventDelivery:
             )
         reply = with_lineage(reply, cause)
         try:
-            self._check_type_and_data(reply)
+            self._check_reply(reply)
         except EventError as error:
             # The sender did nothing wrong: a bad reply is the function's bug (500).
             raise InvalidReplyError(f"the handler's reply is invalid: {error}") from error
         return event_answer(reply)
 
+    def _check_reply(self, reply: CloudEvent) -> None:
+        """A reply is of a troupe type with valid data; an app that consumes any type may
+        also answer with types of its own (an echo, a bridge)."""
+        if is_known(reply.get_type()):
+            validate(reply)
+        elif not self.consumes.any:
+            raise UnknownEventTypeError(reply.get_type(), [t.short for t in VOCABULARY])
+
     def _account(self, event: CloudEvent | None, answer: Answer, seconds: float) -> None:
         if event is None:
             label = UNPARSED
-        elif is_known(event.get_type()) or self._accept_unknown_types:
+        elif is_known(event.get_type()) or self.consumes.any:
             label = event.get_type()
         else:
             label = UNKNOWN

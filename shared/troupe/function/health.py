@@ -13,6 +13,9 @@ ReadyCheck = Callable[[], bool]
 
 
 def register_health(app: Flask, ready: ReadyCheck | None) -> None:
+    """Serve the probes; `ready` (None: always ready) says no by returning False, or with
+    its reason by raising."""
+
     def liveness() -> Response:
         return jsonify(status="alive")
 

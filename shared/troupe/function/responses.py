@@ -1,41 +1,40 @@
 """What the app answers: an event reply, no reply, or an error body, with its status.
 
 The status decides what the broker does next (Knative's delivery rules): 2xx is done,
-400/415/422 go to the dead-letter sink without retries, 5xx are retried.
+400/415/422 go to the dead-letter sink without retries, 5xx are retried. An error's status
+is its own (`status_code`, see errors.py); what the sender should do next follows from it.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 
-from troupe.events import (
-    InvalidEventDataError,
-    MalformedEventError,
-    UnknownEventTypeError,
-    UnsupportedMediaTypeError,
-    to_http_binary,
-)
+from troupe.events import to_http_binary
 
-from .errors import PermanentError, TemporaryError
+from .errors import RETRY_AFTER, FunctionError, StatusError
 
 JSON_CONTENT_TYPE: Final = "application/json"
-RETRY_AFTER: Final = "Retry-After"
 
-# Outcome labels, shared by the metrics and the log line.
+# Outcome labels of answers that are not errors (an error's label is its `kind`), shared
+# by the metrics and the log line.
 REPLIED: Final = "replied"
 ACCEPTED: Final = "accepted"
 DUPLICATE: Final = "duplicate"
-MALFORMED: Final = "malformed"
-UNSUPPORTED: Final = "unsupported"
-INVALID: Final = "invalid"
-PERMANENT: Final = "permanent"
-TEMPORARY: Final = "temporary"
-ERROR: Final = "error"
+INTERNAL_ERROR: Final = "internal-error"
+
+# What the sender should do next, by status: the broker acts on the status alone.
+NEXT_STEP: Final[Mapping[int, str]] = {
+    400: "Fix the event; sending it again unchanged will fail the same way.",
+    422: "Retrying will not help; the event goes to the dead-letter sink.",
+    500: "The event will be retried; if this persists, read the function's log for this "
+         "event id.",
+    503: "Deliver the event again after {retry_after} s.",
+}
 
 
 @dataclass(frozen=True)
@@ -65,68 +64,35 @@ def no_reply() -> Answer:
     return Answer(202, {}, b"", ACCEPTED)
 
 
-def error_answer(
+def error_answer(error: BaseException, *, detail: str | None = None) -> Answer:
+    """The answer an exception names through its `status_code` and `kind`, as werkzeug's
+    do; any other exception is the function's own failure, a retried 500 (`detail`, its
+    traceback, goes to the log line only)."""
+    if not isinstance(error, StatusError):
+        message = f"the function failed with {type(error).__name__}: {error}"
+        return _json_error(500, INTERNAL_ERROR, message, detail=detail or message)
+    if isinstance(error, FunctionError):
+        return _json_error(error.status_code, error.kind, str(error),
+                           headers=error.answer_headers(), fields=error.answer_fields())
+    return _json_error(error.status_code, error.kind, str(error))
+
+
+def _json_error(
     status: int,
     kind: str,
     message: str,
-    outcome: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, Any] | None = None,
     detail: str | None = None,
 ) -> Answer:
-    body = json.dumps({"error": kind, "message": message}).encode("utf-8")
+    headers = headers or {}
+    step = NEXT_STEP.get(status, "").format(retry_after=headers.get(RETRY_AFTER))
+    body = {"error": kind, "message": f"{message}. {step}" if step else message, **(fields or {})}
     return Answer(
         status,
-        {"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
-        body,
-        outcome,
+        {"Content-Type": JSON_CONTENT_TYPE, **headers},
+        json.dumps(body).encode("utf-8"),
+        kind,
         detail or message,
-    )
-
-
-def retry_after_seconds(delay: float) -> int:
-    """Retry-After takes whole seconds; never 0, which would invite a busy loop."""
-    if not math.isfinite(delay):
-        return 1
-    return max(1, math.ceil(delay))
-
-
-def answer_for_error(error: BaseException, *, detail: str | None = None) -> Answer:
-    """Map an exception to its status as DESIGN's table says; anything unknown is a 500."""
-    if isinstance(error, MalformedEventError):
-        return error_answer(
-            400, "malformed-event",
-            f"{error}. Fix the event; sending it again unchanged will fail the same way.",
-            MALFORMED,
-        )
-    if isinstance(error, UnsupportedMediaTypeError):
-        return error_answer(415, "unsupported-media-type", str(error), UNSUPPORTED)
-    if isinstance(error, UnknownEventTypeError):
-        return error_answer(422, "unknown-type", str(error), INVALID)
-    if isinstance(error, InvalidEventDataError):
-        return error_answer(
-            422, "invalid-data",
-            f"{error}. Send data that matches the schema of {error.event_type}.",
-            INVALID,
-        )
-    if isinstance(error, PermanentError):
-        return error_answer(
-            422, "permanent-error",
-            f"{error}. Retrying will not help; the event goes to the dead-letter sink.",
-            PERMANENT,
-        )
-    if isinstance(error, TemporaryError):
-        seconds = retry_after_seconds(error.delay)
-        return error_answer(
-            503, "temporary-error",
-            f"{error}. Deliver the event again after {seconds} s.",
-            TEMPORARY,
-            headers={RETRY_AFTER: str(seconds)},
-        )
-    return error_answer(
-        500, "internal-error",
-        f"the function failed with {type(error).__name__}: {error}. The event will be "
-        "retried; if this persists, read the function's log for this event id.",
-        ERROR,
-        detail=detail,
     )

@@ -113,7 +113,7 @@ def monitor_app(store: Store) -> Iterator[Callable[..., LoopbackServer]]:
         settings = monitor.MonitorSettings.from_env(
             {"K_SERVICE": "monitor", "TROUPE_STORE_URL": store.url, **env}
         )
-        server = LoopbackServer(create_app(monitor.handle, settings))
+        server = LoopbackServer(create_app(monitor.handle, settings, consumes=monitor.CONSUMES))
         started.append(server)
         return server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -90,7 +91,8 @@ def servers(store: Store) -> Iterator[dict[str, str]]:
     running = []
     urls = {}
     for name, (module, _) in FUNCTIONS.items():
-        app = create_app(module.handle, settings_of(name, store_url=store.url))
+        app = create_app(module.handle, settings_of(name, store_url=store.url),
+                         consumes=module.CONSUMES)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -153,7 +155,9 @@ for folder in sys.argv[1:]:
     sys.path.remove(folder)
 """
     folders = [str(REPO / "functions" / name) for name in FUNCTIONS]
-    environ = {"PATH": "/usr/bin:/bin", "TROUPE_STORE_URL": f"file://{tmp_path}/store",
+    # PYTHONPATH as this test has it, so the probe imports the same troupe library.
+    environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+               "TROUPE_STORE_URL": f"file://{tmp_path}/store",
                "TROUPE_ESTIMATOR": "random_forest", "TROUPE_EVAL_METRIC": "f1"}
     done = subprocess.run([sys.executable, "-c", probe, *folders], env=environ, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)

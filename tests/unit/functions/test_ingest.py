@@ -151,7 +151,8 @@ def test_settings_are_read_from_the_environment_and_checked() -> None:
 
 def test_over_http_a_rejection_is_200_and_invalid_data_is_422(tmp_path: Path) -> None:
     store_url = f"file://{tmp_path}/store"
-    app = create_app(ingest.handle, ingest.IngestSettings(service="ingest", store_url=store_url))
+    settings = ingest.IngestSettings(service="ingest", store_url=store_url)
+    app = create_app(ingest.handle, settings, consumes=ingest.CONSUMES)
     client = app.test_client()
 
     def post(event: CloudEvent) -> Any:

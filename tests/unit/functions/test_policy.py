@@ -150,7 +150,7 @@ def test_through_the_function_app(store: Store) -> None:
     settings = policy.PolicySettings.from_env(
         {"K_SERVICE": "policy", "TROUPE_STORE_URL": store.url}
     )
-    client = create_app(policy.handle, settings).test_client()
+    client = create_app(policy.handle, settings, consumes=policy.CONSUMES).test_client()
 
     def post(event: CloudEvent) -> Any:
         message = to_http_binary(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def test_a_tampered_checksum_is_refused_and_the_revision_is_unready(served: Serv
     client = make_app(served, TROUPE_MODEL_SHA256="0" * 64).test_client()
     readiness = client.get("/health/readiness")
     assert readiness.status_code == 503
-    assert "sha256" in readiness.json["error"]
+    assert "sha256" in readiness.json["message"]
     assert client.get("/v1/models/default").json["ready"] is False
 
 
@@ -264,9 +265,9 @@ def test_no_psi_before_enough_samples(client: FlaskClient) -> None:
 
 
 # -- a real server -------------------------------------------------------------------------
-@pytest.fixture()
-def server_url(served: Served) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, make_app(served), threaded=True)
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -274,6 +275,33 @@ def server_url(served: Served) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+@pytest.fixture()
+def server_url(served: Served) -> Iterator[str]:
+    with serving(make_app(served)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", ["default", "iris"])
+def test_lists_the_model_it_serves_so_a_client_needs_no_name(served: Served, name: str) -> None:
+    with serving(make_app(served, TROUPE_MODEL_NAME=name)) as url:
+        listed = requests.get(f"{url}/v1/models", timeout=5)
+        assert listed.status_code == 200
+        assert listed.json() == {"models": [name]}  # KServe V1's list
+        (found,) = listed.json()["models"]
+        assert requests.get(f"{url}/v1/models/{found}", timeout=5).json()["ready"] is True
+        rows = served.frame.iloc[:3]
+        answer = requests.post(f"{url}/v1/models/{found}:predict",
+                               json={"instances": rows.to_numpy().tolist()}, timeout=5)
+        assert answer.json()["predictions"] == served.model.predict(rows).tolist()
+
+
+def test_lists_no_model_when_the_revision_names_none(served: Served) -> None:
+    settings = predictor.PredictorSettings.from_env({"TROUPE_STORE_URL": served.store.url})
+    with serving(predictor.create_predictor_app(settings, served.store)) as url:
+        listed = requests.get(f"{url}/v1/models", timeout=5)
+        assert (listed.status_code, listed.json()) == (200, {"models": []})
 
 
 def test_serves_predictions_and_feedback_over_loopback(server_url: str, served: Served) -> None:
