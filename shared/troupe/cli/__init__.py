@@ -16,4 +16,12 @@ def main() -> None:
 
 
 # The command modules register themselves on `cli` when imported.
-from troupe.cli import deadletters, demo, publish, runtime, subscribe, watch  # noqa: E402,F401
+from troupe.cli import (  # noqa: E402,F401
+    capacity,
+    deadletters,
+    demo,
+    publish,
+    runtime,
+    subscribe,
+    watch,
+)

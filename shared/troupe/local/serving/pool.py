@@ -33,6 +33,7 @@ class RevisionPool:
         self.revision = revision
         self._launch = launch
         self._metrics = metrics
+        self.meter = metrics.revision_meter(revision.namespace, revision.service, revision.name)
         self._grace = revision.retention_seconds if revision.retention_seconds is not None \
             else grace_period
         self._buffer_size = buffer_size
@@ -54,6 +55,7 @@ class RevisionPool:
                 raise Unavailable(f"{self.revision.name}: activator buffer full "
                                   f"({self._buffer_size} requests waiting)", "overflow")
             self._waiting += 1
+            self.meter.queued.inc()
             try:
                 while True:
                     if self._closed:
@@ -61,6 +63,8 @@ class RevisionPool:
                     instance = self._least_loaded_with_room()
                     if instance is not None:
                         instance.in_flight += 1
+                        self.meter.active.inc()
+                        self.meter.queue_wait.observe(time.monotonic() - arrived)
                         return instance
                     if self._failure and self._failure[0] >= arrived and not self._starting():
                         raise Unavailable(self._failure[1], "start-failed")
@@ -72,10 +76,12 @@ class RevisionPool:
                     self._cond.wait(remaining)
             finally:
                 self._waiting -= 1
+                self.meter.queued.dec()
 
     def release(self, instance: Instance) -> None:
         with self._cond:
             instance.in_flight -= 1
+            self.meter.active.dec()
             instance.last_used = time.monotonic()
             self._cond.notify_all()
 
@@ -180,6 +186,7 @@ class RevisionPool:
         running = sum(1 for i in self._instances if i.ready)
         self._metrics.active_instances.labels(self.revision.service,
                                               self.revision.name).set(running)
+        self.meter.pods.set(running)
 
     # -- what status and Prometheus read --------------------------------------------------
     def instances(self) -> list[Instance]:

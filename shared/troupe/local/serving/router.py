@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
@@ -55,25 +56,35 @@ class _ProxyHandler(KeepAliveHandler):
     server: _Server
 
     def _proxy(self) -> None:
+        arrived = time.monotonic()
         body = self._read_body()
         pool = self.server.choose()
         if pool is None:
             self._answer(503, f"{self.server.service} has no revision to route to\n")
             return
+        status = 500  # what the request is counted as if answering it fails midway
+        try:
+            status = self._proxy_to(pool, body)
+        finally:
+            pool.meter.request_finished(self.command, status, time.monotonic() - arrived)
+
+    def _proxy_to(self, pool: RevisionPool, body: bytes) -> int:
         try:
             instance = pool.acquire()
         except Unavailable as error:
             self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
             self._answer(503, f"{error}\n")
-            return
+            return 503
         try:
+            sent = time.monotonic()
             status, reason, headers, payload = self._forward(instance.port, body,
                                                              pool.revision.timeout_seconds)
+            pool.meter.service_finished(status, time.monotonic() - sent)
         except OSError as error:
             if not instance.alive():
                 pool.forget(instance)
             self._answer(502, f"{instance.name} did not answer: {error}\n")
-            return
+            return 502
         finally:
             pool.release(instance)
         self.send_response(status, reason)
@@ -84,6 +95,7 @@ class _ProxyHandler(KeepAliveHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        return status
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy
 
