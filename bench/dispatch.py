@@ -1,7 +1,7 @@
 """Ingress -> Kafka -> Trigger -> sink throughput and latency, beside the raw floor.
 
 1 KiB events go from the Broker ingress to a sink that answers 202. The data plane runs
-as `python -m troupe.local.broker` and the sink in its own process, as in `troupe up`.
+as `python -m troupe.local.eventing.broker` and the sink in its own process, as in `troupe up`.
 The floor, measured in the same run against the same Kafka and the same sink, is raw
 kafka-python produce+consume and a raw HTTP POST loop: the data plane does both, so the
 slower of the two bounds its throughput.
@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from troupe.local.kafka import TansuBroker, bootstrap_servers_from_env
+from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
 
 from bench.report import Figure
 
@@ -266,8 +266,8 @@ def run() -> list[Figure]:
         (workdir / "eventing").mkdir()
         _eventing(workdir / "eventing", f"http://127.0.0.1:{sink}/")
         pids: list[int] = []
-        ingress_url = _start(stack, [sys.executable, "-m", "troupe.local.broker", "--eventing",
-                                     str(workdir / "eventing")], env, pids)
+        ingress_url = _start(stack, [sys.executable, "-m", "troupe.local.eventing.broker",
+                                     "--eventing", str(workdir / "eventing")], env, pids)
         ingress = int(ingress_url.rsplit(":", 1)[1])
         _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
                        *(f"knative-broker-{NAMESPACE}-{b}" for b in ("one", "ten"))], env, pids)

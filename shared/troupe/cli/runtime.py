@@ -18,9 +18,9 @@ import requests
 
 from troupe.cli import cli
 from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
-from troupe.local.manifests import ManifestError
+from troupe.local.controlplane.manifests import ManifestError
+from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.runtime import Runtime, RuntimeOptions
-from troupe.local.saved_objects import SavedStateError
 from troupe.local.serving.controller import ServingSettings
 
 _READY_TIMEOUT = 120.0

@@ -16,14 +16,11 @@ from typing import Any
 
 import yaml
 
-from .apiserver import ApiServer
-from .apply import applied_onto, as_applied, from_manifest
-from .controllers import SourcesController
-from .manifests import ManifestError, Project, load_project
-from .metrics import RuntimeMetrics
-from .objects import NotFound, ObjectStore
-from .observability import Observability
-from .resources import (
+from troupe.local.controlplane.apiserver import ApiServer
+from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
+from troupe.local.controlplane.manifests import ManifestError, Project, load_project
+from troupe.local.controlplane.objects import NotFound, ObjectStore
+from troupe.local.controlplane.resources import (
     BROKER,
     DEFAULT_NAMESPACE,
     KAFKASOURCE,
@@ -36,10 +33,18 @@ from .resources import (
     Kind,
     Obj,
 )
-from .saved_objects import STATE_FILE_NAME, SavedObjects, SavedObjectsWriter, read_saved_objects
-from .serving.controller import ServingController, ServingSettings
-from .serving.instance import LaunchSettings
-from .serving.revision import ConfigSource
+from troupe.local.controlplane.saved_objects import (
+    STATE_FILE_NAME,
+    SavedObjects,
+    SavedObjectsWriter,
+    read_saved_objects,
+)
+from troupe.local.eventing.sources.controller import SourcesController
+from troupe.local.observability.runtime_metrics import RuntimeMetrics
+from troupe.local.observability.scraping import Observability
+from troupe.local.serving.controller import ServingController, ServingSettings
+from troupe.local.serving.instance import LaunchSettings
+from troupe.local.serving.revision import ConfigSource
 
 # Apply order, so that references (a Trigger's subscriber, a source's sink) resolve at once.
 _APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
@@ -148,7 +153,9 @@ class Runtime:
     def _start_data_plane(self) -> str | None:
         if not self.options.data_plane:
             return None
-        from .eventing import Eventing  # imports kafka-python; serving-only runs skip it
+        from troupe.local.eventing.controller import (
+            Eventing,  # imports kafka-python; serving-only runs skip it
+        )
 
         self.eventing = Eventing(self.objects, self.options.workdir, self.options.port,
                                  self.options.namespace, self.resolve_destination)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from troupe.local.broker import DataPlane
-from troupe.local.kafka import TansuBroker, bootstrap_servers_from_env
+from troupe.local.eventing.broker import DataPlane
+from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
 
 from .sink import RecordingSink
 

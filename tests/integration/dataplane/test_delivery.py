@@ -10,7 +10,7 @@ import pytest
 import requests
 from cloudevents.core.v1.event import CloudEvent
 from support.polling import wait_until
-from troupe.local.broker import DataPlane
+from troupe.local.eventing.broker import DataPlane
 
 from .conftest import (
     NAMESPACE,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import requests
 from support.polling import wait_until
-from troupe.local.broker import DataPlane, InvalidResourceError, UnsupportedFilterError
-from troupe.local.broker.filters import compile_trigger_filter
+from troupe.local.eventing.broker import DataPlane, InvalidResourceError, UnsupportedFilterError
+from troupe.local.eventing.broker.filters import compile_trigger_filter
 
 from .conftest import (
     NAMESPACE,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from troupe.local.broker.delivery import Response
-from troupe.local.broker.first_attempt import FirstAttempts
-from troupe.local.broker.loop import LoopThread
+from troupe.local.eventing.broker.first_attempt import FirstAttempts
+from troupe.local.eventing.broker.loop import LoopThread
+from troupe.local.eventing.broker.retries import Response
 
 # Each scripted answer gets the request's head and returns what to send back, None to close
 # the connection without answering, or ... to stay silent. The server closes after an

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 from support.polling import wait_until
-from troupe.local.broker import DataPlane
+from troupe.local.eventing.broker import DataPlane
 
 from .conftest import (
     NAMESPACE,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from troupe.local.broker import DataPlane
+from troupe.local.eventing.broker import DataPlane
 
 from .conftest import NAMESPACE
 

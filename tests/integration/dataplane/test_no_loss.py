@@ -32,12 +32,13 @@ EVENTS = 10_000
 
 
 class BrokerProcess:
-    """`python -m troupe.local.broker` as the runtime runs it, with its output collected."""
+    """`python -m troupe.local.eventing.broker` as the runtime runs it, with its output
+    collected."""
 
     def __init__(self, eventing: Path, kafka_servers: str) -> None:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_servers}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "troupe.local.broker", "--eventing", str(eventing)],
+            [sys.executable, "-m", "troupe.local.eventing.broker", "--eventing", str(eventing)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from troupe.events.codec import KafkaMessage
-from troupe.local.broker.dataplane import DataPlane
-from troupe.local.broker.errors import RejectedEventError
-from troupe.local.broker.loop import LoopThread
-from troupe.local.broker.publish import Publisher, StoredRecord
-from troupe.local.broker.spec import BrokerSpec
+from troupe.local.eventing.broker.dataplane import DataPlane
+from troupe.local.eventing.broker.errors import RejectedEventError
+from troupe.local.eventing.broker.loop import LoopThread
+from troupe.local.eventing.broker.publish import Publisher, StoredRecord
+from troupe.local.eventing.broker.spec import BrokerSpec
 
 from .conftest import NAMESPACE, broker_resource, unique
 

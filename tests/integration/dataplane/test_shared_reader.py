@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from support.polling import wait_until
-from troupe.local.broker import DataPlane
+from troupe.local.eventing.broker import DataPlane
 
 from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique
 from .sink import RecordingSink

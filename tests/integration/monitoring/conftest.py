@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support.functions import load_function
-from troupe.local.prometheus import PrometheusServer, find_prometheus
+from troupe.local.observability.prometheus import PrometheusServer, find_prometheus
 from troupe.ml.drift import baseline_bins
 from troupe.store import Store
 from werkzeug.serving import BaseWSGIServer, make_server

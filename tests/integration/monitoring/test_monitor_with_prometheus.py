@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import requests
 from troupe.events import METRIC_DEGRADED, make_event, to_http_binary
-from troupe.local.prometheus import PrometheusServer
+from troupe.local.observability.prometheus import PrometheusServer
 from troupe.store import Store
 
 from .conftest import LoopbackServer, Predictor, first_value

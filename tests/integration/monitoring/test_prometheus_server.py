@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
-from troupe.local.prometheus import PrometheusError, PrometheusServer, find_prometheus
+from troupe.local.observability.prometheus import PrometheusError, PrometheusServer, find_prometheus
 from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.prometheus

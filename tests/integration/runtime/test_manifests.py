@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from troupe.local.cron import CronError, CronSchedule
-from troupe.local.manifests import ManifestError, load_project
-from troupe.local.resources import SERVICE
+from troupe.local.controlplane.manifests import ManifestError, load_project
+from troupe.local.controlplane.resources import SERVICE
+from troupe.local.eventing.sources.cron import CronError, CronSchedule
 from troupe.local.runtime import Runtime, RuntimeOptions
 
 from .conftest import ECHO, service, write_project

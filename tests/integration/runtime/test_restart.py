@@ -21,8 +21,8 @@ import requests
 import yaml
 from kubernetes import client, config
 from support.polling import wait_until
+from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.runtime import Runtime, RuntimeOptions
-from troupe.local.saved_objects import SavedStateError
 
 from .conftest import BROKER_DOC, ECHO, RECORDER, service, write_project
 from .test_eventing import publish, received, recorder, trigger

@@ -20,7 +20,7 @@ from support.functions import load_function
 from troupe.events import CANARY_PASSED, METRIC_DEGRADED, make_event
 from troupe.function.context import Context
 from troupe.function.errors import PermanentError, TemporaryError
-from troupe.local.prometheus import PrometheusServer, find_prometheus
+from troupe.local.observability.prometheus import PrometheusServer, find_prometheus
 from troupe.store import Store
 from werkzeug.serving import make_server
 

@@ -9,12 +9,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import RuntimeMetrics
-from ..objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
-from ..resources import REVISION, SERVICE, InvalidResource, Kind, Obj
-from .instance import LaunchSettings
-from .pool import RevisionPool
-from .revision import (
+from troupe.local.controlplane.objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
+from troupe.local.controlplane.resources import REVISION, SERVICE, InvalidResource, Kind, Obj
+from troupe.local.observability.runtime_metrics import RuntimeMetrics
+from troupe.local.serving.instance import LaunchSettings
+from troupe.local.serving.pool import RevisionPool
+from troupe.local.serving.revision import (
     SERVICE_LABEL,
     ConfigSource,
     Revision,
@@ -23,7 +23,7 @@ from .revision import (
     same_template,
     template_of,
 )
-from .router import Front, Split
+from troupe.local.serving.router import Front, Split
 
 
 @dataclass(frozen=True)

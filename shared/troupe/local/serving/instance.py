@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..processes import stop_process
-from .revision import Revision
+from troupe.local.host.processes import stop_process
+from troupe.local.serving.revision import Revision
 
 # How often readiness is probed while a process boots. Connecting to a closed loopback
 # port fails in microseconds, so a short interval costs little and cuts cold-start time.

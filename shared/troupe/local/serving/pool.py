@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..metrics import RuntimeMetrics
-from .instance import Instance, LaunchSettings
-from .revision import Revision
+from troupe.local.observability.runtime_metrics import RuntimeMetrics
+from troupe.local.serving.instance import Instance, LaunchSettings
+from troupe.local.serving.revision import Revision
 
 
 class Unavailable(Exception):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..resources import InvalidResource, Obj
+from troupe.local.controlplane.resources import InvalidResource, Obj
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default.
@@ -49,7 +49,7 @@ def build_revision(namespace: str, service: str, template: Obj, name: str,
                    config: ConfigSource) -> Revision:
     """Snapshot a Service's template as revision `name`; a dangling env reference raises
     InvalidResource naming the field."""
-    from ..resources import parse_duration
+    from troupe.local.controlplane.resources import parse_duration
 
     annotations: Mapping[str, Any] = (template.get("metadata") or {}).get("annotations") or {}
     spec = template.get("spec") or {}

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
-from ..loopback_http import KeepAliveHandler
-from ..metrics import RuntimeMetrics
-from .pool import RevisionPool, Unavailable
+from troupe.local.host.loopback_http import KeepAliveHandler
+from troupe.local.observability.runtime_metrics import RuntimeMetrics
+from troupe.local.serving.pool import RevisionPool, Unavailable
 
 # Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",

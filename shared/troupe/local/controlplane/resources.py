@@ -1,0 +1,240 @@
+"""The Knative kinds the local runtime understands, and the checks a resource must pass.
+
+The same checks run on manifests at `troupe up` and on objects created or patched through
+the control-plane API, so a bad field gets the same message either way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from troupe.local.eventing.sources.cron import CronError, CronSchedule
+
+Obj = dict[str, Any]
+
+DEFAULT_NAMESPACE: Final = "troupe"
+INTERVAL_ANNOTATION: Final = "troupe.dev/interval-seconds"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+SERVICE: Final = Kind("serving.knative.dev", "v1", "Service", "services", ("ksvc", "kservice"))
+BROKER: Final = Kind("eventing.knative.dev", "v1", "Broker", "brokers")
+TRIGGER: Final = Kind("eventing.knative.dev", "v1", "Trigger", "triggers")
+PINGSOURCE: Final = Kind("sources.knative.dev", "v1", "PingSource", "pingsources")
+KAFKASOURCE: Final = Kind("sources.knative.dev", "v1beta1", "KafkaSource", "kafkasources")
+KINDS: Final = (SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE)
+# Revisions are written by the serving controller only, never through the API, and are
+# kept with the other objects so that a restart finds the revisions traffic points at.
+REVISION: Final = Kind("serving.knative.dev", "v1", "Revision", "revisions", ("rev",))
+STORED_KINDS: Final = (*KINDS, REVISION)
+
+
+class InvalidResource(ValueError):
+    """A resource field holds something the runtime cannot run; `field` is its dotted path."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def kind_of(api_version: str, kind: str) -> Kind | None:
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    for known in KINDS:
+        if known.group == group and known.kind == kind:
+            return known
+    return None
+
+
+def kind_by_plural(group: str, plural: str, kinds: tuple[Kind, ...] = KINDS) -> Kind | None:
+    return next((k for k in kinds if k.group == group and k.plural == plural), None)
+
+
+def validate(kind: Kind, obj: Obj) -> None:
+    """Raise InvalidResource naming the first field that is missing or wrong."""
+    metadata = _mapping(obj, "metadata")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidResource("metadata.name", f"{name!r} must be a lowercase DNS-1123 label")
+    spec = obj.get("spec")
+    if spec is not None and not isinstance(spec, dict):
+        raise InvalidResource("spec", "must be a mapping")
+    {SERVICE: _validate_service, BROKER: _validate_broker, TRIGGER: _validate_trigger,
+     PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource,
+     REVISION: _validate_revision}[kind](obj)
+
+
+def _validate_service(obj: Obj) -> None:
+    name = obj["metadata"]["name"]
+    template = _mapping(obj, "spec.template")
+    revision_name = (template.get("metadata") or {}).get("name")
+    if revision_name is not None and not str(revision_name).startswith(f"{name}-"):
+        raise InvalidResource("spec.template.metadata.name",
+                              f"{revision_name!r} must start with the service name '{name}-'")
+    containers = _get(obj, "spec.template.spec.containers")
+    if not isinstance(containers, list) or not containers:
+        raise InvalidResource("spec.template.spec.containers", "needs exactly one container")
+    container = containers[0]
+    if not isinstance(container, dict) or not isinstance(container.get("image"), str):
+        raise InvalidResource("spec.template.spec.containers[0].image",
+                              "missing: name the function folder, e.g. image: ingest")
+    for i, entry in enumerate(container.get("env") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InvalidResource(f"spec.template.spec.containers[0].env[{i}].name", "missing")
+    concurrency = _get(obj, "spec.template.spec.containerConcurrency")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
+        raise InvalidResource("spec.template.spec.containerConcurrency",
+                              f"{concurrency!r} must be a whole number >= 0")
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    for key in ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
+                "autoscaling.knative.dev/target"):
+        if key in annotations:
+            _whole(annotations[key], f"spec.template.metadata.annotations[{key}]")
+    retention = annotations.get("autoscaling.knative.dev/scale-to-zero-pod-retention-period")
+    if retention is not None:
+        try:
+            parse_duration(str(retention))
+        except ValueError as error:
+            raise InvalidResource("spec.template.metadata.annotations[autoscaling.knative.dev/"
+                                  "scale-to-zero-pod-retention-period]", str(error)) from None
+    _validate_traffic(obj)
+
+
+def _validate_revision(obj: Obj) -> None:
+    _mapping(obj, "spec")
+    labels = obj["metadata"].get("labels") or {}
+    if not labels.get("serving.knative.dev/service"):
+        raise InvalidResource("metadata.labels[serving.knative.dev/service]", "missing")
+
+
+def _validate_traffic(obj: Obj) -> None:
+    traffic = _get(obj, "spec.traffic")
+    if traffic is None:
+        return
+    if not isinstance(traffic, list):
+        raise InvalidResource("spec.traffic", "must be a list")
+    total = 0
+    for i, target in enumerate(traffic):
+        field = f"spec.traffic[{i}]"
+        if not isinstance(target, dict):
+            raise InvalidResource(field, "must be a mapping")
+        if not target.get("revisionName") and not target.get("latestRevision"):
+            raise InvalidResource(field, "needs revisionName or latestRevision: true")
+        if target.get("revisionName") and target.get("latestRevision"):
+            raise InvalidResource(f"{field}.latestRevision",
+                                  "must be false when revisionName is set")
+        percent = target.get("percent", 0)
+        if not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise InvalidResource(f"{field}.percent", f"{percent!r} must be 0-100")
+        total += percent
+    if traffic and total != 100:
+        raise InvalidResource("spec.traffic", f"percentages add up to {total}, not 100")
+
+
+def _validate_broker(obj: Obj) -> None:
+    delivery = _get(obj, "spec.delivery")
+    if delivery is not None and not isinstance(delivery, dict):
+        raise InvalidResource("spec.delivery", "must be a mapping")
+
+
+def _validate_trigger(obj: Obj) -> None:
+    broker = _get(obj, "spec.broker")
+    if not isinstance(broker, str) or not broker:
+        raise InvalidResource("spec.broker", "missing: name the Broker, e.g. default")
+    _validate_destination(obj, "spec.subscriber")
+
+
+def _validate_pingsource(obj: Obj) -> None:
+    schedule = _get(obj, "spec.schedule")
+    if not isinstance(schedule, str):
+        raise InvalidResource("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
+    try:
+        CronSchedule.parse(schedule)
+    except CronError as error:
+        raise InvalidResource("spec.schedule", str(error)) from None
+    interval = (obj["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION)
+    if interval is not None:
+        try:
+            if float(interval) <= 0:
+                raise ValueError
+        except ValueError:
+            raise InvalidResource(f"metadata.annotations[{INTERVAL_ANNOTATION}]",
+                                  f"{interval!r} must be a positive number of seconds") from None
+    _validate_destination(obj, "spec.sink")
+
+
+def _validate_kafkasource(obj: Obj) -> None:
+    topics = _get(obj, "spec.topics")
+    if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
+        raise InvalidResource("spec.topics", "needs a list of topic names")
+    _validate_destination(obj, "spec.sink")
+
+
+def _validate_destination(obj: Obj, path: str) -> None:
+    destination = _get(obj, path)
+    if not isinstance(destination, dict):
+        raise InvalidResource(path, "missing: give a ref (kind, name) or a uri")
+    ref = destination.get("ref")
+    if ref is None and not destination.get("uri"):
+        raise InvalidResource(path, "needs a ref (kind, name) or a uri")
+    if ref is not None and (not isinstance(ref, dict) or not ref.get("kind")
+                            or not ref.get("name")):
+        raise InvalidResource(f"{path}.ref", "needs kind and name")
+    if ref is not None and ref.get("kind") not in ("Service", "Broker"):
+        raise InvalidResource(f"{path}.ref.kind",
+                              f"{ref.get('kind')!r}: locally only Service and Broker resolve")
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration ('30s', '1m30s', '500ms', '1h') in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"{text!r} is not a duration like '30s' or '1m30s'")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _whole(value: Any, field: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InvalidResource(field, f"{value!r} must be a whole number") from None
+    if number < 0:
+        raise InvalidResource(field, f"{value!r} must be >= 0")
+    return number
+
+
+def _mapping(obj: Obj, path: str) -> Obj:
+    value = _get(obj, path)
+    if not isinstance(value, dict):
+        raise InvalidResource(path, "missing or not a mapping")
+    return value
+
+
+def _get(obj: Mapping[str, Any], path: str) -> Any:
+    value: Any = obj
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value

@@ -1,0 +1,68 @@
+"""Run the data plane alone: `python -m troupe.local.eventing.broker --eventing DIR [--port N]`.
+
+Uses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts Tansu. Prints the ingress URL on a
+line of its own once every Trigger has joined its consumer group, and runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from troupe.local.eventing.broker.dataplane import DataPlane
+from troupe.local.eventing.broker.errors import DataPlaneError
+from troupe.local.eventing.broker.loader import load_eventing
+from troupe.local.eventing.broker.spec import DEFAULT_NAMESPACE
+from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m troupe.local.eventing.broker",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--eventing", type=Path, required=True,
+                        help="folder of Broker/Trigger manifests (multi-document YAML)")
+    parser.add_argument("--port", type=int, default=0, help="ingress port (default: a free one)")
+    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE,
+                        help="namespace of resources that name none")
+    parser.add_argument("--initial-offset", choices=("latest", "earliest"), default="latest",
+                        help="where a Trigger's new consumer group starts")
+    parser.add_argument("--workdir", type=Path, help="where Tansu's log goes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        brokers, triggers = load_eventing(args.eventing)
+        with ExitStack() as stack:
+            servers = bootstrap_servers_from_env()
+            if servers is None:
+                workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                servers = stack.enter_context(TansuBroker(workdir)).bootstrap_servers
+            plane = DataPlane(servers, port=args.port, default_namespace=args.namespace,
+                              initial_offset=args.initial_offset)
+            for broker in brokers:
+                plane.add_broker(broker)
+            for trigger in triggers:
+                plane.add_trigger(trigger)
+            stack.enter_context(plane)
+            if not plane.wait_ready(timeout=60):
+                print("warning: some triggers have not joined their consumer group yet",
+                      file=sys.stderr)
+            print(plane.ingress_url, flush=True)
+            stop.wait()
+    except DataPlaneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

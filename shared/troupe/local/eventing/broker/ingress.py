@@ -1,0 +1,153 @@
+"""The Broker ingress: `POST /<namespace>/<broker>` as Knative's data-plane spec describes.
+
+202 once Kafka acknowledged the event; 400 malformed; 404 unknown broker; 405 (with
+`Allow`) other methods; 411 no Content-Length; 413 too large; 415 unsupported media type;
+503 with Retry-After when Kafka does not take it; OPTIONS answers the CloudEvents HTTP
+webhook validation handshake.
+
+It runs on the data plane's loop (loop.py), reading requests with ingress_connection.py.
+A request waiting for Kafka's acknowledgement holds a callback, not a thread, so many
+producers in flight cost little and share produce requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from kafka.errors import KafkaError
+from troupe.events import codec
+from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
+from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
+from troupe.local.eventing.broker.http11 import Request
+from troupe.local.eventing.broker.ingress_connection import Answer, IngressConnection, UnreadBody
+from troupe.local.eventing.broker.loop import LoopThread
+from troupe.local.eventing.broker.publish import Publisher
+from troupe.local.eventing.broker.spec import BrokerSpec
+
+log = logging.getLogger(__name__)
+ALLOW: Final = "POST, OPTIONS"
+HEALTH_PATH: Final = "/healthz"
+_RETRY_LATER: Final = {"Retry-After": "1"}
+
+BrokerLookup = Callable[[str, str], BrokerSpec | None]
+
+
+class IngressServer:
+    def __init__(self, port: int, brokers: BrokerLookup, publisher: Publisher,
+                 loop: LoopThread) -> None:
+        self.brokers = brokers
+        self.publisher = publisher
+        self._loop = loop
+        # Bound now, so that the port is known before start().
+        self._socket = socket.create_server(("127.0.0.1", port), backlog=256)
+        self._server: asyncio.Server | None = None
+        self._connections: set[IngressConnection] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def start(self) -> None:
+        self._server = self._loop.run(self._listen())
+
+    def stop(self) -> None:
+        if self._server is None or not self._loop.running:
+            self._socket.close()
+            return
+        self._loop.run(self._shutdown())
+        self._server = None
+
+    async def _listen(self) -> asyncio.Server:
+        max_body = self.publisher.max_event_bytes
+        return await asyncio.get_running_loop().create_server(
+            lambda: IngressConnection(self._handle, max_body, self._connections),
+            sock=self._socket)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.close()  # whatever waits for Kafka was not acknowledged: no answer
+
+    # answering ---------------------------------------------------------------------------
+    def _handle(self, request: Request, body: bytes | UnreadBody, answer: Answer) -> None:
+        if request.method == "POST":
+            if isinstance(body, UnreadBody):
+                answer(body.status, body.message, None)
+            elif "content-length" not in request.headers:
+                answer(411, "send the event with a Content-Length", None)
+            else:
+                self._post(request.path, request.headers, body, answer)
+            return
+        if request.method == "OPTIONS":
+            # CloudEvents HTTP webhook spec, section 4: abuse protection handshake.
+            headers = {"Allow": ALLOW}
+            origin = request.headers.get("webhook-request-origin")
+            if origin:
+                headers["WebHook-Allowed-Origin"] = origin
+                headers["WebHook-Allowed-Rate"] = "*"
+            answer(200, "", headers)
+        elif request.method == "GET" and request.path == HEALTH_PATH:
+            answer(200, "ok", None)
+        else:  # an unread body does not matter here: the same answer, then the close
+            answer(405, f"{request.method} is not allowed: send events with POST",
+                   {"Allow": ALLOW})
+
+    def _post(self, path: str, headers: dict[str, str], body: bytes, answer: Answer) -> None:
+        broker = self._broker(path)
+        if broker is None:
+            answer(404, f"no broker at {path}: POST to /<namespace>/<broker>", None)
+            return
+
+        def stored(error: BaseException | None) -> None:
+            if error is None:
+                answer(202, "", None)
+            else:
+                answer(*_refusal(broker, error))
+
+        try:
+            message = codec.http_to_kafka(headers, body)
+            if self.publisher.knows(broker):
+                # No timer per request: the producer settles every write within its
+                # delivery timeout (publish.ACK_TIMEOUT_S), failing it if need be.
+                self.publisher.write(broker, message, stored)
+                return
+        except Exception as error:
+            answer(*_refusal(broker, error))
+            return
+        # The first write to a topic may block on its metadata: not on this loop.
+        written = asyncio.get_running_loop().run_in_executor(
+            None, self.publisher.publish_record, broker, message)
+
+        def published(future: asyncio.Future[None]) -> None:
+            if not future.cancelled():
+                stored(future.exception())
+
+        written.add_done_callback(published)
+
+    def _broker(self, path: str) -> BrokerSpec | None:
+        parts = path.strip("/").split("/")
+        if len(parts) != 2:
+            return None
+        return self.brokers(parts[0], parts[1])
+
+
+def _refusal(broker: BrokerSpec, error: BaseException) -> tuple[int, str, dict[str, str] | None]:
+    """The answer to an event the ingress could not store."""
+    if isinstance(error, UnsupportedMediaTypeError):
+        return 415, str(error), None
+    if isinstance(error, MalformedEventError):
+        return 400, str(error), None
+    if isinstance(error, RejectedEventError):
+        return error.status, str(error), None
+    if isinstance(error, (PublishFailedError, KafkaError)):
+        log.warning("ingress: Kafka did not acknowledge an event on %s: %s",
+                    broker.topic, error or type(error).__name__)
+        return 503, "Kafka did not acknowledge the event; retry later", _RETRY_LATER
+    # A bug: the client may send the event again, and the traceback goes to the log.
+    log.error("ingress: storing an event on %s failed", broker.topic, exc_info=error)
+    return 500, "the broker failed to store the event; retry later", _RETRY_LATER

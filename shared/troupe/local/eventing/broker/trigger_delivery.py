@@ -1,0 +1,236 @@
+"""Taking a Trigger's records to its subscriber: first attempts, retries, replies, dead letters.
+
+The `DataPlane` mixes this in; it owns the state used here (brokers, per-Trigger status,
+dispatchers, the producer and the HTTP clients).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+from cloudevents.core.v1.event import CloudEvent
+from troupe.events import codec
+from troupe.events.errors import EventError
+from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
+from troupe.local.eventing.broker.errors import RejectedEventError
+from troupe.local.eventing.broker.first_attempt import FirstAttempts
+from troupe.local.eventing.broker.publish import Publisher, ttl_of
+from troupe.local.eventing.broker.retries import (
+    Attempt,
+    HttpSender,
+    Response,
+    dead_letter,
+    http_binary_of_record,
+    reply_of,
+    send_with_retries,
+    timeout_of,
+)
+from troupe.local.eventing.broker.spec import BrokerSpec, DeliverySpec, Destination, TriggerSpec
+
+log = logging.getLogger(__name__)
+# Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
+ResolveSubscriber = Callable[[str, Mapping[str, Any]], str]
+
+
+@dataclass
+class TriggerStatus:
+    namespace: str
+    name: str
+    broker: str
+    ready: bool
+    reason: str
+    subscriber: str
+    seen: int = 0
+    filtered_out: int = 0
+    delivered: int = 0
+    replies: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+    lag: int = 0
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A record on its way to a subscriber, as binary-mode HTTP."""
+
+    stats: TriggerStatus
+    event: CloudEvent | None  # decoded only when the record could not be transcoded
+    broker: BrokerSpec
+    delivery: DeliverySpec
+    timeout: float
+    headers: dict[str, str]
+    body: bytes
+
+
+class Routing:
+    """Delivery for the data plane; the attributes below are the DataPlane's."""
+
+    _resolve: ResolveSubscriber
+    _brokers: dict[tuple[str, str], BrokerSpec]
+    _stats: dict[tuple[str, str], TriggerStatus]
+    _dispatchers: dict[tuple[str, str], TriggerDispatcher]
+    _sender: HttpSender
+    _first_attempts: FirstAttempts | None
+    _publisher: Publisher | None
+    # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its timeout.
+    _deliveries: dict[tuple[str, str], tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]]
+
+    def _url_of(self, namespace: str, destination: Destination) -> str:
+        if destination.ref is None:
+            assert destination.uri is not None
+            return destination.uri
+        base = self._resolve(namespace, destination.ref)
+        # Knative: with both, the uri is relative to the ref's address.
+        return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
+
+    def _prepare(self, trigger: TriggerSpec, record: Any) -> _Outgoing | None:
+        """The request a record becomes for the trigger's subscriber; None if undeliverable."""
+        stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
+                                                              False, "", "")
+        transcoded = http_binary_of_record(record.headers, record.value)
+        try:
+            event = None if transcoded else self._event_of(record)
+        except EventError as error:  # not written by us and not a CloudEvent: cannot deliver
+            log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
+                      *trigger.key, record.offset, error)
+            stats.dropped += 1
+            return None
+        broker = self._brokers.get(trigger.broker_key) or BrokerSpec(*trigger.broker_key)
+        delivery, timeout = self._delivery_of(trigger, broker)
+        if transcoded is None:
+            assert event is not None
+            message = codec.to_http_binary(event)
+            transcoded = dict(message.headers), message.body
+        headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
+        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1])
+
+    def _delivery_of(self, trigger: TriggerSpec, broker: BrokerSpec) -> tuple[DeliverySpec,
+                                                                               float]:
+        """The Trigger's delivery over its Broker's, and its timeout: worked out once for
+        each pair, not for each event."""
+        cached = self._deliveries.get(trigger.key)
+        if cached is None or cached[0] is not trigger or cached[1] is not broker:
+            delivery = trigger.delivery.over(broker.delivery)
+            cached = self._deliveries[trigger.key] = (trigger, broker, delivery,
+                                                      timeout_of(delivery))
+        return cached[2], cached[3]
+
+    def _deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
+        """The first attempt without a thread; `then` says whether the event is finished."""
+        outgoing = self._prepare(trigger, record)
+        if outgoing is None:
+            then(True, None)
+            return
+        first_attempts = self._first_attempts
+        try:
+            url = self._url_of(trigger.namespace, trigger.subscriber)
+        except LookupError:
+            first_attempts = None  # the worker's attempts report it, retry and dead-letter it
+        if first_attempts is None:
+            then(False, None)
+            return
+
+        def landed(response: Response | None, error: str | None) -> None:
+            attempt = Attempt(response, error)
+            if attempt.ok and response is not None and reply_of(response) is None:
+                outgoing.stats.delivered += 1
+                then(True, None)
+            else:  # a reply to re-publish, a retry or a dead letter: a worker carries on
+                then(False, attempt)
+
+        first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
+
+    def _deliver(self, trigger: TriggerSpec, record: Any, first: Attempt | None = None) -> None:
+        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+        outgoing = self._prepare(trigger, record)
+        if outgoing is None:
+            return
+        stats, event, broker, delivery = (outgoing.stats, outgoing.event, outgoing.broker,
+                                          outgoing.delivery)
+        dispatcher = self._dispatchers.get(trigger.key)
+        stopping = dispatcher.stopping if dispatcher else threading.Event()
+        subscriber = trigger.subscriber
+
+        def send() -> Any:
+            return self._sender.post(self._url_of(trigger.namespace, subscriber),
+                                     outgoing.headers, outgoing.body, outgoing.timeout)
+
+        def count_retry() -> None:
+            stats.retries += 1
+
+        attempt = send_with_retries(send, delivery, stopping, count_retry, first)
+        if attempt.ok:
+            stats.delivered += 1
+            assert attempt.response is not None
+            reply = reply_of(attempt.response)
+            if reply is None:
+                return
+        try:  # only replies and dead letters need the event itself
+            event = event or self._event_of(record)
+        except EventError as error:
+            log.error("trigger %s/%s: offset %s was delivered as it is, but is not a valid "
+                      "CloudEvent (%s); its reply or dead letter is dropped",
+                      *trigger.key, record.offset, error)
+            stats.dropped += 1
+            return
+        if attempt.ok:
+            assert reply is not None
+            self._republish(trigger, broker, event, reply)
+            return
+        self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+
+    @staticmethod
+    def _event_of(record: Any) -> CloudEvent:
+        return codec.from_kafka(record.headers, record.key, record.value)
+
+    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
+                   reply: CloudEvent) -> None:
+        try:
+            ttl = ttl_of(cause) - 1
+        except RejectedEventError:
+            ttl = 0
+        assert self._publisher is not None
+        try:
+            self._publisher.publish(broker, reply, ttl=ttl)
+        except RejectedEventError as error:
+            log.warning("trigger %s/%s: reply %s dropped: %s", *trigger.key, reply.get_id(),
+                        error)
+            return
+        self._stats[trigger.key].replies += 1
+
+    def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
+                     delivery: Any, stopping: threading.Event, stats: TriggerStatus) -> None:
+        try:
+            destination = self._url_of(trigger.namespace, trigger.subscriber)
+        except LookupError:
+            destination = trigger.subscriber.describe()
+        sink = delivery.dead_letter_sink
+        if sink is None:
+            stats.dropped += 1
+            log.warning("trigger %s/%s: event %s dropped after %s (no deadLetterSink)",
+                        *trigger.key, event.get_id(), _describe(attempt))
+            return
+        letter = codec.to_http_binary(dead_letter(event, destination, attempt))
+        headers = {**letter.headers, "Kn-Namespace": trigger.namespace}
+        result = send_with_retries(
+            lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
+                                      letter.body, timeout_of(delivery)),
+            delivery, stopping)
+        if result.ok:
+            stats.dead_lettered += 1
+        else:
+            stats.dropped += 1
+            log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
+                      *trigger.key, event.get_id(), _describe(result))
+
+def _describe(attempt: Attempt) -> str:
+    if attempt.response is not None:
+        return f"HTTP {attempt.response.status}"
+    return attempt.error or "a connection error"

@@ -1,0 +1,167 @@
+"""The data plane inside `troupe up`: Kafka (Tansu, or KAFKA_BOOTSTRAP_SERVERS), the Broker
+ingress and one dispatcher per Trigger, following Brokers and Triggers in the object store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from troupe.local.controlplane.objects import Change, ObjectStore
+from troupe.local.controlplane.resources import BROKER, TRIGGER, InvalidResource, Kind, Obj
+from troupe.local.eventing.broker import DataPlane, InvalidResourceError
+from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
+from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
+
+# (namespace, destination) -> URL or None; the runtime's resolver for refs.
+ResolveDestination = Callable[[str, Obj], str | None]
+
+
+class Eventing:
+    def __init__(self, objects: ObjectStore, workdir: Path, port: int, namespace: str,
+                 resolve: ResolveDestination) -> None:
+        self._objects = objects
+        self._workdir = workdir
+        self._port = port
+        self._namespace = namespace
+        self._resolve = resolve
+        self._kafka: TansuBroker | None = None
+        self.plane: DataPlane | None = None
+        self._stopping = threading.Event()
+        self._status_thread = threading.Thread(target=self._report_status_forever,
+                                               name="eventing-status", daemon=True)
+
+    def start(self) -> str:
+        """Start Kafka (unless one is configured) and the data plane; return bootstrap servers."""
+        bootstrap = bootstrap_servers_from_env()
+        if bootstrap is None:
+            self._kafka = TansuBroker(self._workdir / "kafka").start()
+            bootstrap = self._kafka.bootstrap_servers
+        self.plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
+                               default_namespace=self._namespace).start()
+        self._objects.add_validator(BROKER, self._check(parse_broker))
+        self._objects.add_validator(TRIGGER, self._check(parse_trigger))
+        self._objects.subscribe(self._on_change)
+        self._status_thread.start()
+        return bootstrap
+
+    def _check(self, parse: Callable[[Mapping[str, Any], str], Any]) -> Callable[[Obj], None]:
+        def check(obj: Obj) -> None:
+            try:
+                parse(obj, self._namespace)
+            except InvalidResourceError as error:
+                raise InvalidResource(error.field, error.problem) from None
+        return check
+
+    def _resolve_ref(self, namespace: str, ref: Mapping[str, Any]) -> str:
+        url = self._resolve(namespace, {"ref": dict(ref)})
+        if url is None:
+            raise LookupError(f"{ref.get('kind')}/{ref.get('name')} does not exist in {namespace}")
+        return url
+
+    def _on_change(self, change: Change, kind: Kind, obj: Obj) -> None:
+        plane = self.plane
+        if plane is None or kind not in (BROKER, TRIGGER):
+            return
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if kind == BROKER:
+            if change == "DELETED":
+                plane.remove_broker(namespace, name)
+            else:
+                plane.add_broker(obj)
+        elif change == "DELETED":
+            plane.remove_trigger(namespace, name)
+        else:
+            plane.add_trigger(obj)
+        if change != "DELETED":
+            self._report_status()
+
+    def wait_ready(self, timeout: float) -> bool:
+        if self.plane is None:
+            return True
+        ready = self.plane.wait_ready(timeout)
+        # Now, not at the next periodic report: whoever was told the Triggers are ready
+        # may read their status at once (`troupe up --detach`, then `troupe status`).
+        self._report_status()
+        return ready
+
+    # -- what the runtime reads -----------------------------------------------------------
+    def broker_url(self, namespace: str, name: str) -> str | None:
+        if self.plane is None or not any(b.key == (namespace, name) for b in self.plane.brokers()):
+            return None
+        return self.plane.broker_url(namespace, name)
+
+    def trigger_stats(self, trigger: Obj) -> dict[str, Any]:
+        if self.plane is None:
+            return {}
+        try:
+            status = self.plane.trigger_status(trigger["metadata"]["namespace"],
+                                               trigger["metadata"]["name"])
+        except KeyError:
+            return {}
+        return {"lag": status.lag, "delivered": status.delivered, "retries": status.retries,
+                "dead_lettered": status.dead_lettered, "reason": status.reason}
+
+    def event_counts(self) -> dict[str, float]:
+        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0}
+        if self.plane is None:
+            return counts
+        status = self.plane.status()
+        counts["ingested"] = float(sum(broker["ingested"] for broker in status["brokers"]))
+        for trigger in status["triggers"]:
+            counts["delivered"] += trigger["delivered"]
+            counts["retried"] += trigger["retries"]
+            counts["dead_lettered"] += trigger["dead_lettered"]
+        return counts
+
+    def info(self) -> dict[str, Any]:
+        if self.plane is None:
+            return {}
+        brokers = self.plane.brokers()
+        return {"bootstrap_servers": self.plane.bootstrap_servers,
+                "topic": brokers[0].topic if brokers else None}
+
+    # -- status ------------------------------------------------------------------------------
+    def _report_status_forever(self) -> None:
+        while not self._stopping.wait(0.5):
+            self._report_status()
+
+    def _report_status(self) -> None:
+        plane = self.plane
+        if plane is None:
+            return
+        for broker in plane.brokers():
+            address = {"url": plane.broker_url(*broker.key)}
+            self._objects.update_status(BROKER, broker.namespace, broker.name, {
+                "conditions": [_condition(True, "")], "address": address})
+        for trigger in plane.triggers():
+            try:
+                state = plane.trigger_status(trigger.namespace, trigger.name)
+            except KeyError:
+                continue  # removed meanwhile
+            status: Obj = {"conditions": [_condition(state.ready, state.reason)]}
+            subscriber = trigger.subscriber
+            destination = {"ref": dict(subscriber.ref or {}), "uri": subscriber.uri}
+            url = (self._resolve(trigger.namespace, destination) if subscriber.ref
+                   else subscriber.uri)
+            if url:
+                status["subscriberUri"] = url
+            self._objects.update_status(TRIGGER, trigger.namespace, trigger.name, status)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.plane is not None:
+            self.plane.stop()
+        if self._kafka is not None:
+            self._kafka.stop()
+
+
+def _condition(ready: bool, reason: str) -> Obj:
+    # No lastTransitionTime: this is rewritten twice a second and must not churn
+    # resourceVersion when nothing changed.
+    condition: Obj = {"type": "Ready", "status": "True" if ready else "False"}
+    if not ready:
+        condition["reason"], condition["message"] = "NotReady", reason
+    return condition

