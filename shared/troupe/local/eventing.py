@@ -105,7 +105,8 @@ class Eventing:
                 "dead_lettered": status.dead_lettered, "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
-        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0}
+        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0,
+                  "filter_errors": 0.0}
         if self.plane is None:
             return counts
         status = self.plane.status()
@@ -114,6 +115,7 @@ class Eventing:
             counts["delivered"] += trigger["delivered"]
             counts["retried"] += trigger["retries"]
             counts["dead_lettered"] += trigger["dead_lettered"]
+            counts["filter_errors"] += trigger["filter_errors"]
         return counts
 
     def info(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from .errors import (
     PublishFailedError,
     RejectedEventError,
     UnknownBrokerError,
-    UnsupportedFilterError,
 )
 from .loader import load_eventing
 from .spec import BrokerSpec, DeliverySpec, Destination, TriggerSpec
@@ -30,6 +29,5 @@ __all__ = [
     "TriggerSpec",
     "TriggerStatus",
     "UnknownBrokerError",
-    "UnsupportedFilterError",
     "load_eventing",
 ]

@@ -49,6 +49,7 @@ class TriggerStatus:
     subscriber: str
     seen: int = 0
     filtered_out: int = 0
+    filter_errors: int = 0  # of the filtered out: a cesql filter could not evaluate them
     delivered: int = 0
     replies: int = 0
     retries: int = 0
