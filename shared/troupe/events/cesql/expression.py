@@ -66,7 +66,11 @@ class Expression:
             return Evaluation(value, tuple(failure.errors))
 
     def matches(self, event: Event) -> bool:
-        return self.predicate()(_attributes(event))
+        """What a filter makes of the event: true only for a Boolean true without errors."""
+        try:
+            return self._run(_attributes(event)) is True
+        except Failure:
+            return False
 
     def predicate(self, on_error: OnError | None = None) -> Callable[[Attributes], bool]:
         """A filter over context attributes; `on_error` hears of each event whose
