@@ -18,7 +18,7 @@ from . import operators as op
 from .errors import MissingFunctionError, ParseError
 from .functions import arities, resolve
 from .grammar import parse
-from .values import INT_MAX, Failure, Value
+from .values import INT_MAX, Failure, Type, Value
 
 _ATTRIBUTE_NAME: Final = re.compile(r"[a-z0-9]+")
 _FUNCTION_NAME: Final = re.compile(r"[A-Za-z][A-Za-z_]*")
@@ -122,7 +122,9 @@ class _Compiler(Transformer[Token, op.Node]):
 
     def binary(self, left: op.Node, operator: Token, right: op.Node) -> op.Node:
         symbol = str(operator).upper()
-        if operator.type in ("AND", "OR", "XOR"):
+        if symbol in ("AND", "OR") and left.type is right.type is Type.BOOLEAN:
+            node = op.chain(symbol, left, right)
+        elif operator.type in ("AND", "OR", "XOR"):
             node = op.logic(symbol, left, right)
         elif symbol in ("=", "!=", "<>"):
             node = op.equality(symbol != "=", left, right)

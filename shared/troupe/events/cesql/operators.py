@@ -49,6 +49,8 @@ class Node:
     constant: bool = False  # `run` ignores the event: `value` is its result
     value: Value = False
     attribute: str | None = None  # the attribute this node reads, when it only reads one
+    chain: str | None = None  # AND or OR: `run` is that over `parts`, flattened
+    parts: tuple[Run, ...] = ()
 
 
 # -- atoms ---------------------------------------------------------------------------------
@@ -133,6 +135,37 @@ def logic(keyword: str, left: Node, right: Node) -> Node:
             raise Failure(result, errors, run)
         return result
     return Node(run, Type.BOOLEAN)
+
+
+def chain(keyword: str, left: Node, right: Node) -> Node:
+    """AND or OR over operands Boolean by type, flattened: `a AND b AND c` is one step.
+
+    Such operands return a bool or fail, so no step of the chain ever casts, and an
+    operand's failure passes up exactly as it would through nested steps."""
+    parts = (left.parts if left.chain == keyword else (left.run,)) + (right.run,)
+    if keyword == "AND":
+        if len(parts) == 2:
+            a, b = parts
+
+            def run(attributes: Attributes) -> Value:
+                return a(attributes) and b(attributes)
+        elif len(parts) == 3:
+            a, b, c = parts
+
+            def run(attributes: Attributes) -> Value:
+                return a(attributes) and b(attributes) and c(attributes)
+        else:
+            def run(attributes: Attributes) -> Value:
+                return all(part(attributes) for part in parts)
+    elif len(parts) == 2:
+        a, b = parts
+
+        def run(attributes: Attributes) -> Value:
+            return a(attributes) or b(attributes)
+    else:
+        def run(attributes: Attributes) -> Value:
+            return any(part(attributes) for part in parts)
+    return Node(run, Type.BOOLEAN, chain=keyword, parts=parts)
 
 
 def equality(negated: bool, left: Node, right: Node) -> Node:
@@ -226,23 +259,35 @@ def arithmetic(symbol: str, left: Node, right: Node) -> Node:
 
 
 # -- LIKE, IN ------------------------------------------------------------------------------
+_EXACT, _PREFIX, _SUFFIX, _REGEX = range(4)
+
+
 def like(negated: bool, operand: Node, pattern: str) -> Node:
-    matches = like_matcher(pattern)
+    shape, text, regex = like_pattern(pattern)
     inner, name = operand.run, operand.attribute
 
     def run(attributes: Attributes) -> Value:
+        # Reading the attribute here saves a call for the usual `attribute LIKE '...'`.
         value = attributes.get(name) if name is not None else None
         if type(value) is not str:
             value = inner(attributes)
             if type(value) is not str:
                 value = to_string(value)  # never fails
-        return matches(value) is not negated
+        # The shapes filters use most are one string method (a bound one: calling
+        # str.startswith unbound costs twice as much).
+        if shape == _PREFIX:
+            return value.startswith(text) is not negated
+        if shape == _SUFFIX:
+            return value.endswith(text) is not negated
+        if shape == _EXACT:
+            return (value == text) is not negated
+        return (regex.fullmatch(value) is not None) is not negated
     return Node(run, Type.BOOLEAN)
 
 
-def like_matcher(pattern: str) -> Callable[[str], bool]:
-    """A test for LIKE `pattern`: `%` is any run of characters, `_` one character, and
-    `\\%`, `\\_` are themselves; any other backslash is a backslash."""
+def like_pattern(pattern: str) -> tuple[int, str, re.Pattern[str]]:
+    """(shape, text, regex) of LIKE `pattern`: `%` is any run of characters, `_` one
+    character, `\\%` and `\\_` are themselves, any other backslash is a backslash."""
     pieces: list[str | None] = []  # literal text, or None for %, or "" for _
     text = ""
     index = 0
@@ -262,26 +307,21 @@ def like_matcher(pattern: str) -> Callable[[str], bool]:
         index += 1
     if text:
         pieces.append(text)
-    # The shapes Trigger filters use most, without a regular expression.
-    if not pieces:
-        return lambda value: value == ""
-    if len(pieces) == 1 and pieces[0]:
-        exact: str = pieces[0]
-        return lambda value: value == exact
-    if len(pieces) == 2 and pieces[1] is None and pieces[0]:
-        prefix: str = pieces[0]
-        return lambda value: value.startswith(prefix)
-    if len(pieces) == 2 and pieces[0] is None and pieces[1]:
-        suffix: str = pieces[1]
-        return lambda value: value.endswith(suffix)
     regex = re.compile("".join(".*" if p is None else "." if p == "" else re.escape(p)
                                for p in pieces), re.DOTALL)
-    return lambda value: regex.fullmatch(value) is not None
+    first, last = (pieces[0], pieces[-1]) if pieces else ("", "")
+    if not pieces or (len(pieces) == 1 and first):  # no wildcard ("" is the _ wildcard)
+        return _EXACT, first or "", regex
+    if len(pieces) == 2 and last is None and first:
+        return _PREFIX, first, regex
+    if len(pieces) == 2 and first is None and last:
+        return _SUFFIX, last, regex
+    return _REGEX, "", regex
 
 
 def membership(negated: bool, left: Node, elements: Sequence[Node]) -> Node:
     """IN compares with `=`, casting each element to the left operand's type."""
-    first = left.run
+    first, name = left.run, left.attribute
     runs = [element.run for element in elements]
     # All literals: a set per type the left operand may have, unless a cast fails.
     sets: dict[type, frozenset[Value]] = {}
@@ -291,7 +331,9 @@ def membership(negated: bool, left: Node, elements: Sequence[Node]) -> Node:
                 sets[python_type] = frozenset(CASTS[target](e.value) for e in elements)
 
     def run(attributes: Attributes) -> Value:
-        a = first(attributes)
+        a = attributes.get(name) if name is not None else None
+        if type(a) is not str:
+            a = first(attributes)
         members = sets.get(type(a))
         if members is not None:
             return (a in members) is not negated

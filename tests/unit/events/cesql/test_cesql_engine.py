@@ -89,6 +89,7 @@ def test_implicit_casts_follow_the_right_operand_of_equality() -> None:
     ("%troupe%", "dev.troupe.x", True), ("a_c", "abc", True), ("a_c", "ac", False),
     ("a\\%c", "a%c", True), ("a\\%c", "abc", False), ("a\\_c", "abc", False),
     ("a%", "a\nb", True), ("", "", True), ("%", "", True), ("a.c", "abc", False),
+    ("_", "a", True), ("_", "", False), ("_", "ab", False), ("%%", "x", True),
 ])
 def test_like_patterns(pattern: str, value: str, expected: bool) -> None:
     escaped = pattern.replace("'", "\\'")
