@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
 
 from . import operators as op
@@ -23,6 +23,9 @@ from .values import INT_MAX, Failure, Type, Value
 _ATTRIBUTE_NAME: Final = re.compile(r"[a-z0-9]+")
 _FUNCTION_NAME: Final = re.compile(r"[A-Za-z][A-Za-z_]*")
 _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
+# Compiling and evaluating recurse once per level: far beyond any real filter, and far
+# below Python's recursion limit, wherever the evaluation runs.
+MAX_DEPTH: Final = 200
 
 
 class Compiled:
@@ -35,6 +38,10 @@ class Compiled:
 
 def compile_tree(text: str) -> Compiled:
     tree = parse(text)
+    depth = _depth(tree)
+    if depth > MAX_DEPTH:
+        raise ParseError(text, 0, f"the expression nests {depth} operations deep, more than "
+                                  f"the {MAX_DEPTH} allowed: split it into several filters")
     compiler = _Compiler(text)
     try:
         root = compiler.transform(tree)
@@ -44,6 +51,15 @@ def compile_tree(text: str) -> Compiled:
         raise
     compiler.check_integers()
     return Compiled(root, compiler.problems)
+
+
+def _depth(tree: Tree[Token]) -> int:
+    deepest, pending = 0, [(tree, 1)]
+    while pending:  # not recursive: the point is to refuse what recursion cannot take
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        pending += [(child, depth + 1) for child in node.children if isinstance(child, Tree)]
+    return deepest
 
 
 @v_args(inline=True)

@@ -189,6 +189,14 @@ def test_literal_subexpressions_are_folded_but_failures_stay() -> None:
     assert isinstance(failing.evaluate(EVENT).errors[0], MathError)
 
 
+def test_an_expression_nesting_too_deep_is_refused_not_a_crash() -> None:
+    assert value_of(" AND ".join(["true"] * 150)) is True
+    assert value_of("(" * 3000 + "1" + ")" * 3000) == 1  # parentheses alone add no depth
+    for text in (" AND ".join(["true"] * 5000), "NOT " * 300 + "true"):
+        with pytest.raises(ParseError, match="more than the 200 allowed"):
+            compile_expression(text)
+
+
 def test_an_expression_must_be_text() -> None:
     with pytest.raises(TypeError, match="not bool"):
         compile_expression(True)  # type: ignore[arg-type]
