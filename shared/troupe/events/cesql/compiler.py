@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from lark import Token, Transformer, Tree, v_args
@@ -28,12 +29,12 @@ _ESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
 MAX_DEPTH: Final = 200
 
 
+@dataclass(frozen=True)
 class Compiled:
     """The root node of an expression and what compiling it found out."""
 
-    def __init__(self, root: op.Node, problems: list[MissingFunctionError]) -> None:
-        self.root = root
-        self.problems = tuple(problems)  # errors every evaluation would report
+    root: op.Node
+    problems: tuple[MissingFunctionError, ...]  # errors every evaluation would report
 
 
 def compile_tree(text: str) -> Compiled:
@@ -50,7 +51,7 @@ def compile_tree(text: str) -> Compiled:
             raise error.orig_exc from None
         raise
     compiler.check_integers()
-    return Compiled(root, compiler.problems)
+    return Compiled(root, tuple(compiler.problems))
 
 
 def _depth(tree: Tree[Token]) -> int:

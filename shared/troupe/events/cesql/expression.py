@@ -10,7 +10,6 @@ is not Boolean, or a call to a function that does not exist.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,6 @@ from cloudevents.core.v1.event import CloudEvent
 from .compiler import compile_tree
 from .errors import CesqlError, NotAPredicateError
 from .values import Attributes, Failure, Type, Value
-
-log = logging.getLogger(__name__)
 
 Event = CloudEvent | Attributes
 OnError = Callable[[CesqlError], None]
@@ -97,11 +94,11 @@ def compile_filter(text: str) -> Expression:
     expression = Expression(text)
     if expression.problems:
         raise expression.problems[0]
-    if expression.type not in (Type.BOOLEAN, None):
+    if expression.type is not None and expression.type is not Type.BOOLEAN:
         raise NotAPredicateError(
-            f"the expression is {expression.type.value if expression.type else '?'}-valued, "
-            "so no event would ever pass it: a filter needs a condition, such as "
-            "type = 'dev.troupe.model.approved' or EXISTS subject")
+            f"the expression is {expression.type.value}-valued, so no event would ever pass "
+            "it: a filter needs a condition, such as type = 'dev.troupe.model.approved' or "
+            "EXISTS subject")
     return expression
 
 

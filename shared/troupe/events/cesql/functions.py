@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import FunctionEvaluationError, MathError
+from .errors import CesqlError, FunctionEvaluationError, MathError
 from .values import (
     INT_MIN,
     CastFailure,
@@ -45,8 +45,8 @@ class Function:
         return self.parameters[index] if index < len(self.parameters) else self.variadic
 
 
-def _fail(value: Value, error: Exception) -> Failure:
-    return Failure(value, [error], None)  # type: ignore[list-item]
+def _fail(value: Value, error: CesqlError) -> Failure:
+    return Failure(value, [error], None)
 
 
 def _left(text: str, count: int) -> str:
