@@ -146,6 +146,8 @@ def test_a_cesql_trigger_through_the_api_delivers_the_matching_events_and_counts
     wait_until(lambda: _filter_errors(runtime) == 1, 30, "the cast error to be counted")
     wait_until(lambda: len(received(seen)) == 2, 30, "delivery of keep-1 and 200")
     assert sorted(e["id"] for e in received(seen)) == ["200", "keep-1"]
+    [wanted] = [t for t in runtime.status()["triggers"] if t["name"] == "wanted"]
+    assert wanted["filter_errors"] == 1  # what `troupe status --json` shows
 
 
 def test_an_invalid_cesql_expression_gets_422_naming_the_field_and_the_parse_error(
