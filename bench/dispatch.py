@@ -13,9 +13,16 @@ floor is what the data plane cannot skip, measured at the same rate: a raw kafka
 produce with acks=all until its acknowledgement, plus a raw HTTP POST to the sink. (The
 data plane hands its own writes to Triggers on acknowledgement, so no fetch is in the path.)
 
-Idle cost: the CPU the data plane (11 Triggers on 2 Brokers) uses over IDLE_WINDOW_S with
-no events, beside plain kafka-python consumers with default settings watching the same
-topics over the same seconds (/proc/<pid>/stat, user + system time).
+CESQL filters: the same 10 Triggers (one matches) once with exact type filters and once
+with CESQL filters of three predicates each, the type test last so that every predicate
+runs for every event, measured in the same interleaved rounds; and the filters alone,
+evaluated in this process over the same headers, as nanoseconds per event for all 10.
+
+Idle cost: the CPU the data plane (every Trigger on every Broker) uses over IDLE_WINDOW_S
+with no events, beside plain kafka-python consumers with default settings watching the
+same topics over the same seconds (/proc/<pid>/stat, user + system time).
+
+`python -m bench.dispatch cesql` measures only the CESQL rows.
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ COUNT = 3000
 ROUNDS = 3  # throughput rounds; each throughput figure and its floor is their median
 NAMESPACE = "bench"
 IDLE_WINDOW_S = 10.0
+BROKERS = ("one", "ten", "cesql")
+# Three predicates, of the kinds users reach for CESQL for; the type test comes last, so
+# the nine Triggers that do not match still evaluate all three for every event.
+CESQL_FILTER = ("source LIKE '/bench%' AND datacontenttype IN ('application/json', "
+                "'text/json') AND type = '{event_type}'")
+EVALUATIONS = 200_000
 
 # The idle baseline: what a plain kafka-python consumer costs while it waits for records,
 # one per broker topic, with the library's default settings.
@@ -199,21 +212,48 @@ def _raw_produce_latency(servers: str, rate: float, count: int) -> list[float]:
     return sorted(latencies)
 
 
+def _ten_types() -> list[str]:
+    return ["bench.match", *(f"bench.other.{n}" for n in range(9))]
+
+
+def _exact_spec(event_type: str) -> dict[str, Any]:
+    return {"filter": {"attributes": {"type": event_type}}}
+
+
+def _cesql_spec(event_type: str) -> dict[str, Any]:
+    return {"filters": [{"cesql": CESQL_FILTER.format(event_type=event_type)}]}
+
+
 def _eventing(folder: Path, sink_url: str) -> None:
-    def trigger(name: str, broker: str, event_type: str) -> dict[str, Any]:
+    def trigger(name: str, broker: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
                 "metadata": {"name": name, "namespace": NAMESPACE},
-                "spec": {"broker": broker, "subscriber": {"uri": sink_url},
-                         "filter": {"attributes": {"type": event_type}}}}
+                "spec": {"broker": broker, "subscriber": {"uri": sink_url}, **spec}}
 
     documents: list[dict[str, Any]] = []
-    for broker in ("one", "ten"):
+    for broker in BROKERS:
         documents.append({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
                           "metadata": {"name": broker, "namespace": NAMESPACE}})
-    documents.append(trigger("one-match", "one", "bench.match"))
-    documents.append(trigger("ten-match", "ten", "bench.match"))
-    documents += [trigger(f"ten-other-{n}", "ten", f"bench.other.{n}") for n in range(9)]
+    documents.append(trigger("one-match", "one", _exact_spec("bench.match")))
+    for number, event_type in enumerate(_ten_types()):
+        documents.append(trigger(f"ten-{number}", "ten", _exact_spec(event_type)))
+        documents.append(trigger(f"cesql-{number}", "cesql", _cesql_spec(event_type)))
     (folder / "300-bench.yaml").write_text(yaml.safe_dump_all(documents))
+
+
+def _filter_nanoseconds(spec_of: Any) -> float:
+    """Nanoseconds to run the 10 Triggers' filters over one event's Kafka headers."""
+    from troupe.local.eventing.broker.filters import compile_trigger_filter, header_attributes
+
+    filters = [compile_trigger_filter(spec_of(t), "bench") for t in _ten_types()]
+    headers = [(f"ce_{k[3:]}" if k.startswith("ce-") else k, v.encode())
+               for k, v in _event_headers("bench.match")(0).items()]
+    attributes = header_attributes(headers)
+    started = time.perf_counter()
+    for _ in range(EVALUATIONS):
+        for event_filter in filters:
+            event_filter(attributes)
+    return (time.perf_counter() - started) / EVALUATIONS * 1e9
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -256,7 +296,38 @@ def _throughput(ingress: int, sink: int, broker: str) -> float:
     return COUNT / (_wait_count(sink, COUNT) - started)
 
 
-def run() -> list[Figure]:
+def _cesql_figures(tens: list[float], cesqls: list[float]) -> list[Figure]:
+    exact_ns, cesql_ns = _filter_nanoseconds(_exact_spec), _filter_nanoseconds(_cesql_spec)
+    same = f"the same 10 triggers with exact type filters, same {len(tens)} rounds"
+    return [
+        Figure(NAME, f"throughput ({CONNECTIONS} connections, median of {len(cesqls)}), 10 "
+               "cesql triggers (3 predicates each, 1 matches)", statistics.median(cesqls),
+               "events/s", same, statistics.median(tens)),
+        Figure(NAME, f"filters of 10 cesql triggers, per event (mean of {EVALUATIONS:,})",
+               cesql_ns, "ns", "the same 10 with exact type filters", exact_ns),
+    ]
+
+
+def _ten_and_cesql(ingress: int, sink: int, round_number: int) -> tuple[float, float]:
+    """One round of both; which goes first alternates, so neither gains from its place."""
+    if round_number % 2:
+        cesql = _throughput(ingress, sink, "cesql")
+        return _throughput(ingress, sink, "ten"), cesql
+    ten = _throughput(ingress, sink, "ten")
+    return ten, _throughput(ingress, sink, "cesql")
+
+
+def _only_cesql(ingress: int, sink: int) -> list[Figure]:
+    _throughput(ingress, sink, "ten")  # warm-up
+    tens, cesqls = [], []
+    for round_number in range(ROUNDS):
+        ten, cesql = _ten_and_cesql(ingress, sink, round_number)
+        tens.append(ten)
+        cesqls.append(cesql)
+    return _cesql_figures(tens, cesqls)
+
+
+def run(only_cesql: bool = False) -> list[Figure]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         servers = bootstrap_servers_from_env() or stack.enter_context(
@@ -269,22 +340,26 @@ def run() -> list[Figure]:
         ingress_url = _start(stack, [sys.executable, "-m", "troupe.local.eventing.broker",
                                      "--eventing", str(workdir / "eventing")], env, pids)
         ingress = int(ingress_url.rsplit(":", 1)[1])
+        if only_cesql:
+            return _only_cesql(ingress, sink)
         _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
-                       *(f"knative-broker-{NAMESPACE}-{b}" for b in ("one", "ten"))], env, pids)
+                       *(f"knative-broker-{NAMESPACE}-{b}" for b in BROKERS)], env, pids)
         idle_plane, idle_consumers = _idle_cpu_percent(pids, IDLE_WINDOW_S)
 
         # Throughput and its floor, in interleaved rounds, each figure the median of its
         # rounds: these machines swing by a fifth from one minute to the next.
         kafka_rate = _raw_kafka(servers)
         _throughput(ingress, sink, "one")  # warm-up: connections, JIT-free but cache-warm
-        http_rates, ones, tens = [], [], []
-        for _ in range(ROUNDS):
+        http_rates, ones, tens, cesqls = [], [], [], []
+        for round_number in range(ROUNDS):
             _get(sink, "/reset")
             started = time.monotonic()
             _post_many(sink, "/", COUNT, _event_headers("bench.raw"))
             http_rates.append(COUNT / (time.monotonic() - started))
             ones.append(_throughput(ingress, sink, "one"))
-            tens.append(_throughput(ingress, sink, "ten"))
+            ten, cesql = _ten_and_cesql(ingress, sink, round_number)
+            tens.append(ten)
+            cesqls.append(cesql)
         http_rate, one, ten = (statistics.median(rates) for rates in (http_rates, ones, tens))
         floor = min(kafka_rate, http_rate)
         floor_name = (f"floor: min(raw kafka-python produce+consume {kafka_rate:,.0f}, "
@@ -322,16 +397,18 @@ def run() -> list[Figure]:
                pct(raw_kafka, 0.5), "ms", http_name, pct(raw_http, 0.5)),
         Figure(NAME, "latency p99 of a raw produce until acks=all (for reference)",
                pct(raw_kafka, 0.99), "ms", http_name, pct(raw_http, 0.99)),
-        Figure(NAME, f"idle CPU, data plane with 11 triggers on 2 brokers ({IDLE_WINDOW_S:.0f} s)",
-               idle_plane, "% of a core",
-               "2 raw kafka-python consumers (default settings), one per broker topic, idle",
-               idle_consumers),
+        Figure(NAME, f"idle CPU, data plane with {1 + 2 * len(_ten_types())} triggers on "
+               f"{len(BROKERS)} brokers "
+               f"({IDLE_WINDOW_S:.0f} s)", idle_plane, "% of a core",
+               f"{len(BROKERS)} raw kafka-python consumers (default settings), one per broker "
+               "topic, idle", idle_consumers),
         Figure(NAME, "latency mean (for reference)", statistics.fmean(latencies) * 1000, "ms",
                kafka_name, statistics.fmean(raw_kafka) * 1000),
+        *_cesql_figures(tens, cesqls),
     ]
 
 
 if __name__ == "__main__":
     from bench.report import render
 
-    print(render(run()))
+    print(render(run(only_cesql=sys.argv[1:] == ["cesql"])))

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import requests
 from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events.codec import to_http_binary
+
+if TYPE_CHECKING:
+    from troupe.events.cesql import Expression
 
 # Written by `troupe up` so that other commands can find the running runtime.
 RUNTIME_FILE = Path(".troupe") / "runtime.json"
@@ -95,6 +98,20 @@ def post_event(url: str, event: CloudEvent, timeout: float = 30.0) -> int:
             f"{response.text.strip()[:500]}"
         )
     return response.status_code
+
+
+def cesql_filter(text: str, param_hint: str = "--filter") -> Expression:
+    """A CESQL expression compiled as a Trigger filter would be; a usage error if invalid,
+    with a caret under the position of a parse error."""
+    from troupe.events.cesql import CesqlError, ParseError, compile_filter
+
+    try:
+        return compile_filter(text)
+    except ParseError as error:
+        pointer = "\n".join(f"    {line}" for line in error.pointer().splitlines())
+        raise click.BadParameter(f"{error}\n{pointer}", param_hint=param_hint) from None
+    except CesqlError as error:
+        raise click.BadParameter(str(error), param_hint=param_hint) from None
 
 
 def echo_json(value: Any) -> None:

@@ -4,8 +4,8 @@ so that watching the lifecycle never disturbs the Triggers' consumer groups."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,9 @@ class LoggedEvent:
     partition: int
     offset: int
     timestamp_ms: int  # when the broker appended it
+    # The context attributes as the record carries them, which is what a Trigger's filter
+    # reads: decoding fills in what the record lacks (the SDK adds a `time`).
+    attributes: Mapping[str, object] = field(default_factory=dict)
 
 
 def _consumer(bootstrap_servers: str) -> KafkaConsumer:
@@ -102,8 +105,17 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
 
 
 def _decode(record: Any) -> LoggedEvent | None:
+    headers = record.headers or []
     try:
-        event = from_kafka(record.headers or [], record.key, record.value or b"")
+        event = from_kafka(headers, record.key, record.value or b"")
     except EventError:
         return None  # not a CloudEvent (someone else wrote to the topic): not ours to show
-    return LoggedEvent(event, record.partition, record.offset, record.timestamp)
+    attributes: dict[str, object] = {}
+    for name, raw in headers:  # decoded above, so UTF-8
+        if name.startswith("ce_"):
+            attributes[name[3:]] = raw.decode("utf-8")
+        elif name == "content-type":
+            attributes["datacontenttype"] = raw.decode("utf-8")
+    if "specversion" not in attributes:  # structured mode: the attributes are in the value
+        attributes = event.get_attributes()
+    return LoggedEvent(event, record.partition, record.offset, record.timestamp, attributes)

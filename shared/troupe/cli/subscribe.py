@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from troupe.cli import cli
-from troupe.cli._common import echo_json, runtime_info
+from troupe.cli._common import cesql_filter, echo_json, runtime_info
 from troupe.events import EventError, resolve
 
 _MANAGED_BY = {"app.kubernetes.io/managed-by": "troupe-subscribe",
@@ -30,9 +30,12 @@ def _cluster(kubeconfig: str | None, context: str | None) -> Any:
         raise click.ClickException(str(error)) from None
 
 
-def default_name(event_type: str, sink: str) -> str:
-    digest = hashlib.sha256(sink.encode()).hexdigest()[:8]
-    return f"sub-{resolve(event_type).short}-{digest}"
+def default_name(event_type: str | None, sink: str, expression: str | None = None) -> str:
+    # The filter is part of the digest, so one sink may subscribe with several.
+    digest = hashlib.sha256(
+        sink.encode() if expression is None else f"{sink}\n{expression}".encode()
+    ).hexdigest()[:8]
+    return f"sub-{resolve(event_type).short if event_type else 'filter'}-{digest}"
 
 
 _cluster_options = [
@@ -51,34 +54,51 @@ def cluster_options(function: Any) -> Any:
 
 
 @cli.command()
-@click.option("--type", "event_type", required=True, metavar="TYPE",
+@click.option("--type", "event_type", metavar="TYPE",
               help="The lifecycle event to receive (short name or full type).")
 @click.option("--source", help="Only events from this source.")
+@click.option("--filter", "expression", metavar="CESQL",
+              help="Only events this CESQL expression is true for (a cesql filter), e.g. "
+                   "\"type LIKE 'dev.troupe.model.%' AND modelversion <> 'v1'\".")
 @click.option("--sink", metavar="URL", help="Where to send the events.")
 @click.option("--service", metavar="NAME", help="A Knative Service to send the events to.")
-@click.option("--name", help="The Trigger's name [default: derived from type and sink].")
+@click.option("--name", help="The Trigger's name [default: derived from type, filter and sink].")
 @click.option("--broker", default="default", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the Trigger as JSON.")
 @cluster_options
-def subscribe(event_type: str, source: str | None, sink: str | None, service: str | None,
-              name: str | None, broker: str, as_json: bool, namespace: str,
-              kubeconfig: Path | None, context: str | None) -> None:
-    """Create a Trigger that delivers one lifecycle event type to your sink."""
+def subscribe(event_type: str | None, source: str | None, expression: str | None,
+              sink: str | None, service: str | None, name: str | None, broker: str,
+              as_json: bool, namespace: str, kubeconfig: Path | None,
+              context: str | None) -> None:
+    """Create a Trigger that delivers a lifecycle event type, or the events a CESQL
+    expression selects, to your sink."""
     from troupe.knative import KnativeError, ResourceConflictError
 
-    try:
-        full_type = resolve(event_type).type
-    except EventError as error:
-        raise click.BadParameter(str(error), param_hint="--type") from None
+    if event_type is None and expression is None:
+        raise click.UsageError("give --type TYPE, --filter CESQL, or both")
+    full_type = None
+    if event_type is not None:
+        try:
+            full_type = resolve(event_type).type
+        except EventError as error:
+            raise click.BadParameter(str(error), param_hint="--type") from None
+    if expression is not None:
+        cesql_filter(expression)  # refuse it here, with a caret, before any cluster
     if (sink is None) == (service is None):
         raise click.UsageError("give exactly one of --sink URL or --service NAME")
-    name = name or default_name(full_type, sink or str(service))
-    attributes = {"type": full_type, **({"source": source} if source else {})}
+    name = name or default_name(full_type, sink or str(service), expression)
+    attributes = {**({"type": full_type} if full_type else {}),
+                  **({"source": source} if source else {})}
+    # With a CESQL expression the Trigger uses spec.filters, where Knative then ignores
+    # spec.filter: the type and source become exact filters beside it.
+    filters = None if expression is None else [
+        *({"exact": {key: value}} for key, value in attributes.items()), {"cesql": expression}]
     cluster = _cluster(str(kubeconfig) if kubeconfig else None, context)
     try:
         trigger = cluster.create_trigger(namespace, name, broker=broker,
-                                         filter_attributes=attributes, sink_uri=sink,
-                                         service=service, labels=_MANAGED_BY)
+                                         filter_attributes=None if filters else attributes,
+                                         filters=filters, sink_uri=sink, service=service,
+                                         labels=_MANAGED_BY)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     except ResourceConflictError:
@@ -91,7 +111,9 @@ def subscribe(event_type: str, source: str | None, sink: str | None, service: st
     if as_json:
         echo_json(trigger)
     else:
-        click.echo(f"trigger {name} delivers {full_type} from broker {namespace}/{broker} "
+        selected = " and ".join(part for part in (
+            full_type, f"events where {expression}" if expression else None) if part)
+        click.echo(f"trigger {name} delivers {selected} from broker {namespace}/{broker} "
                    f"to {sink or 'service ' + str(service)}")
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from troupe.cli import cli
-from troupe.cli._common import echo_json, kafka_endpoint
+from troupe.cli._common import cesql_filter, echo_json, kafka_endpoint
 
 if TYPE_CHECKING:
     from troupe.cli.eventlog import LoggedEvent
@@ -67,12 +67,17 @@ _topic = click.option("--topic", help="The broker's topic [default: the local ru
 @click.option("--type", "type_filter", metavar="TYPE", help="Only this type (short name or full).")
 @click.option("--runid", help="Only the events of this run.")
 @click.option("--since", metavar="DURATION", help="Only events newer than this, e.g. 10m.")
+@click.option("--filter", "expression", metavar="CESQL",
+              help="Only events this CESQL expression is true for, as a Trigger's cesql "
+                   "filter would pass them, e.g. \"type LIKE 'dev.troupe.model.%'\".")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_bootstrap
 @_topic
 def events(follow: bool, type_filter: str | None, runid: str | None, since: str | None,
-           as_json: bool, bootstrap_servers: str | None, topic: str | None) -> None:
+           expression: str | None, as_json: bool, bootstrap_servers: str | None,
+           topic: str | None) -> None:
     """Tail the broker's event log (without committing offsets)."""
+    wanted = cesql_filter(expression) if expression is not None else None
     wanted_type = None
     if type_filter:
         try:
@@ -88,6 +93,8 @@ def events(follow: bool, type_filter: str | None, runid: str | None, since: str 
             if wanted_type and event.get_type() != wanted_type:
                 continue
             if runid and str(event.get_extension(RUNID)) != runid:
+                continue
+            if wanted is not None and not wanted.matches(logged.attributes):
                 continue
             click.echo(json.dumps(_event_json(logged), default=str) if as_json else _line(logged))
     except EventLogError as error:

@@ -8,7 +8,7 @@ stand-in: only the configuration differs. Every client failure is translated int
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -131,17 +131,21 @@ class Cluster:
         name: str,
         *,
         broker: str,
-        filter_attributes: Mapping[str, str],
+        filter_attributes: Mapping[str, str] | None = None,
         sink_uri: str | None = None,
         service: str | None = None,
         delivery: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
+        filters: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Subscribe a sink to the events of `broker` whose attributes equal
-        `filter_attributes` exactly; the sink is a URI or a Knative Service by name."""
+        `filter_attributes` exactly, or that pass `filters` (Knative's `spec.filters`
+        dialects: exact, prefix, suffix, all, any, not, cesql); the sink is a URI or a
+        Knative Service by name."""
         body = trigger_manifest(
             namespace, name, broker=broker, filter_attributes=filter_attributes,
             sink_uri=sink_uri, service=service, delivery=delivery, labels=labels,
+            filters=filters,
         )
         created = self._call(
             f"create Trigger {namespace}/{name}",
@@ -232,11 +236,12 @@ def trigger_manifest(
     name: str,
     *,
     broker: str,
-    filter_attributes: Mapping[str, str],
+    filter_attributes: Mapping[str, str] | None = None,
     sink_uri: str | None = None,
     service: str | None = None,
     delivery: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
+    filters: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The Trigger resource `create_trigger` submits (also usable to write YAML)."""
     for what, value in (("namespace", namespace), ("name", name), ("broker", broker)):
@@ -253,11 +258,15 @@ def trigger_manifest(
         else {"ref": {"apiVersion": f"{SERVING_GROUP}/{VERSION}", "kind": "Service",
                       "name": service}}
     )
-    spec: dict[str, Any] = {
-        "broker": broker,
-        "filter": {"attributes": dict(filter_attributes)},
-        "subscriber": subscriber,
-    }
+    if filters is not None and filter_attributes:
+        raise ValueError("give filter_attributes or filters, not both: Knative ignores "
+                         "spec.filter when spec.filters is set")
+    spec: dict[str, Any] = {"broker": broker}
+    if filters is not None:
+        spec["filters"] = [dict(f) for f in filters]
+    else:
+        spec["filter"] = {"attributes": dict(filter_attributes or {})}
+    spec["subscriber"] = subscriber
     if delivery:
         spec["delivery"] = dict(delivery)
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}

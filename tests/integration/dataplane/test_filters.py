@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import requests
 from support.polling import wait_until
-from troupe.local.eventing.broker import DataPlane, InvalidResourceError, UnsupportedFilterError
-from troupe.local.eventing.broker.filters import compile_trigger_filter
+from troupe.local.eventing.broker import DataPlane, InvalidResourceError
+from troupe.local.eventing.broker.filters import FilterErrors, compile_trigger_filter
 
 from .conftest import (
     NAMESPACE,
@@ -76,11 +76,51 @@ def test_filters_override_the_legacy_filter() -> None:
     assert matches(spec) is True
 
 
-def test_cesql_is_refused_at_load_time_with_a_clear_error() -> None:
-    with pytest.raises(UnsupportedFilterError, match=r"cesql.*not supported yet"):
-        compile_trigger_filter({"filters": [{"cesql": "type = 'x'"}]}, "Trigger t")
-    with pytest.raises(UnsupportedFilterError):
-        compile_trigger_filter({"filters": [{"not": {"cesql": "true"}}]}, "Trigger t")
+@pytest.mark.parametrize(("filters", "expected"), [
+    ([{"cesql": "type = 'dev.troupe.model.approved'"}], True),
+    ([{"cesql": "type LIKE 'dev.troupe.model.%' AND subject IN ('v2', 'v3')"}], True),
+    ([{"cesql": "source = '/evaluator' AND NOT EXISTS modelversion"}], True),
+    ([{"cesql": "int(id) + 1 = 2 and runid like 'r-_'"}], True),
+    ([{"cesql": "subject = 'v4' OR runid <> 'r-9'"}], False),
+    ([{"any": [{"exact": {"subject": "v4"}}, {"cesql": "runid = 'r-9'"}]}], True),
+    ([{"all": [{"prefix": {"type": "dev."}}, {"cesql": "subject = 'v4'"}]}], False),
+    ([{"not": {"cesql": "subject = 'v4'"}}], True),
+    # an evaluation error is no match; `not` turns that into a match, as in Knative
+    ([{"cesql": "modelversion = 'v1'"}], False),
+    ([{"not": {"cesql": "modelversion = 'v1'"}}], True),
+    ([{"cesql": "int(runid) > 3"}], False),  # 'r-9' is no Integer: a cast error
+])
+def test_cesql_filters_alone_and_inside_all_any_not(filters: list[Any], expected: bool) -> None:
+    assert matches({"filters": filters}) is expected
+
+
+def test_cesql_evaluation_errors_are_counted_per_trigger() -> None:
+    errors = FilterErrors()
+    event_filter = compile_trigger_filter(
+        {"filters": [{"any": [{"cesql": "modelversion = 'v1'"},
+                              {"not": {"cesql": "int(subject) = 3"}}]}]}, "Trigger t", errors)
+    assert event_filter(EVENT) is True  # both cesql filters failed; the `not` matched
+    assert errors.count == 2
+    assert event_filter({**EVENT, "modelversion": "v1"}) is True  # `any` stopped at it
+    assert errors.count == 2
+
+
+@pytest.mark.parametrize(("filters", "field", "says"), [
+    ([{"cesql": "type = "}], "spec.filters[0].cesql", "column 7: expected an expression"),
+    ([{"any": [{"exact": {"type": "a"}}, {"cesql": "type LIKE 3"}]}],
+     "spec.filters[0].any[1].cesql", "column 11: expected a string literal, found '3'"),
+    ([{"not": {"cesql": "subject = 'x"}}], "spec.filters[0].not.cesql", "never closed"),
+    ([{"cesql": "LOWER(type)"}], "spec.filters[0].cesql", "String-valued"),
+    ([{"cesql": "STARTS_WITH(type, 'dev')"}], "spec.filters[0].cesql", "no function"),
+    ([{"cesql": ""}], "spec.filters[0].cesql", "must be a CESQL expression"),
+    ([{"cesql": 42}], "spec.filters[0].cesql", "must be a CESQL expression"),
+])
+def test_an_invalid_cesql_expression_is_refused_at_load_time(
+        filters: list[Any], field: str, says: str) -> None:
+    with pytest.raises(InvalidResourceError) as raised:
+        compile_trigger_filter({"filters": filters}, "Trigger t")
+    assert raised.value.field == field
+    assert says in raised.value.problem
 
 
 @pytest.mark.parametrize("filters", [
@@ -125,4 +165,46 @@ def test_triggers_receive_what_their_filters_select(plane: DataPlane,
     assert fresh_sink.ids("/prefix") == ["f-1"]
     assert fresh_sink.ids("/none") == []
     for name in names.values():
+        assert plane.remove_trigger(NAMESPACE, name)
+
+
+@pytest.mark.kafka
+def test_cesql_triggers_deliver_exactly_the_matching_events(plane: DataPlane,
+                                                           fresh_sink: RecordingSink) -> None:
+    broker = unique("cesql")
+    plane.add_broker(broker_resource(broker))
+    cesql, either = f"{broker}-cesql", f"{broker}-any"
+    plane.add_trigger(trigger_resource(cesql, broker, f"{fresh_sink.url}/cesql", filters=[
+        {"cesql": "type LIKE 'dev.example.%' AND int(priority) >= 5 AND source IN ('/a', '/b')"}]))
+    plane.add_trigger(trigger_resource(either, broker, f"{fresh_sink.url}/any", filters=[
+        {"any": [{"exact": {"type": "dev.example.urgent"}}, {"cesql": "priority > 8"}]}]))
+    assert plane.wait_ready(30)
+    events = [  # id, type, source, priority (None: the event has no such attribute)
+        ("c-1", "dev.example.a", "/a", "5"),  # cesql
+        ("c-2", "dev.example.a", "/c", "9"),  # any, through its cesql
+        ("c-3", "com.other.a", "/a", "7"),  # neither
+        ("c-4", "dev.example.urgent", "/b", None),  # any, through its exact; cesql: missing
+        ("c-5", "dev.example.b", "/b", "high"),  # neither: a cast error for both
+        ("c-6", "dev.example.b", "/b", "10"),  # both
+    ]
+    url = plane.broker_url(NAMESPACE, broker)
+    for event_id, event_type, source, priority in events:
+        extensions = {"priority": priority} if priority is not None else {}
+        response = requests.post(url, headers=binary_headers(event_id, event_type, source,
+                                                             **extensions), data=b"{}", timeout=5)
+        assert response.status_code == 202, response.text
+
+    def finished(name: str, delivered: int) -> bool:
+        status = plane.trigger_status(NAMESPACE, name)
+        return (status.delivered, status.filtered_out) == (delivered, len(events) - delivered)
+
+    wait_until(lambda: finished(cesql, 2), message=lambda: str(plane.trigger_status(
+        NAMESPACE, cesql)))
+    wait_until(lambda: finished(either, 3), message=lambda: str(plane.trigger_status(
+        NAMESPACE, either)))
+    assert sorted(fresh_sink.ids("/cesql")) == ["c-1", "c-6"]
+    assert sorted(fresh_sink.ids("/any")) == ["c-2", "c-4", "c-6"]
+    assert plane.trigger_status(NAMESPACE, cesql).filter_errors == 2  # c-4 and c-5
+    assert plane.trigger_status(NAMESPACE, either).filter_errors == 1  # c-5
+    for name in (cesql, either):
         assert plane.remove_trigger(NAMESPACE, name)

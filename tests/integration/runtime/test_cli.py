@@ -1,4 +1,5 @@
-"""`troupe up --detach`, `troupe status --json` and `troupe down` as a user runs them."""
+"""`troupe up --detach`, `troupe status --json` and `troupe down` as a user runs them;
+`troupe subscribe --filter` and `troupe events --filter` against a running runtime."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
+from kubernetes import client, config
+from support.polling import wait_until
+from troupe.cli import cli
+from troupe.events import DATA_ARRIVED, make_event, to_http_binary
 
-from .conftest import BROKER_DOC, service, write_project
+from .conftest import BROKER_DOC, StartRuntime, service, write_project
 
 pytestmark = pytest.mark.kafka
 
@@ -53,3 +59,50 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert "stopped" in down.stdout
     assert _troupe("status", "--project", str(project)).returncode == 1
+
+
+def test_subscribe_and_events_take_the_same_cesql_filter(start_runtime: StartRuntime,
+                                                         tmp_path: Path) -> None:
+    seen = tmp_path / "seen.jsonl"
+    runtime = start_runtime([service("recorder", image="recorder", env=[
+        {"name": "RECORD_FILE", "value": str(seen)}])], [BROKER_DOC], data_plane=True)
+    expression = "id LIKE 'keep-%' AND EXISTS subject AND subject <> 'v1'"
+    runner = CliRunner()
+
+    subscribed = runner.invoke(cli, ["subscribe", "--type", "data-arrived", "--filter",
+                                     expression, "--service", "recorder", "--name", "keepers",
+                                     "--kubeconfig", str(runtime.kubeconfig), "--json"])
+    assert subscribed.exit_code == 0, subscribed.output
+    assert json.loads(subscribed.output)["spec"]["filters"] == [
+        {"exact": {"type": DATA_ARRIVED}}, {"cesql": expression}]
+    api = client.CustomObjectsApi(config.new_client_from_config(str(runtime.kubeconfig)))
+    wait_until(lambda: _ready(api.get_namespaced_custom_object(
+        "eventing.knative.dev", "v1", "troupe", "triggers", "keepers")), 30, "the trigger")
+    for event_id, subject in (("keep-1", "v2"), ("drop-1", "v2"), ("keep-2", "v1"),
+                              ("keep-3", None), ("keep-4", "v3")):
+        event = make_event(DATA_ARRIVED, {"uri": "file:///tmp/d.csv", "target": "label"},
+                           event_id=event_id, source="/tests/cli",
+                           subject=subject)
+        message = to_http_binary(event)
+        answer = requests.post(runtime.broker_urls()[0], data=message.body,
+                               headers=dict(message.headers), timeout=30)
+        assert answer.status_code == 202, answer.text
+    wait_until(lambda: runtime.eventing.plane.trigger_status("troupe", "keepers").filtered_out
+               == 3, 30, "the trigger to pass over drop-1, keep-2 and keep-3")
+    wait_until(lambda: seen.exists() and len(seen.read_text().splitlines()) == 2, 30,
+               "keep-1 and keep-4 at the recorder")
+
+    kafka = runtime.data_plane_info()
+    tailed = runner.invoke(cli, ["events", "--json", "--filter", expression,
+                                 "--bootstrap-servers", kafka["bootstrap_servers"],
+                                 "--topic", kafka["topic"]])
+    assert tailed.exit_code == 0, tailed.output
+    delivered = sorted(json.loads(line)["id"] for line in seen.read_text().splitlines())
+    assert delivered == ["keep-1", "keep-4"]
+    assert sorted(json.loads(line)["id"] for line in tailed.output.splitlines()) == delivered
+
+
+def _ready(obj: dict[str, object]) -> bool:
+    status = obj.get("status") or {}
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in status.get("conditions", []))  # type: ignore[union-attr]

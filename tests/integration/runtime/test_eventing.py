@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from kafka import KafkaProducer
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 from support.polling import wait_until
 from troupe.events import DATA_ARRIVED, PING, make_event, to_http_binary
+from troupe.local.manifests import ManifestError
+from troupe.local.runtime import Runtime, RuntimeOptions
 
-from .conftest import StartRuntime, service, service_status
+from .conftest import RECORDER, StartRuntime, service, service_status, write_project
 
 pytestmark = pytest.mark.kafka
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
@@ -28,11 +32,14 @@ def recorder(name: str, record_file: Path, retention: str = "30s") -> dict[str, 
                    env=[{"name": "RECORD_FILE", "value": str(record_file)}])
 
 
-def trigger(name: str, subscriber: str, event_type: str | None = None) -> dict[str, Any]:
+def trigger(name: str, subscriber: str, event_type: str | None = None,
+            cesql: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"broker": "default", "subscriber": {"ref": {
         "apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": subscriber}}}
     if event_type:
         spec["filter"] = {"attributes": {"type": event_type}}
+    if cesql is not None:
+        spec["filters"] = [{"cesql": cesql}]
     return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
             "metadata": {"name": name}, "spec": spec}
 
@@ -119,3 +126,82 @@ def test_a_pingsource_ticks_and_a_kafkasource_delivers(
     record = received(records)[0]
     assert record["source"] == f"/apis/v1/namespaces/troupe/kafkasources/data#{topic}"
     assert json.loads(record["body"]) == {"uri": "file:///tmp/new.csv"}
+
+
+def test_a_cesql_trigger_through_the_api_delivers_the_matching_events_and_counts_errors(
+        start_runtime: StartRuntime, tmp_path: Path) -> None:
+    seen = tmp_path / "seen.jsonl"
+    runtime = start_runtime([recorder("recorder", seen)], [BROKER], data_plane=True)
+    api = client.CustomObjectsApi(config.new_client_from_config(str(runtime.kubeconfig)))
+    # 'drop-1' fails both tests, and int('drop-1') is a cast error: no match, counted.
+    api.create_namespaced_custom_object("eventing.knative.dev", "v1", "troupe", "triggers",
+                                        trigger("wanted", "recorder", cesql=(
+                                            "type = 'dev.troupe.data.arrived' AND "
+                                            "(id LIKE 'keep-%' OR int(id) > 100)")))
+    wait_until(lambda: _trigger_ready(api, "wanted"), 30, "the cesql trigger to be ready")
+    broker_url = runtime.broker_urls()[0]
+    for event_id in ("drop-1", "keep-1", "200"):
+        publish(broker_url, event_id)
+
+    wait_until(lambda: _filter_errors(runtime) == 1, 30, "the cast error to be counted")
+    wait_until(lambda: len(received(seen)) == 2, 30, "delivery of keep-1 and 200")
+    assert sorted(e["id"] for e in received(seen)) == ["200", "keep-1"]
+    [wanted] = [t for t in runtime.status()["triggers"] if t["name"] == "wanted"]
+    assert wanted["filter_errors"] == 1  # what `troupe status --json` shows
+
+
+def test_an_invalid_cesql_expression_gets_422_naming_the_field_and_the_parse_error(
+        start_runtime: StartRuntime, tmp_path: Path) -> None:
+    runtime = start_runtime([recorder("recorder", tmp_path / "seen.jsonl")], [BROKER],
+                            data_plane=True)
+    api = client.CustomObjectsApi(config.new_client_from_config(str(runtime.kubeconfig)))
+    triggers = ("eventing.knative.dev", "v1", "troupe", "triggers")
+    with pytest.raises(ApiException) as created:
+        api.create_namespaced_custom_object(*triggers, trigger("bad", "recorder",
+                                                               cesql="type = "))
+    api.create_namespaced_custom_object(*triggers, trigger("good", "recorder", cesql="true"))
+    with pytest.raises(ApiException) as patched:
+        api.patch_namespaced_custom_object(*triggers, "good", {"spec": {"filters": [
+            {"any": [{"exact": {"type": "x"}}, {"cesql": "subject LIKE 3"}]}]}})
+
+    for raised, field, problem in (
+            (created, "spec.filters[0].cesql", "invalid CESQL at column 7: expected an "
+                                               "expression"),
+            (patched, "spec.filters[0].any[1].cesql", "invalid CESQL at column 14: expected "
+                                                      "a string literal, found '3'")):
+        body = json.loads(raised.value.body)
+        assert (raised.value.status, body["reason"]) == (422, "Invalid")
+        assert body["details"]["causes"][0]["field"] == field
+        assert body["details"]["causes"][0]["message"].startswith(problem)
+        assert f"{field}: {problem}" in body["message"]
+    good = api.get_namespaced_custom_object(*triggers, "good")
+    assert good["spec"]["filters"] == [{"cesql": "true"}]  # the refused patch changed nothing
+    with pytest.raises(ApiException) as missing:
+        api.get_namespaced_custom_object(*triggers, "bad")
+    assert missing.value.status == 404
+
+
+def test_a_trigger_in_eventing_with_an_invalid_expression_stops_troupe_up(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project", [service("recorder", image="recorder")],
+                            [BROKER, trigger("bad", "recorder", cesql="source IN ('/a',)")],
+                            functions={"recorder": RECORDER})
+
+    with pytest.raises(ManifestError) as refused:
+        Runtime(RuntimeOptions(project, data_plane=True, prometheus=False),
+                say=lambda _: None).start()
+
+    assert refused.value.field == "spec.filters[0].cesql"
+    assert "Trigger/bad: spec.filters[0].cesql: invalid CESQL at column 17: expected an " \
+           "expression" in str(refused.value)
+
+
+def _filter_errors(runtime: Runtime) -> float:
+    """troupe_runtime_events_filter_errors_total, read from the API port's /metrics."""
+    kubeconfig = yaml.safe_load(runtime.kubeconfig.read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
+    text = requests.get(f"{runtime.api_url}/metrics", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"}).text
+    for line in text.splitlines():
+        if line.startswith("troupe_runtime_events_filter_errors_total "):
+            return float(line.split()[1])
+    return -1.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
 from troupe.local.controlplane.resources import (
     DEFAULT_NAMESPACE,
     InvalidResource,

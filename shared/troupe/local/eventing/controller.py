@@ -102,10 +102,12 @@ class Eventing:
         except KeyError:
             return {}
         return {"lag": status.lag, "delivered": status.delivered, "retries": status.retries,
-                "dead_lettered": status.dead_lettered, "reason": status.reason}
+                "dead_lettered": status.dead_lettered, "filter_errors": status.filter_errors,
+                "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
-        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0}
+        counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0,
+                  "filter_errors": 0.0}
         if self.plane is None:
             return counts
         status = self.plane.status()
@@ -114,6 +116,7 @@ class Eventing:
             counts["delivered"] += trigger["delivered"]
             counts["retried"] += trigger["retries"]
             counts["dead_lettered"] += trigger["dead_lettered"]
+            counts["filter_errors"] += trigger["filter_errors"]
         return counts
 
     def info(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, Final, Self
 
 import requests
 import yaml
+
 from troupe.local.host.processes import stop_process
 
 BINARY: Final = "prometheus"

@@ -16,6 +16,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+# troupe_runtime_events_<outcome>_total, and what it counts.
+_EVENT_COUNTERS = {
+    "ingested": "Events ingested by the broker",
+    "delivered": "Events delivered by the broker",
+    "retried": "Events retried by the broker",
+    "dead_lettered": "Events dead-lettered by the broker",
+    "filter_errors": "Events a Trigger's cesql filter could not evaluate (each is no match)",
+}
+
 
 class _DataPlaneCollector(Collector):
     """Event counters read from the data plane on each scrape, so they are never stale."""
@@ -25,11 +34,10 @@ class _DataPlaneCollector(Collector):
 
     def collect(self) -> Iterable[CounterMetricFamily]:
         counts = self.source() if self.source else {}
-        for outcome in ("ingested", "delivered", "retried", "dead_lettered"):
+        for outcome, description in _EVENT_COUNTERS.items():
             if outcome not in counts:
                 continue  # the data plane does not count it: absent beats a false zero
-            family = CounterMetricFamily(f"troupe_runtime_events_{outcome}",
-                                         f"Events {outcome.replace('_', '-')} by the broker")
+            family = CounterMetricFamily(f"troupe_runtime_events_{outcome}", description)
             family.add_metric([], float(counts.get(outcome, 0)))
             yield family
 

@@ -12,7 +12,6 @@ from troupe.local.eventing.broker.errors import (
     PublishFailedError,
     RejectedEventError,
     UnknownBrokerError,
-    UnsupportedFilterError,
 )
 from troupe.local.eventing.broker.loader import load_eventing
 from troupe.local.eventing.broker.spec import BrokerSpec, DeliverySpec, Destination, TriggerSpec
@@ -30,6 +29,5 @@ __all__ = [
     "TriggerSpec",
     "TriggerStatus",
     "UnknownBrokerError",
-    "UnsupportedFilterError",
     "load_eventing",
 ]

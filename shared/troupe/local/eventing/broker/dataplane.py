@@ -24,6 +24,7 @@ from cloudevents.core.v1.event import CloudEvent
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.first_attempt import FirstAttempts
@@ -173,7 +174,8 @@ class DataPlane(Routing):
         return True
 
     def add_trigger(self, resource: Mapping[str, Any]) -> TriggerSpec:
-        """Create or replace a Trigger; raises InvalidResourceError (e.g. cesql) at once."""
+        """Create or replace a Trigger; raises InvalidResourceError (e.g. a cesql parse
+        error) at once."""
         trigger = parse_trigger(resource, self.default_namespace)
         with self._lock:
             self._triggers[trigger.key] = trigger
@@ -221,6 +223,7 @@ class DataPlane(Routing):
             status.reason = dispatcher.error or ("ready" if dispatcher.ready else "joining")
             status.in_flight, status.lag = dispatcher.in_flight, dispatcher.lag
             status.seen, status.filtered_out = dispatcher.seen, dispatcher.filtered_out
+            status.filter_errors = trigger.filter_errors.count
         return status
 
     def status(self) -> dict[str, Any]:

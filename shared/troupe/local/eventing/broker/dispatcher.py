@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka import TopicPartition
+
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader

@@ -17,10 +17,6 @@ class InvalidResourceError(DataPlaneError, ValueError):
         self.problem = problem
 
 
-class UnsupportedFilterError(InvalidResourceError):
-    """A Trigger filter dialect the local data plane does not implement (yet)."""
-
-
 class UnknownBrokerError(DataPlaneError, KeyError):
     """No Broker of that namespace and name is loaded."""
 

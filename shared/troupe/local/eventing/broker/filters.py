@@ -2,7 +2,10 @@
 
 Filters are compiled once, when a Trigger is loaded, into a predicate over an event's
 context attributes as strings (what Kafka headers carry), so a dispatcher can drop an event
-without decoding it. An unknown or unsupported dialect fails at load time, never per event.
+without decoding it. An unknown dialect or an invalid CESQL expression fails at load time,
+never per event. A `cesql` filter whose evaluation reports an error does not match that
+event (section 1.2 of the CESQL specification) and is counted; as in Knative, a `not`
+around it then does match.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from troupe.local.eventing.broker.errors import InvalidResourceError, UnsupportedFilterError
+from troupe.events.cesql import CesqlError, compile_filter
+from troupe.local.eventing.broker.errors import InvalidResourceError
 
 Attributes = Mapping[str, str]
 EventFilter = Callable[[Attributes], bool]
@@ -34,13 +38,28 @@ def match_all(_: Attributes) -> bool:
     return True
 
 
-def compile_trigger_filter(spec: Mapping[str, Any], resource: str) -> EventFilter:
+class FilterErrors:
+    """How many events a Trigger's cesql filters could not evaluate (each was no match)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def heard(self, _: CesqlError) -> None:
+        self.count += 1
+
+
+def compile_trigger_filter(spec: Mapping[str, Any], resource: str,
+                           errors: FilterErrors | None = None) -> EventFilter:
     """The Trigger's filter; `spec.filters`, when present, overrides `spec.filter`."""
     filters = spec.get("filters")
     if filters is not None:
         if not isinstance(filters, list):
             raise InvalidResourceError(resource, "spec.filters", "must be a list of filters")
-        return _all_of([_compile(f, resource, f"spec.filters[{i}]") for i, f in enumerate(filters)])
+        tally = errors if errors is not None else FilterErrors()
+        return _all_of([_compile(f, resource, f"spec.filters[{i}]", tally)
+                        for i, f in enumerate(filters)])
     legacy = spec.get("filter")
     if legacy is None:
         return match_all
@@ -78,34 +97,43 @@ def _all_of(filters: list[EventFilter]) -> EventFilter:
     return lambda attributes: all(f(attributes) for f in filters)
 
 
-def _compile(node: Any, resource: str, field: str) -> EventFilter:
+def _compile(node: Any, resource: str, field: str, errors: FilterErrors) -> EventFilter:
     if not isinstance(node, Mapping) or len(node) != 1:
         raise InvalidResourceError(
             resource, field, f"a filter must have exactly one dialect out of {', '.join(_DIALECTS)}"
         )
     dialect, argument = next(iter(node.items()))
     if dialect == "cesql":
-        raise UnsupportedFilterError(
-            resource, f"{field}.cesql",
-            "the cesql dialect is not supported yet by the local data plane; "
-            "express the filter with exact, prefix, suffix, all, any and not",
-        )
+        return _cesql_filter(argument, resource, f"{field}.cesql", errors)
     if dialect in _SINGLE_ATTRIBUTE_DIALECTS:
         return _attribute_filter(dialect, argument, resource, f"{field}.{dialect}")
     if dialect in ("all", "any"):
         if not isinstance(argument, list) or not argument:
             raise InvalidResourceError(resource, f"{field}.{dialect}", "must be a non-empty list")
-        parts = [_compile(p, resource, f"{field}.{dialect}[{i}]") for i, p in enumerate(argument)]
+        parts = [_compile(p, resource, f"{field}.{dialect}[{i}]", errors)
+                 for i, p in enumerate(argument)]
         if dialect == "all":
             return _all_of(parts)
         return lambda attributes: any(p(attributes) for p in parts)
     if dialect == "not":
-        inner = _compile(argument, resource, f"{field}.not")
+        inner = _compile(argument, resource, f"{field}.not", errors)
         return lambda attributes: not inner(attributes)
     raise InvalidResourceError(
         resource, f"{field}.{dialect}",
         f"unknown filter dialect {dialect!r}; use one of {', '.join(_DIALECTS)}",
     )
+
+
+def _cesql_filter(argument: Any, resource: str, field: str,
+                  errors: FilterErrors) -> EventFilter:
+    if not isinstance(argument, str) or not argument.strip():
+        raise InvalidResourceError(resource, field, "must be a CESQL expression, e.g. "
+                                   "\"type = 'dev.troupe.model.approved' AND EXISTS runid\"")
+    try:
+        expression = compile_filter(argument)
+    except CesqlError as error:
+        raise InvalidResourceError(resource, field, str(error)) from None
+    return expression.predicate(errors.heard)
 
 
 def _attribute_filter(dialect: str, argument: Any, resource: str, field: str) -> EventFilter:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 from kafka.errors import KafkaError
+
 from troupe.events import codec
 from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from troupe.local.eventing.broker.errors import InvalidResourceError
 
 _GROUP = "eventing.knative.dev/"

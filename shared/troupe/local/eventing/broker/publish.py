@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner import StickyPartitioner
 from kafka.producer.future import FutureRecordMetadata
+
 from troupe.events import codec
 from troupe.events.codec import KafkaMessage
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL

@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
+
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.offsets import commit, measure_lag, start_offsets
 from troupe.local.eventing.broker.progress import PartitionProgress

@@ -20,6 +20,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from cloudevents.core.v1.event import CloudEvent
+
 from troupe.events import codec
 from troupe.events.errors import EventError
 from troupe.events.extensions import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from troupe.local.eventing.broker.errors import InvalidResourceError
-from troupe.local.eventing.broker.filters import EventFilter, compile_trigger_filter
+from troupe.local.eventing.broker.filters import EventFilter, FilterErrors, compile_trigger_filter
 
 DEFAULT_NAMESPACE: Final = "troupe"
 DEFAULT_BROKER: Final = "default"
@@ -144,6 +144,8 @@ class TriggerSpec:
     event_filter: EventFilter = field(compare=False)
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
     ordered: bool = False
+    # Counted by `event_filter` as it runs: events its cesql filters could not evaluate.
+    filter_errors: FilterErrors = field(default_factory=FilterErrors, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -192,12 +194,14 @@ def parse_trigger(resource: Mapping[str, Any],
     if order not in ("ordered", "unordered"):
         raise InvalidResourceError(
             label, f"metadata.annotations[{ORDER_ANNOTATION}]", "must be ordered or unordered")
+    filter_errors = FilterErrors()
     return TriggerSpec(
         namespace=namespace,
         name=name,
         broker=str(broker),
         subscriber=Destination.parse(spec.get("subscriber"), label, "spec.subscriber"),
-        event_filter=compile_trigger_filter(spec, label),
+        event_filter=compile_trigger_filter(spec, label, filter_errors),
         delivery=DeliverySpec.parse(spec.get("delivery"), label),
         ordered=order == "ordered",
+        filter_errors=filter_errors,
     )

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from cloudevents.core.v1.event import CloudEvent
+
 from troupe.events import codec
 from troupe.events.errors import EventError
 from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
@@ -47,6 +48,7 @@ class TriggerStatus:
     subscriber: str
     seen: int = 0
     filtered_out: int = 0
+    filter_errors: int = 0  # of the filtered out: a cesql filter could not evaluate them
     delivered: int = 0
     replies: int = 0
     retries: int = 0

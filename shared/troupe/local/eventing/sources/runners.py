@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import requests
 from cloudevents.core.v1.event import CloudEvent
+
 from troupe.events import PING, MalformedEventError, from_kafka, to_http_binary
 from troupe.local.controlplane.resources import INTERVAL_ANNOTATION, Obj
 from troupe.local.eventing.sources.cron import CronSchedule
