@@ -16,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from support.polling import wait_until
 from troupe.events import DATA_ARRIVED, PING, make_event, to_http_binary
-from troupe.local.manifests import ManifestError
+from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.runtime import Runtime, RuntimeOptions
 
 from .conftest import RECORDER, StartRuntime, service, service_status, write_project
