@@ -16,4 +16,4 @@ def main() -> None:
 
 
 # The command modules register themselves on `cli` when imported.
-from troupe.cli import deadletters, demo, publish, runtime, subscribe, watch  # noqa: E402,F401
+from troupe.cli import deadletters, demo, drift, publish, runtime, subscribe, watch  # noqa: E402,F401
