@@ -128,6 +128,10 @@ def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -
         table.add_row("detection delay (drift -> alarm)",
                       f"{result.detection_delay_predictions} labeled predictions, "
                       f"{result.detection_delay_seconds:.1f} s")
+    if result.serving_delay_predictions is not None:
+        table.add_row("drift -> retrained model serving",
+                      f"{result.serving_delay_predictions} labeled predictions, "
+                      f"{result.serving_delay_seconds:.1f} s")
     table.add_row("events exchanged", str(result.events))
     table.add_row("loop time (first data -> retrained model serving)",
                   f"{result.loop_seconds:.1f} s")

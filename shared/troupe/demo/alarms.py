@@ -50,17 +50,22 @@ class AlarmLog:
         with self._lock:
             self._traffic, self._phase, self._since = traffic, phase, time.monotonic()
 
+    def since_phase(self) -> tuple[int, float]:
+        """Labeled predictions and seconds since the phase being followed began."""
+        with self._lock:
+            counted = self._traffic.tally.labeled[self._phase] if self._traffic else 0
+            return int(counted), round(time.monotonic() - self._since, 3)
+
     def recording(self, on_event: Callable[[CloudEvent], None]) -> Callable[[CloudEvent], None]:
         def record(event: CloudEvent) -> None:
             data = event.get_data()
             if event.get_type() == METRIC_DEGRADED and isinstance(data, dict):
+                counted, seconds = self.since_phase()
                 with self._lock:
-                    counted = self._traffic.tally.labeled[self._phase] if self._traffic else 0
                     self.alarms.append({
                         "kind": data.get("kind"), "metric": data.get("metric"),
-                        "version": data.get("version"), "at_predictions": int(counted),
-                        "at_seconds": round(time.monotonic() - self._since, 3),
-                        "test": data.get("test"),
+                        "version": data.get("version"), "at_predictions": counted,
+                        "at_seconds": seconds, "test": data.get("test"),
                     })
             on_event(event)
 

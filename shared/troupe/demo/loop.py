@@ -66,6 +66,9 @@ class DemoResult:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     detection_delay_predictions: int | None = None
     detection_delay_seconds: float | None = None
+    # From the drift to the retrained model taking all the traffic.
+    serving_delay_predictions: int | None = None
+    serving_delay_seconds: float | None = None
 
 
 def _runid(event: CloudEvent) -> str:
@@ -156,6 +159,8 @@ class Demo:
                            lambda e: e.get_type() == MODEL_PROMOTED
                            and self._version(e) == version)
             result.loop_seconds = time.monotonic() - started
+            result.serving_delay_predictions, result.serving_delay_seconds = (
+                self._alarms.since_phase())
             result.versions["retrained"] = version
             result.runids["retrained"] = self._retrain_runid = _runid(degraded)
             traffic.phase = AFTER_RETRAIN
