@@ -18,7 +18,9 @@ detection delay, counted in labelled predictions of rows at or after the onset s
 the first alarm after the onset fires; misses, the seeds with no alarm before the drifted
 stretch ends (for `recurring`, before the concept returns); false alarms per 10,000
 labelled predictions on `none` and on `covariate` (where accuracy holds, so any concept
-alarm is false). The feature alarms get the same figures, with `covariate` as the drift
+alarm is false). `abrupt-late` is the abrupt stream with every label 200 to 300
+predictions late and out of order; its delay is still counted in post-onset labels
+received. The feature alarms get the same figures, with `covariate` as the drift
 and `none` for false alarms. Recovery: for abrupt and moderate drift, a model retrained on
 the first 1,500 labelled rows after troupe's alarm, scored on the rest of the stream, as a
 share of the model's accuracy before the drift.
@@ -66,7 +68,9 @@ ONSET: Final = 3_000
 REFERENCE_ROWS: Final = 1_500
 RETRAIN_ROWS: Final = 1_500
 TROUPE, TODAY = "troupe", "today (fixed thresholds)"
-CONCEPT_DRIFTS: Final = ("abrupt", "moderate", "gradual", "recurring")
+CONCEPT_DRIFTS: Final = ("abrupt", "moderate", "gradual", "recurring", "abrupt-late")
+# abrupt-late: the abrupt stream with each label arriving 200 to 300 predictions late.
+LATE: Final = {"abrupt-late": ("abrupt", 200, 100)}
 
 
 @dataclass
@@ -104,7 +108,9 @@ def make_case(name: str, seed: int) -> tuple[Case, object]:
     frame = pd.DataFrame(x, columns=list(FEATURES)).assign(**{TARGET: y})
     trained = train([frame], features=FEATURES, target=TARGET,
                     estimator="logistic_regression", holdout=Holdout())
-    stream = generate(ScenarioSpec(name=name, rows=ROWS, onset=ONSET, seed=seed))
+    scenario, delay, jitter = LATE.get(name, (name, 0, 0))
+    stream = generate(ScenarioSpec(name=scenario, rows=ROWS, onset=ONSET, seed=seed,
+                                   label_delay=delay, label_jitter=jitter))
     order = stream.label_order()
     predicted = trained.pipeline.predict(pd.DataFrame(stream.x, columns=list(FEATURES)))
     wrong = (predicted != stream.y)[order]
@@ -168,7 +174,7 @@ def run() -> list[Figure]:
     concept: dict[str, dict[str, Tally]] = {}
     features: dict[str, dict[str, Tally]] = {}
     recovered: dict[str, list[float]] = {"abrupt": [], "moderate": []}
-    for name in SCENARIOS:
+    for name in (*SCENARIOS, *LATE):
         for seed in range(SEEDS):
             case, pipeline = make_case(name, seed)
             for detector, alarms in concept_detectors(case, settings).items():
