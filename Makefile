@@ -35,7 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check shared tests functions bench
 	$(BIN)/mypy
 
+# River (ADWIN, DDM) is a baseline of bench/drift.py only: the bench extra, installed here.
 bench: $(STAMP) prometheus
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -253,6 +253,8 @@ def _roll_back(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
                      new_traffic, ctx)
     record["from_version"] = from_version
     record["reason"] = str(data.get("reason", ""))
+    if isinstance(data.get("canary"), dict):
+        record["canary"] = dict(data["canary"])  # the monitor's test that withdrew a canary
     return record
 
 
@@ -333,7 +335,7 @@ def _reply(ctx: Context[DeployerSettings], model: str, record: Mapping[str, Any]
     name = {SERVING: "model-deployed", CANARY: "model-deployed", PROMOTED: "model-promoted",
             ROLLED_BACK: "model-rolled-back"}[record["state"]]
     keys = {"model-deployed": ("strategy",), "model-promoted": (),
-            "model-rolled-back": ("from_version", "reason")}[name]
+            "model-rolled-back": ("from_version", "reason", "canary")}[name]
     data = {"model": model, "version": record["version"], "revision": record["revision"],
             "traffic": record["traffic"], "service": record["service"]}
     data.update({k: record[k] for k in keys if record.get(k)})

@@ -18,6 +18,7 @@ from troupe.events import MODEL_APPROVED, MODEL_REJECTED, MODELVERSION, TRAINING
 from troupe.function import Context, PermanentError, Settings, SettingsError, data_object
 from troupe.ml import METRICS, EvaluationError, Holdout, decide, holdout_split, score
 from troupe.ml.catalog import CatalogError, load_frame
+from troupe.ml.reference import evaluation_key
 from troupe.store import IntegrityError, ModelVersion, NotFoundError, StoreError
 
 
@@ -41,10 +42,6 @@ class EvaluatorSettings(Settings):
             raise SettingsError(
                 f"TROUPE_EVAL_TOLERANCE must not be negative, not {self.eval_tolerance}"
             )
-
-
-def evaluation_key(model: str, version: str) -> str:
-    return f"evaluations/{model}/{version}.json"
 
 
 CONSUMES: Final = (TRAINING_FINISHED,)
@@ -79,6 +76,9 @@ def _evaluate(
         pipeline = ctx.store.load_model(candidate.artifact_uri, candidate.sha256)
         candidate_score = score(pipeline, rows, features=lineage["features"], target=target,
                                 metric=settings.eval_metric)
+        # The monitor's concept test measures live errors against this held-out accuracy.
+        expected_accuracy = candidate_score if settings.eval_metric == "accuracy" else score(
+            pipeline, rows, features=lineage["features"], target=target, metric="accuracy")
     except (CatalogError, EvaluationError, IntegrityError, NotFoundError) as error:
         raise PermanentError(f"{model} {version} cannot be evaluated: {error}") from None
 
@@ -97,6 +97,7 @@ def _evaluate(
         "reason": verdict.reason + (f" ({champion_note})" if champion_note else ""),
         "metric": settings.eval_metric,
         "candidate_score": candidate_score,
+        "expected_accuracy": expected_accuracy,
         "champion_version": champion.version if champion is not None else None,
         "champion_score": champion_score,
         "tolerance": settings.eval_tolerance,

@@ -2,8 +2,9 @@
 
 The predictor exports counters and a latency histogram labelled `model` and
 `model_version`; these queries turn them into accuracy (correct / labeled feedback),
-p95 latency and the highest feature PSI. (Unique module name: tests import several
-function folders in one process.)
+p95 latency and the highest feature PSI over a window, and read the raw counters that
+the statistical tests difference tick by tick (monitor_detection.py). (Unique module
+name: tests import several function folders in one process.)
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class VersionMetrics:
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.labeled if self.labeled > 0 else None
+
+
+@dataclass(frozen=True)
+class CounterSample:
+    """The current value of one counter series (one predictor process's)."""
+
+    metric: str
+    labels: dict[str, str]
+    value: float
 
 
 def _label_value(text: str) -> str:
@@ -121,3 +131,16 @@ class ServingMetricsQuery:
             )
             for version in sorted(versions)
         }
+
+    def counters(self, model: str, metrics: tuple[str, ...]) -> list[CounterSample]:
+        """The current value of every series of `metrics` for `model`, per process."""
+        selector = f'{{model="{_label_value(model)}"}}'
+        found = []
+        for metric in metrics:
+            for sample in self._vector(f"{metric}{selector}"):
+                value = float(sample["value"][1])
+                if not math.isnan(value):
+                    labels = {str(k): str(v) for k, v in sample["metric"].items()
+                              if k != "__name__"}
+                    found.append(CounterSample(metric, labels, value))
+        return found

@@ -1,5 +1,10 @@
 """policy: turns `metric-degraded` into `rollback-requested` or `training-requested`.
 
+- Act only on the kinds of degradation in TROUPE_RETRAIN_ON (default: concept and
+  latency). A covariate alarm (the inputs moved, the answers did not get worse) is
+  acknowledged and logged, with no reply: retraining on it would spend the budget on a
+  model that is still right. The kind is the event's `kind`, or follows from its metric
+  for events that carry none (accuracy: concept, psi: covariate, latency_p95: latency).
 - Roll back when the degraded version was deployed recently (TROUPE_RECENT_DEPLOY_SECONDS)
   and the version serving before it was healthy: no degradation of it has reached the
   policy. A fresh deployment that makes things worse is undone, not retrained on.
@@ -29,7 +34,7 @@ from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import METRIC_DEGRADED, MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
-from troupe.function import Context, Settings, data_object
+from troupe.function import Context, Settings, SettingsError, data_object
 from troupe.store import Store, StoreError
 
 STATE_PREFIX: Final = "policy"
@@ -42,6 +47,9 @@ MONITOR_STATE_KEY: Final = "monitor/{model}.json"
 _STARTED_SERVING: Final = ("serving", "canary", "rolled-back")
 _HOUR: Final = 3600.0
 _REMEMBERED_DECISIONS: Final = 200
+KINDS: Final = ("concept", "covariate", "latency")
+_KIND_OF_METRIC: Final = {"accuracy": "concept", "psi": "covariate",
+                          "feature_distribution": "covariate", "latency_p95": "latency"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,14 @@ class PolicySettings(Settings):
     retrain_budget: int = 3  # training requests per hour
     policy_debounce_seconds: float = 900.0  # same version + metric within this → ignored
     training_window: int = 3  # datasets the retrain uses (the newest N)
+    # Kinds of degradation that call for a remedy (retrain or rollback); others are logged.
+    retrain_on: tuple[str, ...] = ("concept", "latency")
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.retrain_on) - set(KINDS))
+        if unknown:
+            raise SettingsError(f"TROUPE_RETRAIN_ON names unknown kinds {unknown}: use a "
+                                f"comma-separated list of {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,10 @@ def _decide(
 ) -> dict[str, Any]:
     """The decision for one new degradation; updates `state` (already a copy)."""
     model, version, metric = data["model"], data["version"], data["metric"]
+    kind = kind_of(data)
+    if kind not in settings.retrain_on:
+        return {"type": None, "why": f"{kind} drift reported ({metric} of {version}); "
+                f"TROUPE_RETRAIN_ON={','.join(settings.retrain_on)} does not act on it"}
     debounce_key = f"{version}/{metric}"
     last = state["debounce"].get(debounce_key)
     state["degraded"][version] = now
@@ -117,8 +137,10 @@ def _decide(
         return {"type": None, "why": f"{metric} of {version} already handled "
                 f"{now - last:.0f}s ago (debounce {settings.policy_debounce_seconds:.0f}s)"}
     state["debounce"][debounce_key] = now
-    symptom = (f"{metric} of {model} {version} was {data['value']:.4g} against a threshold "
-               f"of {data['threshold']:.4g} over {data['window']}")
+    symptom = (f"{metric} of {model} {version} was {data['value']:.4g} against "
+               f"{data['threshold']:.4g}, "
+               + (f"over {data['window']}" if data.get("window") else
+                  f"by {data.get('test', 'a test')} (statistic {data.get('statistic', 0):.4g})"))
     age = now - rollout.deployed_at if rollout is not None else None
     if (rollout is not None and rollout.previous is not None and age is not None
             and age <= settings.recent_deploy_seconds
@@ -136,6 +158,10 @@ def _decide(
         "model": model, "window": settings.training_window,
         "reason": f"metric-degraded: {symptom}",
     }}
+
+
+def kind_of(data: dict[str, Any]) -> str:
+    return str(data.get("kind") or _KIND_OF_METRIC.get(str(data["metric"]), "concept"))
 
 
 def _event_time(event: CloudEvent) -> float:

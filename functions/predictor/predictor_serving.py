@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ import prediction_ids
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from troupe.function import Settings
 from troupe.ml.drift import FeatureBaseline, psi
+from troupe.ml.reference import read_distributions
 from troupe.store import Store, StoreError
 
 # Latency buckets for in-process scikit-learn scoring: sub-millisecond to seconds.
@@ -116,26 +117,9 @@ def load_served_model(settings: PredictorSettings, store: Store) -> ServedModel:
         features=features,
         n_features=n_features,
         classes=classes,
-        baselines=_read_baselines(store, lineage.get("stats_uri"), features),
+        baselines=read_distributions(store, lineage, features),
         wants_frame=names_in is not None,
     )
-
-
-def _read_baselines(
-    store: Store, stats_uri: str | None, features: Sequence[str]
-) -> dict[str, FeatureBaseline]:
-    if not stats_uri:
-        return {}
-    try:
-        stats = store.read_json(stats_uri)
-    except (StoreError, ValueError):
-        return {}  # drift is an extra; serving must not depend on it
-    baselines = {}
-    for name in features:
-        doc = stats.get("features", {}).get(name)
-        if isinstance(doc, dict) and doc.get("kind", "numeric") == "numeric" and "edges" in doc:
-            baselines[name] = FeatureBaseline.from_json(doc)
-    return baselines
 
 
 class PredictorMetrics:
@@ -162,6 +146,12 @@ class PredictorMetrics:
         self.psi = Gauge(
             "troupe_feature_psi", "PSI of recent inputs against the training baseline",
             (*labels, "feature"), registry=self.registry,
+        )
+        # Inputs counted into the reference's quantile bins: the monitor's feature test
+        # takes the counts of each tick from these counters.
+        self.bins = Counter(
+            "troupe_feature_bin", "Inputs per bin of the reference feature distribution",
+            (*labels, "feature", "bin"), registry=self.registry,
         )
 
     def start_series(self, model: ServedModel) -> None:
@@ -317,15 +307,17 @@ class Predictor:
     def _observe_inputs(self, model: ServedModel, rows: list[list[Any]]) -> None:
         if not self._windows:
             return
-        positions = {name: model.features.index(name) for name in self._windows}
-        for row in rows:
-            for name, position in positions.items():
-                value = row[position]
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    self._windows[name].append(float(value))
         for name, window in self._windows.items():
+            position = model.features.index(name)
+            numbers = [float(v) for v in (row[position] for row in rows)
+                       if isinstance(v, int | float) and not isinstance(v, bool)]
+            window.extend(numbers)
+            baseline = model.baselines[name]
+            counts = baseline.bin_counts(numbers)
+            for index in np.flatnonzero(counts):
+                self.metrics.bins.labels(model.name, model.version, name, str(index)).inc(
+                    int(counts[index]))
             if len(window) >= self.settings.drift_min_samples:
-                baseline = model.baselines[name]
                 value = psi(baseline, baseline.bin_counts(np.fromiter(window, dtype=float)))
                 self.metrics.psi.labels(model.name, model.version, name).set(value)
 

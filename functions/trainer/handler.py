@@ -34,13 +34,14 @@ from troupe.ml.catalog import (
     validated_datasets,
     window,
 )
+from troupe.ml.reference import reference_distributions, reference_key
 from troupe.store import ModelVersion, NotFoundError
 
 
 @dataclass(frozen=True)
 class TrainerSettings(Settings):
     """TROUPE_MODEL_NAME, TROUPE_ESTIMATOR, TROUPE_ESTIMATOR_PARAMS (a JSON object),
-    TROUPE_TRAINING_WINDOW, TROUPE_HOLDOUT_FRACTION, TROUPE_SEED."""
+    TROUPE_TRAINING_WINDOW, TROUPE_HOLDOUT_FRACTION, TROUPE_SEED, TROUPE_BASELINE_BINS."""
 
     model_name: str = "default"
     estimator: str = "logistic_regression"
@@ -52,6 +53,8 @@ class TrainerSettings(Settings):
     # later datasets are catalogued and retraining waits for training-requested (from the
     # policy when a metric degrades, or from a user), so models change when they must.
     train_on_arrival: str = "always"
+    # Quantile bins of the reference feature distributions recorded with each version.
+    baseline_bins: int = 10
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -67,6 +70,10 @@ class TrainerSettings(Settings):
         if self.training_window < 1:
             raise SettingsError(
                 f"TROUPE_TRAINING_WINDOW must be at least 1, not {self.training_window}"
+            )
+        if self.baseline_bins < 2:
+            raise SettingsError(
+                f"TROUPE_BASELINE_BINS must be at least 2, not {self.baseline_bins}"
             )
         if not 0.0 < self.holdout_fraction < 1.0:
             raise SettingsError(
@@ -136,10 +143,17 @@ def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent | Non
 
     version = ctx.store.registry.reserve_version(model, key=key)
     artifact = ctx.store.save_model(trained.pipeline, name=model, version=version)
+    # What the monitor's feature test and the predictor's bin counters compare live
+    # inputs with: the distributions of the rows this version learnt from.
+    reference_uri = ctx.store.write_json(
+        reference_key(model, version),
+        reference_distributions(frames, newest["features"], bins=ctx.settings.baseline_bins),
+    )
     lineage = {
         "dataset_ids": [e["dataset_id"] for e in plan.entries],
         "dataset_uris": [e["uri"] for e in plan.entries],
         "stats_uri": newest["stats_uri"],
+        "reference_uri": reference_uri,
         "features": list(newest["features"]),
         "target": newest["target"],
         "classes": list(trained.classes),

@@ -88,7 +88,14 @@ def test_demo_closes_the_loop_and_a_subscriber_sees_it(project: Path, sink) -> N
     result = json.loads(demo.stdout)
     assert result["dead_letters"] == 0
     assert result["versions"]["first"] != result["versions"]["retrained"]
-    assert result["accuracy"]["after retrain"] > result["accuracy"]["after drift"]
+    assert result["accuracy"]["after_retrain"] > result["accuracy"]["after_drift"]
+    # The drift was caught by the concept test, and the summary says how late.
+    assert result["scenario"] == "abrupt"
+    concept = [a for a in result["alarms"] if a["kind"] == "concept"]
+    assert concept and concept[0]["metric"] == "accuracy"
+    assert concept[0]["version"] == result["versions"]["first"]
+    assert result["detection_delay_predictions"] == concept[0]["at_predictions"]
+    assert result["detection_delay_seconds"] > 0
 
     # The retraining run, rebuilt from the event log by the timeline command.
     runid = result["runids"]["retrained"]
@@ -173,3 +180,4 @@ def test_status_shows_every_function_of_the_project(project: Path) -> None:
     assert status.returncode == 0, status.stderr
     names = {service["name"] for service in json.loads(status.stdout)["services"]}
     assert names == {path.name for path in (project / "functions").iterdir() if path.is_dir()}
+

@@ -20,6 +20,7 @@ from troupe.cli import (  # noqa: E402,F401
     capacity,
     deadletters,
     demo,
+    drift,
     publish,
     runtime,
     subscribe,

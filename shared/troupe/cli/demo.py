@@ -18,6 +18,7 @@ from rich.table import Table
 from troupe.cli import cli
 from troupe.cli._common import BrokerError, echo_json, find_project
 from troupe.cli.timeline import fit, producer, short_type, summarize
+from troupe.demo import LIVE_SCENARIOS
 from troupe.events import MODELVERSION, PING
 
 
@@ -52,9 +53,17 @@ def _stop_runtime(info: dict[str, Any]) -> None:
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The project folder holding knative/ and eventing/ (default: this one).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic data.")
+@click.option("--scenario", type=click.Choice(LIVE_SCENARIOS), default="abrupt",
+              show_default=True,
+              help="The drift to play: none (a control run that must raise no alarm), abrupt, "
+                   "moderate (about 10 points), gradual, or covariate (inputs move, answers "
+                   "stay right: reported, not retrained).")
+@click.option("--predictions", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="With --scenario none: the labeled predictions to watch.")
 @click.option("--keep", is_flag=True, help="Leave the runtime running afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(project: Path | None, seed: int, keep: bool, as_json: bool) -> None:
+def demo(project: Path | None, seed: int, scenario: str, predictions: int, keep: bool,
+         as_json: bool) -> None:
     """Run the whole lifecycle: train, deploy, drift, degrade, retrain, recover."""
     from troupe.demo.loop import Demo, DemoOptions
     from troupe.demo.watcher import Stalled
@@ -73,7 +82,7 @@ def demo(project: Path | None, seed: int, keep: bool, as_json: bool) -> None:
                       f"{producer(event):<12} {version:<4} {summarize(event.get_data(), 60)}",
                       highlight=False, soft_wrap=True)
 
-    runner = Demo(info, DemoOptions(seed=seed),
+    runner = Demo(info, DemoOptions(seed=seed, scenario=scenario, predictions=predictions),
                   say=lambda line: console.print(line, style="bold", soft_wrap=True))
     try:
         result = runner.run(on_event=show)
@@ -86,6 +95,11 @@ def demo(project: Path | None, seed: int, keep: bool, as_json: bool) -> None:
         if started_here and not keep:
             _stop_runtime(info)
     _report(result, runner.timeline_of_retrain(), console, as_json)
+    if scenario == "none" and result.alarms:
+        raise click.ClickException(
+            f"{len(result.alarms)} alarm(s) fired with no drift (false alarms): "
+            + ", ".join(f"{a['kind']} {a['metric']} of {a['version']}" for a in result.alarms)
+        )
     if result.dead_letters:
         raise click.ClickException(
             f"the loop closed but {result.dead_letters} dead letter(s) were recorded: inspect "
@@ -101,10 +115,23 @@ def _report(result: Any, timeline: list[Any], console: Console, as_json: bool) -
     table = Table(title="troupe demo: the loop closed")
     table.add_column("")
     table.add_column("value", justify="right")
+    table.add_row("scenario", result.scenario)
     table.add_row("first model", result.versions.get("first", "-"))
     table.add_row("retrained model", result.versions.get("retrained", "-"))
     for phase, accuracy in result.accuracy.items():
-        table.add_row(f"accuracy {phase}", "-" if accuracy is None else f"{accuracy:.3f}")
+        table.add_row(f"accuracy {phase.replace('_', ' ')}",
+                      "-" if accuracy is None else f"{accuracy:.3f}")
+    for alarm in result.alarms:
+        table.add_row(f"alarm: {alarm['kind']} ({alarm['metric']}) of {alarm['version']}",
+                      f"after {alarm['at_predictions']} labeled predictions")
+    if result.detection_delay_predictions is not None:
+        table.add_row("detection delay (drift -> alarm)",
+                      f"{result.detection_delay_predictions} labeled predictions, "
+                      f"{result.detection_delay_seconds:.1f} s")
+    if result.serving_delay_predictions is not None:
+        table.add_row("drift -> retrained model serving",
+                      f"{result.serving_delay_predictions} labeled predictions, "
+                      f"{result.serving_delay_seconds:.1f} s")
     table.add_row("events exchanged", str(result.events))
     table.add_row("loop time (first data -> retrained model serving)",
                   f"{result.loop_seconds:.1f} s")

@@ -16,9 +16,9 @@ from troupe.cli._common import post_event
 from troupe.cli.timeline import Step, build_timeline
 from troupe.events import (
     DATA_VALIDATED,
-    METRIC_DEGRADED,
     MODEL_DEPLOYED,
     MODEL_PROMOTED,
+    PING,
     RUNID,
     TRAINING_REQUESTED,
     make_event,
@@ -26,11 +26,12 @@ from troupe.events import (
 from troupe.knative import Cluster
 from troupe.store import Store
 
+from .alarms import AlarmLog, alarm_of_kind
 from .data import FEATURES, TARGET, DriftingSource
 from .traffic import TrafficDriver
 from .watcher import EventWatcher, Stalled
 
-BEFORE, AFTER_DRIFT, AFTER_RETRAIN = "before drift", "after drift", "after retrain"
+BEFORE, AFTER_DRIFT, AFTER_RETRAIN = "before", "after_drift", "after_retrain"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class DemoOptions:
     predictor: str = "predictor"
     feedback_per_phase: int = 300  # labeled predictions to measure a phase's accuracy
     step_timeout_s: float = 90.0
+    scenario: str = "abrupt"  # see troupe.demo.data.LIVE_SCENARIOS
+    predictions: int = 2000  # `none`: labeled predictions watched for a false alarm
 
 
 @dataclass
@@ -60,6 +63,15 @@ class DemoResult:
     retrain_seconds: float = 0.0  # metric-degraded -> retrained model deployed
     dead_letters: int = 0
     traffic_errors: dict[str, int] = field(default_factory=dict)
+    scenario: str = "abrupt"
+    # Every metric-degraded: kind, metric, version and at_predictions, the labeled
+    # predictions since the drift began (since the start for `none`) when it arrived.
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    detection_delay_predictions: int | None = None
+    detection_delay_seconds: float | None = None
+    # From the drift to the retrained model taking all the traffic.
+    serving_delay_predictions: int | None = None
+    serving_delay_seconds: float | None = None
 
 
 def _runid(event: CloudEvent) -> str:
@@ -77,11 +89,14 @@ class Demo:
         self.options = options
         self.say = say
         self.store = Store(info["store_url"])
-        self.batches = DriftingSource(seed=options.seed)
-        self.live = DriftingSource(seed=options.seed + 1)
+        # Batches that arrive after a gradual drift are past its transition.
+        batches = "abrupt" if options.scenario == "gradual" else options.scenario
+        self.batches = DriftingSource(seed=options.seed, scenario=batches)
+        self.live = DriftingSource(seed=options.seed + 1, scenario=options.scenario)
         self._events: list[CloudEvent] = []
         self._retrain_runid: str | None = None
         self.model = options.model or self._unused_demo_model()
+        self._alarms = AlarmLog(self.model)
 
     def _unused_demo_model(self) -> str:
         numbers = [int(number) for key in self.store.list("registry")
@@ -100,8 +115,10 @@ class Demo:
         self.say(f"this run trains a model of its own: {self.model}")
         started_at = datetime.now(UTC)
         dead_before = set(self.store.list("deadletters"))
+        result.scenario = self.options.scenario
         watcher = EventWatcher(self.info["bootstrap_servers"], self.info["topic"],
-                               since=started_at - timedelta(seconds=1), on_event=on_event)
+                               since=started_at - timedelta(seconds=1),
+                               on_event=self._alarms.recording(on_event))
         watcher.start()
         traffic: TrafficDriver | None = None
         try:
@@ -115,19 +132,28 @@ class Demo:
 
             traffic = TrafficDriver(self._predictor_url(), self.model, self.live)
             traffic.phase = BEFORE
+            self._alarms.follow(traffic, BEFORE)
             traffic.start()
+            if self.options.scenario == "none":
+                self._watch_quietly(watcher, traffic)
+                return self._finish(result, dead_before)
             self._wait_for_feedback(traffic, BEFORE)
 
-            self.say("injecting concept drift: the rule behind the labels changes")
-            self.batches.drifted = self.live.drifted = True
-            traffic.phase = AFTER_DRIFT
+            # The data that a retrain will need arrives first; then the traffic drifts.
+            self.batches.drifted = True
             for index in range(self.options.drifted_batches):
                 batch_runid = _runid(self._publish_batch(f"drifted-{index + 1}"))
                 self._wait(watcher, f"data-validated for drifted batch {index + 1}",
                            _validated_in(batch_runid))
-            degraded = self._wait(watcher, "metric-degraded after the drift",
-                                  lambda e: e.get_type() == METRIC_DEGRADED
-                                  and self._of_this_model(e))
+            self.say(f"injecting {self.options.scenario} drift into the traffic")
+            self.live.drifted = True
+            traffic.phase = AFTER_DRIFT
+            self._alarms.follow(traffic, AFTER_DRIFT)
+            if self.options.scenario == "covariate":
+                self._expect_no_retrain(watcher, traffic)
+                return self._finish(result, dead_before)
+            degraded = self._wait(watcher, "a concept alarm (metric-degraded) after the drift",
+                                  alarm_of_kind("concept", self.model))
             degraded_at = time.monotonic()
             self._wait(watcher, "training-requested from the policy",
                        lambda e: e.get_type() == TRAINING_REQUESTED
@@ -144,6 +170,8 @@ class Demo:
                            lambda e: e.get_type() == MODEL_PROMOTED
                            and self._of_this_model(e) and self._version(e) == version)
             result.loop_seconds = time.monotonic() - started
+            result.serving_delay_predictions, result.serving_delay_seconds = (
+                self._alarms.since_phase())
             result.versions["retrained"] = version
             result.runids["retrained"] = self._retrain_runid = _runid(degraded)
             traffic.phase = AFTER_RETRAIN
@@ -154,13 +182,44 @@ class Demo:
                 result.accuracy = {p: traffic.tally.accuracy(p)
                                    for p in (BEFORE, AFTER_DRIFT, AFTER_RETRAIN)}
                 result.traffic_errors = dict(traffic.tally.errors)
+            self._alarms.report_into(result, "covariate" if self.options.scenario == "covariate"
+                                     else "concept")
             watcher.stop()
             self._events = watcher.events
             result.events = len(self._events)
+        return self._finish(result, dead_before)
+
+    def _finish(self, result: DemoResult, dead_before: set[str]) -> DemoResult:
         result.dead_letters = len(set(self.store.list("deadletters")) - dead_before)
         return result
 
     # -- steps ---------------------------------------------------------------------------
+    def _watch_quietly(self, watcher: EventWatcher, traffic: TrafficDriver) -> None:
+        """`none`: serve the configured number of labeled predictions, then two more
+        monitor ticks so an alarm those predictions raised has had time to arrive."""
+        wanted = self.options.predictions
+        self.say(f"no drift: watching {wanted} labeled predictions for a false alarm")
+        self._wait_for_feedback(traffic, BEFORE, wanted,
+                                timeout_s=self.options.step_timeout_s + wanted / 10)
+        self._wait_for_ticks(watcher, 2)
+
+    def _expect_no_retrain(self, watcher: EventWatcher, traffic: TrafficDriver) -> None:
+        """`covariate`: the inputs move, the answers stay right: reported, not retrained."""
+        alarm = self._wait(watcher, "a covariate alarm (metric-degraded) after the shift",
+                           alarm_of_kind("covariate", self.model))
+        self._wait_for_feedback(traffic, AFTER_DRIFT)
+        self._wait_for_ticks(watcher, 2)
+        retrained = [e for e in watcher.events if e.get_type() == TRAINING_REQUESTED
+                     and _runid(e) == _runid(alarm)]
+        if retrained:
+            raise Stalled("the covariate alarm was answered with training-requested; by "
+                          "default the policy only reports it (TROUPE_RETRAIN_ON)")
+
+    def _wait_for_ticks(self, watcher: EventWatcher, ticks: int) -> None:
+        seen = len([e for e in watcher.events if e.get_type() == PING])
+        self._wait(watcher, f"{ticks} more monitor ticks", lambda e: e.get_type() == PING
+                   and len([x for x in watcher.events if x.get_type() == PING]) >= seen + ticks)
+
     def _publish_batch(self, name: str) -> CloudEvent:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         key = f"incoming/demo-{stamp}-{name}.csv"
@@ -179,13 +238,16 @@ class Demo:
               predicate: Callable[[CloudEvent], bool]) -> CloudEvent:
         return watcher.wait_for(what, predicate, self.options.step_timeout_s)
 
-    def _wait_for_feedback(self, traffic: TrafficDriver, phase: str) -> None:
-        deadline = time.monotonic() + self.options.step_timeout_s
-        while traffic.tally.labeled[phase] < self.options.feedback_per_phase:
+    def _wait_for_feedback(self, traffic: TrafficDriver, phase: str, wanted: int | None = None,
+                           timeout_s: float | None = None) -> None:
+        wanted = wanted or self.options.feedback_per_phase
+        timeout_s = timeout_s or self.options.step_timeout_s
+        deadline = time.monotonic() + timeout_s
+        while traffic.tally.labeled[phase] < wanted:
             if time.monotonic() > deadline:
                 raise Stalled(
                     f"only {traffic.tally.labeled[phase]} labeled predictions {phase} within "
-                    f"{self.options.step_timeout_s:.0f} s (errors: {dict(traffic.tally.errors)})"
+                    f"{timeout_s:.0f} s (errors: {dict(traffic.tally.errors)})"
                 )
             time.sleep(0.2)  # polling a counter another thread fills, with a deadline
 

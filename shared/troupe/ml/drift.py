@@ -21,13 +21,18 @@ _EPSILON = 1e-4
 class FeatureBaseline:
     edges: tuple[float, ...]  # the inner cut points; len(edges) + 1 bins
     fractions: tuple[float, ...]  # share of baseline rows per bin; sums to 1
+    # How many values the fractions were counted from, so that a test can weigh the
+    # baseline's own sampling noise; 0 when unknown (baselines written before it was kept).
+    rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"edges": list(self.edges), "fractions": list(self.fractions)}
+        doc: dict[str, Any] = {"edges": list(self.edges), "fractions": list(self.fractions)}
+        return doc | {"rows": self.rows} if self.rows else doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FeatureBaseline:
-        return cls(tuple(float(e) for e in doc["edges"]), tuple(float(f) for f in doc["fractions"]))
+        return cls(tuple(float(e) for e in doc["edges"]), tuple(float(f) for f in doc["fractions"]),
+                   int(doc.get("rows", 0)))
 
     def bin_counts(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """How many of `values` fall in each bin (NaNs are left out)."""
@@ -47,7 +52,8 @@ def baseline_bins(values: Sequence[float] | np.ndarray, bins: int = 10) -> Featu
     edges = tuple(float(q) for q in np.unique(quantiles))
     baseline = FeatureBaseline(edges, ())
     counts = baseline.bin_counts(array)
-    return FeatureBaseline(edges, tuple(float(c) for c in counts / counts.sum()))
+    return FeatureBaseline(edges, tuple(float(c) for c in counts / counts.sum()),
+                           int(counts.sum()))
 
 
 def psi(baseline: FeatureBaseline, counts: Sequence[int] | np.ndarray) -> float:

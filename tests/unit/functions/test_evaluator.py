@@ -63,7 +63,10 @@ def test_the_first_model_is_approved_against_the_floor_alone(store: Store) -> No
     assert data["sha256"] == finished.get_data()["sha256"]
     assert reply.get_extension("modelversion") == "v1"
     assert reply.get_extension("runid") == finished.get_extension("runid")
-    assert store.read_json("evaluations/default/v1.json")["approved"] is True
+    record = store.read_json("evaluations/default/v1.json")
+    assert record["approved"] is True
+    # The held-out accuracy is the expected accuracy the monitor's concept test uses.
+    assert record["expected_accuracy"] == data["candidate_score"]
     assert store.registry.champion("default") is None, "the evaluator never crowns"
 
 

@@ -13,14 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from support.functions import load_function
-from troupe.events import CANARY_PASSED, METRIC_DEGRADED, make_event
+from troupe.events import CANARY_PASSED, METRIC_DEGRADED, ROLLBACK_REQUESTED, make_event
 from troupe.function.context import Context
 from troupe.function.errors import PermanentError, TemporaryError
 from troupe.local.observability.prometheus import PrometheusServer, find_prometheus
+from troupe.ml.drift import baseline_bins
 from troupe.store import Store
 from werkzeug.serving import make_server
 
@@ -39,7 +41,12 @@ FEEDBACK = {
     ("canary", "v2"): (60, 55),
     ("worse-canary", "v1"): (60, 54),
     ("worse-canary", "v2"): (60, 30),
+    ("drifted", "v1"): (200, 100),
+    ("steady", "v1"): (300, 285),
 }
+# (model, version, feature) -> inputs per reference bin, fed like FEEDBACK.
+BINS = {("shifted", "v1", "f1"): {9: 600}}
+REFERENCE = baseline_bins(np.random.default_rng(0).normal(size=1000))
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +60,13 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     latency = Histogram("troupe_prediction_latency_seconds", "", labels, registry=registry,
                         buckets=(0.01, 0.1, 1.0, 5.0))
     drift = Gauge("troupe_feature_psi", "", (*labels, "feature"), registry=registry)
+    bins = Counter("troupe_feature_bin", "", (*labels, "feature", "bin"), registry=registry)
     for model, version in FEEDBACK:
         labeled.labels(model, version)
         correct.labels(model, version)
+    for model, version, feature in BINS:
+        for index in range(len(REFERENCE.fractions)):
+            bins.labels(model, version, feature, str(index))
     latency.labels("slow", "v1")
     exposition = make_server("127.0.0.1", 0, make_wsgi_app(registry), threaded=True)
     thread = threading.Thread(target=exposition.serve_forever, daemon=True)
@@ -67,6 +78,9 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for (model, version), (n_labeled, n_correct) in FEEDBACK.items():
             labeled.labels(model, version).inc(n_labeled)
             correct.labels(model, version).inc(n_correct)
+        for (model, version, feature), counts in BINS.items():
+            for index, count in counts.items():
+                bins.labels(model, version, feature, str(index)).inc(count)
         for _ in range(30):
             latency.labels("slow", "v1").observe(2.0)
         drift.labels("drifting", "v1", "age").set(0.6)
@@ -77,6 +91,8 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         prometheus.wait_for(f'increase(troupe_prediction_latency_seconds_count[{WINDOW}]) >= 30')
         prometheus.wait_for('troupe_feature_psi{model="drifting"}')
+        prometheus.wait_for('troupe_feature_bin_total{model="shifted",bin="9"} >= 600')
+        prometheus.wait_for('troupe_feedback_labeled_total{model="steady"} >= 300')
         yield prometheus.url
     exposition.shutdown()
     thread.join(timeout=5)
@@ -191,15 +207,100 @@ def test_drift_names_the_feature_with_the_highest_psi(prometheus_url: str, tmp_p
     assert fired.get_data()["feature"] == "age"
 
 
+# -- against each version's own reference ---------------------------------------------
+def record_reference(store: Store, model: str, accuracy: float | None = None,
+                     features: bool = False) -> None:
+    """What the evaluator and the trainer record for a version, as they record it."""
+    if accuracy is not None:
+        store.write_json(f"evaluations/{model}/v1.json",
+                         {"metric": "accuracy", "candidate_score": accuracy,
+                          "expected_accuracy": accuracy, "eval_rows": 300})
+    if features:
+        from sklearn.dummy import DummyClassifier
+
+        version = store.registry.reserve_version(model, key="test")
+        artifact = store.save_model(DummyClassifier().fit([[0.0]], [0]), name=model,
+                                    version=version)
+        uri = store.write_json(f"references/{model}/{version}.json",
+                               {"rows": 1000, "features": {"f1": REFERENCE.to_json()}})
+        store.registry.register(model, artifact=artifact, metrics={}, key="test",
+                                lineage={"features": ["f1"], "reference_uri": uri})
+
+
+@pytest.mark.prometheus
+def test_errors_above_the_expected_rate_raise_a_concept_alarm(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "drifted")
+    record_reference(deliver.store, "drifted", accuracy=0.95)
+    fired = deliver(tick(seconds(0)))  # no hysteresis: the test's own budget replaces it
+    assert fired is not None and fired.get_type() == METRIC_DEGRADED
+    data = fired.get_data()
+    assert (data["kind"], data["test"], data["metric"]) == ("concept", "bernoulli-cusum",
+                                                            "accuracy")
+    assert data["value"] == pytest.approx(0.5) and data["threshold"] == 0.95
+    assert data["statistic"] >= data["bound"] == pytest.approx(np.log(1e6))
+    assert data["labelled"] == 200 and "window" not in data
+    assert deliver(tick(seconds(60))) is None  # nothing new was labelled
+    state = deliver.store.read_json("monitor/drifted.json")
+    assert "v1/accuracy" not in state["breaches"]  # the fixed threshold is not used
+
+
+@pytest.mark.prometheus
+def test_errors_at_the_expected_rate_stay_quiet_and_count_once(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "steady")
+    record_reference(deliver.store, "steady", accuracy=0.95)
+    assert [deliver(tick(seconds(60 * i))) for i in range(4)] == [None] * 4
+    tests = deliver.store.read_json("monitor/steady.json")["detectors"]["v1"]
+    assert tests["labelled"] == 300  # differenced, not summed over ticks
+    assert tests["concept"]["state"]["labelled"] == 300
+
+
+@pytest.mark.prometheus
+def test_inputs_off_the_reference_raise_a_covariate_alarm(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "shifted")
+    record_reference(deliver.store, "shifted", features=True)
+    fired = deliver(tick(seconds(0)))
+    assert fired is not None and fired.get_type() == METRIC_DEGRADED
+    data = fired.get_data()
+    assert (data["kind"], data["test"], data["metric"]) == ("covariate", "chi-squared",
+                                                            "feature_distribution")
+    assert data["feature"] == "f1" and data["samples"] == 600
+    assert data["value"] < data["threshold"] == pytest.approx(500 / 1e6)
+
+
+def test_a_covariate_alarm_does_not_hold_back_a_concept_alarm() -> None:
+    config = monitor.MonitorSettings(monitor_cooldown_seconds=600)
+    state: dict[str, Any] = {"cooldown_until": {}, "pending": []}
+
+    def alarm(kind: str) -> dict[str, Any]:
+        return {"version": "v1", "kind": kind}
+
+    monitor._queue(state, alarm("covariate"), 0.0, config)
+    assert monitor._next_pending(state, "concept", 0.0, config) is None
+    assert monitor._next_pending(state, "covariate", 0.0, config) is not None
+    monitor._queue(state, alarm("covariate"), 30.0, config)  # inside its cooldown: dropped
+    monitor._queue(state, alarm("concept"), 60.0, config)
+    assert [p["data"]["kind"] for p in state["pending"]] == ["concept"]
+    assert monitor._next_pending(state, "concept", 60.0, config) is not None
+    monitor._queue(state, alarm("concept"), 120.0, config)  # the version is cooling down
+    assert state["pending"] == []
+
+
 # -- canaries --------------------------------------------------------------------------
 def deployed(model: str, version: str, strategy: str, traffic: list[dict[str, Any]]) -> CloudEvent:
-    return make_event(
+    event = make_event(
         "model-deployed",
         {"model": model, "version": version, "revision": f"predictor-{version}",
          "strategy": strategy, "traffic": traffic},
         source="/troupe/deployer",
         event_id=f"deployed-{model}-{version}",
     )
+    return CloudEvent({**event.get_attributes(), "time": START}, event.get_data())
 
 
 def canary_traffic(candidate: str, champion: str) -> list[dict[str, Any]]:
@@ -207,27 +308,57 @@ def canary_traffic(candidate: str, champion: str) -> list[dict[str, Any]]:
             {"revision": f"predictor-{candidate}", "tag": "candidate", "percent": 10}]
 
 
+# With no expected accuracy on record, the power calculation plans for 50%: a margin of
+# 0.25 then asks for 50 labelled predictions per side, which the fixture's 60 satisfy.
+WIDE_MARGIN = {"TROUPE_CANARY_MARGIN": "0.25"}
+
+
 @pytest.mark.prometheus
 def test_a_canary_as_good_as_the_champion_passes_once(prometheus_url: str, tmp_path: Path) -> None:
-    deliver = make_monitor(prometheus_url, tmp_path, "canary")
+    deliver = make_monitor(prometheus_url, tmp_path, "canary", **WIDE_MARGIN)
     assert deliver(deployed("canary", "v2", "canary", canary_traffic("v2", "v1"))) is None
     passed = deliver(tick(seconds(0)))
     assert passed is not None and passed.get_type() == CANARY_PASSED
     data = passed.get_data()
     assert data["version"] == "v2" and data["champion_version"] == "v1"
-    assert data["metrics"]["accuracy"] == pytest.approx(55 / 60, abs=0.01)
-    assert data["metrics"]["champion_accuracy"] == pytest.approx(54 / 60, abs=0.01)
+    assert data["metrics"]["accuracy"] == pytest.approx(55 / 60)
+    assert data["metrics"]["champion_accuracy"] == pytest.approx(54 / 60)
+    test = data["test"]
+    assert test["outcome"] == "promote" and test["required_per_side"] == 50
+    assert (test["candidate_labelled"], test["champion_labelled"]) == (60, 60)
+    assert test["estimate"] == pytest.approx(1 / 60)
+    assert test["interval"][0] > -0.25
     assert deliver(tick(seconds(60))) is None
     history = deliver.store.read_json("monitor/canary.json")["deployments"]
     assert [(d["version"], d["strategy"]) for d in history] == [("v2", "canary")]
 
 
 @pytest.mark.prometheus
-def test_a_worse_canary_does_not_pass(prometheus_url: str, tmp_path: Path) -> None:
+def test_a_worse_canary_is_rolled_back_with_its_test(prometheus_url: str, tmp_path: Path) -> None:
+    # (A low fixed threshold keeps the accuracy fallback out of the way.)
     deliver = make_monitor(prometheus_url, tmp_path, "worse-canary",
-                           TROUPE_ACCURACY_THRESHOLD="0.1")
+                           TROUPE_ACCURACY_THRESHOLD="0.1", **WIDE_MARGIN)
     deliver(deployed("worse-canary", "v2", "canary", canary_traffic("v2", "v1")))
+    withdrawn = deliver(tick(seconds(0)))
+    assert withdrawn is not None and withdrawn.get_type() == ROLLBACK_REQUESTED
+    data = withdrawn.get_data()
+    assert (data["version"], data["to_version"]) == ("v2", "v1")
+    assert data["canary"]["outcome"] == "roll-back"
+    assert data["canary"]["interval"][1] < -0.25
+    assert "worse than the champion" in data["reason"]
+    assert [deliver(tick(seconds(60 * i))) for i in (1, 2)] == [None, None]
+
+
+@pytest.mark.prometheus
+def test_an_undecided_canary_waits_then_is_rolled_back(prometheus_url: str, tmp_path: Path) -> None:
+    # The default margin of 0.05 needs far more than 60 labels a side.
+    deliver = make_monitor(prometheus_url, tmp_path, "canary",
+                           TROUPE_CANARY_MAX_WAIT_SECONDS="900")
+    deliver(deployed("canary", "v2", "canary", canary_traffic("v2", "v1")))
     assert [deliver(tick(seconds(60 * i))) for i in range(3)] == [None] * 3
+    late = deliver(tick(seconds(900)))
+    assert late is not None and late.get_type() == ROLLBACK_REQUESTED
+    assert "undecided after 900s" in late.get_data()["reason"]
 
 
 @pytest.mark.prometheus

@@ -14,6 +14,8 @@ from troupe.function.context import Context
 from troupe.store import Store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+# Covariate alarms (psi) are only reported by default; these tests want every kind acted on.
+EVERY_KIND = "concept,covariate,latency"
 
 
 policy = load_function("policy")
@@ -76,15 +78,16 @@ def test_the_deployers_records_come_first(store: Store) -> None:
     ])
     reply = Policy(store)(degraded("v3", at=minutes(175)))  # 75 min after its canary began
     assert reply is not None and reply.get_type() == TRAINING_REQUESTED
-    reply = Policy(store, TROUPE_RECENT_DEPLOY_SECONDS="7200")(degraded("v3", "psi",
-                                                                         at=minutes(175)))
+    reply = Policy(store, TROUPE_RECENT_DEPLOY_SECONDS="7200", TROUPE_RETRAIN_ON=EVERY_KIND)(
+        degraded("v3", "psi", at=minutes(175)))
     assert reply is not None and reply.get_type() == ROLLBACK_REQUESTED
     assert reply.get_data()["to_version"] == "v2"
 
 
 def test_an_old_version_that_degrades_is_retrained(store: Store) -> None:
     record_deployments(store, ("v1", minutes(0)), ("v2", minutes(100)))
-    reply = Policy(store)(degraded("v2", "psi", at=minutes(100 + 61)))
+    reply = Policy(store, TROUPE_RETRAIN_ON=EVERY_KIND)(degraded("v2", "psi",
+                                                                 at=minutes(100 + 61)))
     assert reply is not None and reply.get_type() == TRAINING_REQUESTED
     assert reply.get_data()["window"] == 3
     assert reply.get_data()["model"] == "default"
@@ -127,7 +130,7 @@ def test_a_repeat_within_the_debounce_gets_no_reply(store: Store) -> None:
 
 
 def test_the_retrain_budget_is_per_hour(store: Store) -> None:
-    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2", TROUPE_RETRAIN_ON=EVERY_KIND)
     assert decide(degraded("v3", "accuracy", at=minutes(0))) is not None
     assert decide(degraded("v3", "psi", at=minutes(1))) is not None
     assert decide(degraded("v3", "latency_p95", at=minutes(2))) is None  # budget spent
@@ -136,7 +139,7 @@ def test_the_retrain_budget_is_per_hour(store: Store) -> None:
 
 
 def test_a_redelivered_event_gets_the_same_reply_and_costs_no_budget(store: Store) -> None:
-    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2", TROUPE_RETRAIN_ON=EVERY_KIND)
     first = decide(degraded("v3", at=minutes(0), event_id="same"))
     again = decide(degraded("v3", at=minutes(0), event_id="same"))
     assert first is not None and again is not None
@@ -144,6 +147,53 @@ def test_a_redelivered_event_gets_the_same_reply_and_costs_no_budget(store: Stor
     assert decide(degraded("v3", "psi", at=minutes(1))) is not None  # budget had room
     state = store.read_json("policy/default.json")
     assert len(state["trainings"]) == 2
+
+
+def drift_alarm(kind: str, *, at: timedelta, version: str = "v3") -> CloudEvent:
+    """A statistical alarm as the monitor sends it: no window, the test and its statistic."""
+    concept = kind == "concept"
+    data = {"model": "default", "version": version, "kind": kind,
+            "metric": "accuracy" if concept else "feature_distribution",
+            "value": 0.61 if concept else 1e-9, "threshold": 0.94 if concept else 1.25e-4,
+            "test": "bernoulli-cusum" if concept else "chi-squared", "statistic": 14.2,
+            "bound": 13.8, "samples": 80, "labelled": 4200}
+    if not concept:
+        data["feature"] = "f2"
+    event = make_event("metric-degraded", data, source="/troupe/monitor",
+                       event_id=f"{version}-{kind}-{at.total_seconds():.0f}")
+    return CloudEvent({**event.get_attributes(), "time": T0 + at}, event.get_data())
+
+
+def test_a_concept_alarm_retrains_and_says_which_test_fired(store: Store) -> None:
+    reply = Policy(store)(drift_alarm("concept", at=minutes(0)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    assert "by bernoulli-cusum (statistic 14.2)" in reply.get_data()["reason"]
+
+
+def test_a_covariate_alarm_alone_is_reported_not_retrained(store: Store) -> None:
+    decide = Policy(store)
+    assert decide(drift_alarm("covariate", at=minutes(0))) is None
+    assert decide(degraded("v3", "psi", at=minutes(1))) is None  # psi is covariate too
+    assert store.read_json("policy/default.json").get("trainings") == []
+    # ... and it spends nothing: a concept alarm right after still retrains.
+    reply = decide(drift_alarm("concept", at=minutes(2)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+
+
+def test_retraining_on_covariate_drift_can_be_switched_on(store: Store) -> None:
+    decide = Policy(store, TROUPE_RETRAIN_ON="concept,covariate")
+    reply = decide(drift_alarm("covariate", at=minutes(0)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    assert Policy(store, TROUPE_RETRAIN_ON="covariate")(
+        drift_alarm("concept", at=minutes(30), version="v4")) is None
+
+
+def test_an_unknown_kind_in_the_setting_is_refused() -> None:
+    import pytest
+    from troupe.function.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="TROUPE_RETRAIN_ON names unknown kinds"):
+        policy.PolicySettings.from_env({"TROUPE_RETRAIN_ON": "concept,drift"})
 
 
 def test_through_the_function_app(store: Store) -> None:

@@ -258,6 +258,20 @@ def test_psi_rises_for_a_shifted_feature_only(client: FlaskClient, served: Serve
     assert steady < 0.25
 
 
+def test_inputs_are_counted_into_the_reference_bins(client: FlaskClient, served: Served) -> None:
+    rows = served.frame.sample(40, random_state=2).reset_index(drop=True)
+    client.post("/v1/models/default:predict", json={"instances": rows.to_numpy().tolist()})
+    text = client.get("/metrics").get_data(as_text=True)
+    counted = {dict(labels)["bin"]: value for (name, labels), value in samples(text).items()
+               if name == "troupe_feature_bin_total"
+               and dict(labels)["feature"] == "petal_length"}
+    assert sum(counted.values()) == 40
+    baseline = baseline_bins(served.frame["petal_length"])
+    expected = baseline.bin_counts(rows["petal_length"].to_numpy())
+    assert {int(b): v for b, v in counted.items()} == {
+        i: float(c) for i, c in enumerate(expected) if c}
+
+
 def test_no_psi_before_enough_samples(client: FlaskClient) -> None:
     client.post("/v1/models/default:predict", json={"instances": [[5, 3, 1, 0.2]] * 5})
     text = client.get("/metrics").get_data(as_text=True)

@@ -79,6 +79,12 @@ def test_data_validated_trains_registers_and_replies_training_finished(store: St
     assert lineage["cause"] == {"source": arrival.get_source(), "id": arrival.get_id(),
                                 "type": arrival.get_type()}
     assert lineage["runid"] == arrival.get_extension("runid")
+    # The reference feature distributions, counted from the rows the model learnt from.
+    reference = store.read_json(lineage["reference_uri"])
+    assert reference["rows"] == 400  # the whole dataset: trained and held-out rows
+    assert set(reference["features"]) == {f"f{i}" for i in range(6)}
+    f0 = reference["features"]["f0"]
+    assert f0["rows"] == reference["rows"] and len(f0["fractions"]) == 10
     model = store.load_model(data["artifact_uri"], data["sha256"])
     predictions = model.predict(synthetic_frame(50, seed=1).drop(columns=["label"]))
     assert set(predictions) <= {0, 1}
