@@ -23,8 +23,9 @@ from pathlib import Path
 import requests
 import yaml
 from troupe.events import DATA_ARRIVED, make_event, to_http_binary
+from troupe.local.host.loopback_http import free_port
 from troupe.local.runtime import Runtime, RuntimeOptions
-from troupe.local.serving.instance import free_port, gunicorn_command
+from troupe.local.serving.instance import gunicorn_command
 
 from bench.report import Figure
 

@@ -22,14 +22,12 @@ from troupe.local.controlplane.manifests import ManifestError, Project, load_pro
 from troupe.local.controlplane.objects import NotFound, ObjectStore
 from troupe.local.controlplane.resources import (
     BROKER,
-    DEFAULT_NAMESPACE,
     KAFKASOURCE,
     PINGSOURCE,
     REVISION,
     SERVICE,
     STORED_KINDS,
     TRIGGER,
-    InvalidResource,
     Kind,
     Obj,
 )
@@ -39,6 +37,8 @@ from troupe.local.controlplane.saved_objects import (
     SavedObjectsWriter,
     read_saved_objects,
 )
+from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
@@ -173,7 +173,7 @@ class Runtime:
                 resource = f"{kind.kind}/{metadata['name']}"
                 try:
                     self._apply_one(kind, manifest.obj, self._relative(manifest.file))
-                except InvalidResource as error:
+                except InvalidFieldError as error:
                     raise ManifestError(manifest.file, resource, error.field,
                                         error.problem) from None
                 if kind == SERVICE:

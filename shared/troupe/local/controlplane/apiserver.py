@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from troupe.local.controlplane.objects import AlreadyExists, Conflict, NotFound, ObjectStore
 from troupe.local.controlplane.patch import PatchError, json_patch, merge_patch
-from troupe.local.controlplane.resources import KINDS, InvalidResource, Kind, Obj, kind_by_plural
+from troupe.local.controlplane.resources import KINDS, Kind, Obj, kind_by_plural
 from troupe.local.controlplane.tables import as_table, wants_table
+from troupe.local.errors import InvalidFieldError, LocalError
 from troupe.local.host.loopback_http import KeepAliveHandler
 
 _PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
@@ -29,7 +30,7 @@ _VERBS = ["create", "delete", "get", "list", "patch", "update"]
 _MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
-class ApiError(Exception):
+class ApiError(LocalError):
     def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
         super().__init__(message)
         self.code, self.reason, self.details = code, reason, details or {}
@@ -173,7 +174,7 @@ class _ApiHandler(KeepAliveHandler):
             raise ApiError(409, "AlreadyExists", f'{kind.plural}.{kind.group} '
                            f'"{metadata["name"]}" already exists',
                            _details(kind, metadata["name"])) from None
-        except InvalidResource as error:
+        except InvalidFieldError as error:
             raise _invalid(kind, metadata.get("name"), error) from None
 
     def _item(self, kind: Kind, namespace: str, name: str, body: Any) -> tuple[int, Obj]:
@@ -211,7 +212,7 @@ class _ApiHandler(KeepAliveHandler):
                            f'{kind.group} "{name}": the object has been modified; please apply '
                            "your changes to the latest version and try again",
                            _details(kind, name)) from None
-        except InvalidResource as error:
+        except InvalidFieldError as error:
             raise _invalid(kind, name, error) from None
         except PatchError as error:
             raise ApiError(422, "Invalid", f"the patch cannot be applied: {error}",
@@ -250,7 +251,7 @@ def _details(kind: Kind, name: str | None) -> Obj:
     return {"name": name, "group": kind.group, "kind": kind.plural}
 
 
-def _invalid(kind: Kind, name: str | None, error: InvalidResource) -> ApiError:
+def _invalid(kind: Kind, name: str | None, error: InvalidFieldError) -> ApiError:
     return ApiError(422, "Invalid", f'{kind.kind}.{kind.group} "{name}" is invalid: {error}',
                     {**_details(kind, name), "causes": [
                         {"reason": "FieldValueInvalid", "message": error.problem,

@@ -15,18 +15,18 @@ from pathlib import Path
 import yaml
 
 from troupe.local.controlplane.resources import (
-    DEFAULT_NAMESPACE,
-    InvalidResource,
     Kind,
     Obj,
     kind_of,
     validate,
 )
+from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.errors import InvalidFieldError, LocalError
 
 MANIFEST_FOLDERS = ("knative", "eventing")
 
 
-class ManifestError(ValueError):
+class ManifestError(LocalError, ValueError):
     """A manifest the runtime cannot run. The message names the file, the resource and the field."""
 
     def __init__(self, file: Path, resource: str, field: str, problem: str) -> None:
@@ -92,7 +92,7 @@ def _load_file(project: Project, path: Path, namespace: str) -> None:
             continue  # RBAC, Namespaces, EventTypes...: nothing to run locally
         try:
             validate(kind, doc)
-        except InvalidResource as error:
+        except InvalidFieldError as error:
             raise ManifestError(path, resource, error.field, error.problem) from None
         project.resources.append(Manifest(kind, doc, path))
 

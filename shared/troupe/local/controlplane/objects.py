@@ -16,21 +16,22 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from troupe.local.controlplane.resources import Kind, Obj, validate
+from troupe.local.errors import LocalError
 
 Change = Literal["ADDED", "MODIFIED", "DELETED"]
 Listener = Callable[[Change, Kind, Obj], None]
-Validator = Callable[[Obj], None]  # raises InvalidResource
+Validator = Callable[[Obj], None]  # raises InvalidFieldError
 
 
-class NotFound(KeyError):
+class NotFound(LocalError, KeyError):
     pass
 
 
-class AlreadyExists(ValueError):
+class AlreadyExists(LocalError, ValueError):
     pass
 
 
-class Conflict(ValueError):
+class Conflict(LocalError, ValueError):
     pass
 
 

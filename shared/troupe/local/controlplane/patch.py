@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from troupe.local.errors import LocalError
 
-class PatchError(ValueError):
+
+class PatchError(LocalError, ValueError):
     """A patch that cannot be applied; answered 422 (or 400 when it is not even a patch)."""
 
 

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from troupe.local.conventions import parse_go_duration
+from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.cron import CronError, CronSchedule
 
 Obj = dict[str, Any]
 
-DEFAULT_NAMESPACE: Final = "troupe"
 INTERVAL_ANNOTATION: Final = "troupe.dev/interval-seconds"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -49,15 +50,6 @@ REVISION: Final = Kind("serving.knative.dev", "v1", "Revision", "revisions", ("r
 STORED_KINDS: Final = (*KINDS, REVISION)
 
 
-class InvalidResource(ValueError):
-    """A resource field holds something the runtime cannot run; `field` is its dotted path."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
 def kind_of(api_version: str, kind: str) -> Kind | None:
     group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
     for known in KINDS:
@@ -71,14 +63,14 @@ def kind_by_plural(group: str, plural: str, kinds: tuple[Kind, ...] = KINDS) -> 
 
 
 def validate(kind: Kind, obj: Obj) -> None:
-    """Raise InvalidResource naming the first field that is missing or wrong."""
+    """Raise InvalidFieldError naming the first field that is missing or wrong."""
     metadata = _mapping(obj, "metadata")
     name = metadata.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidResource("metadata.name", f"{name!r} must be a lowercase DNS-1123 label")
+        raise InvalidFieldError("metadata.name", f"{name!r} must be a lowercase DNS-1123 label")
     spec = obj.get("spec")
     if spec is not None and not isinstance(spec, dict):
-        raise InvalidResource("spec", "must be a mapping")
+        raise InvalidFieldError("spec", "must be a mapping")
     {SERVICE: _validate_service, BROKER: _validate_broker, TRIGGER: _validate_trigger,
      PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource,
      REVISION: _validate_revision}[kind](obj)
@@ -89,21 +81,21 @@ def _validate_service(obj: Obj) -> None:
     template = _mapping(obj, "spec.template")
     revision_name = (template.get("metadata") or {}).get("name")
     if revision_name is not None and not str(revision_name).startswith(f"{name}-"):
-        raise InvalidResource("spec.template.metadata.name",
+        raise InvalidFieldError("spec.template.metadata.name",
                               f"{revision_name!r} must start with the service name '{name}-'")
     containers = _get(obj, "spec.template.spec.containers")
     if not isinstance(containers, list) or not containers:
-        raise InvalidResource("spec.template.spec.containers", "needs exactly one container")
+        raise InvalidFieldError("spec.template.spec.containers", "needs exactly one container")
     container = containers[0]
     if not isinstance(container, dict) or not isinstance(container.get("image"), str):
-        raise InvalidResource("spec.template.spec.containers[0].image",
+        raise InvalidFieldError("spec.template.spec.containers[0].image",
                               "missing: name the function folder, e.g. image: ingest")
     for i, entry in enumerate(container.get("env") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise InvalidResource(f"spec.template.spec.containers[0].env[{i}].name", "missing")
+            raise InvalidFieldError(f"spec.template.spec.containers[0].env[{i}].name", "missing")
     concurrency = _get(obj, "spec.template.spec.containerConcurrency")
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
-        raise InvalidResource("spec.template.spec.containerConcurrency",
+        raise InvalidFieldError("spec.template.spec.containerConcurrency",
                               f"{concurrency!r} must be a whole number >= 0")
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     for key in ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
@@ -113,9 +105,9 @@ def _validate_service(obj: Obj) -> None:
     retention = annotations.get("autoscaling.knative.dev/scale-to-zero-pod-retention-period")
     if retention is not None:
         try:
-            parse_duration(str(retention))
+            parse_go_duration(str(retention))
         except ValueError as error:
-            raise InvalidResource("spec.template.metadata.annotations[autoscaling.knative.dev/"
+            raise InvalidFieldError("spec.template.metadata.annotations[autoscaling.knative.dev/"
                                   "scale-to-zero-pod-retention-period]", str(error)) from None
     _validate_traffic(obj)
 
@@ -124,7 +116,7 @@ def _validate_revision(obj: Obj) -> None:
     _mapping(obj, "spec")
     labels = obj["metadata"].get("labels") or {}
     if not labels.get("serving.knative.dev/service"):
-        raise InvalidResource("metadata.labels[serving.knative.dev/service]", "missing")
+        raise InvalidFieldError("metadata.labels[serving.knative.dev/service]", "missing")
 
 
 def _validate_traffic(obj: Obj) -> None:
@@ -132,53 +124,53 @@ def _validate_traffic(obj: Obj) -> None:
     if traffic is None:
         return
     if not isinstance(traffic, list):
-        raise InvalidResource("spec.traffic", "must be a list")
+        raise InvalidFieldError("spec.traffic", "must be a list")
     total = 0
     for i, target in enumerate(traffic):
         field = f"spec.traffic[{i}]"
         if not isinstance(target, dict):
-            raise InvalidResource(field, "must be a mapping")
+            raise InvalidFieldError(field, "must be a mapping")
         if not target.get("revisionName") and not target.get("latestRevision"):
-            raise InvalidResource(field, "needs revisionName or latestRevision: true")
+            raise InvalidFieldError(field, "needs revisionName or latestRevision: true")
         if target.get("revisionName") and target.get("latestRevision"):
-            raise InvalidResource(f"{field}.latestRevision",
+            raise InvalidFieldError(f"{field}.latestRevision",
                                   "must be false when revisionName is set")
         percent = target.get("percent", 0)
         if not isinstance(percent, int) or not 0 <= percent <= 100:
-            raise InvalidResource(f"{field}.percent", f"{percent!r} must be 0-100")
+            raise InvalidFieldError(f"{field}.percent", f"{percent!r} must be 0-100")
         total += percent
     if traffic and total != 100:
-        raise InvalidResource("spec.traffic", f"percentages add up to {total}, not 100")
+        raise InvalidFieldError("spec.traffic", f"percentages add up to {total}, not 100")
 
 
 def _validate_broker(obj: Obj) -> None:
     delivery = _get(obj, "spec.delivery")
     if delivery is not None and not isinstance(delivery, dict):
-        raise InvalidResource("spec.delivery", "must be a mapping")
+        raise InvalidFieldError("spec.delivery", "must be a mapping")
 
 
 def _validate_trigger(obj: Obj) -> None:
     broker = _get(obj, "spec.broker")
     if not isinstance(broker, str) or not broker:
-        raise InvalidResource("spec.broker", "missing: name the Broker, e.g. default")
+        raise InvalidFieldError("spec.broker", "missing: name the Broker, e.g. default")
     _validate_destination(obj, "spec.subscriber")
 
 
 def _validate_pingsource(obj: Obj) -> None:
     schedule = _get(obj, "spec.schedule")
     if not isinstance(schedule, str):
-        raise InvalidResource("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
+        raise InvalidFieldError("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
     try:
         CronSchedule.parse(schedule)
     except CronError as error:
-        raise InvalidResource("spec.schedule", str(error)) from None
+        raise InvalidFieldError("spec.schedule", str(error)) from None
     interval = (obj["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION)
     if interval is not None:
         try:
             if float(interval) <= 0:
                 raise ValueError
         except ValueError:
-            raise InvalidResource(f"metadata.annotations[{INTERVAL_ANNOTATION}]",
+            raise InvalidFieldError(f"metadata.annotations[{INTERVAL_ANNOTATION}]",
                                   f"{interval!r} must be a positive number of seconds") from None
     _validate_destination(obj, "spec.sink")
 
@@ -186,48 +178,39 @@ def _validate_pingsource(obj: Obj) -> None:
 def _validate_kafkasource(obj: Obj) -> None:
     topics = _get(obj, "spec.topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
-        raise InvalidResource("spec.topics", "needs a list of topic names")
+        raise InvalidFieldError("spec.topics", "needs a list of topic names")
     _validate_destination(obj, "spec.sink")
 
 
 def _validate_destination(obj: Obj, path: str) -> None:
     destination = _get(obj, path)
     if not isinstance(destination, dict):
-        raise InvalidResource(path, "missing: give a ref (kind, name) or a uri")
+        raise InvalidFieldError(path, "missing: give a ref (kind, name) or a uri")
     ref = destination.get("ref")
     if ref is None and not destination.get("uri"):
-        raise InvalidResource(path, "needs a ref (kind, name) or a uri")
+        raise InvalidFieldError(path, "needs a ref (kind, name) or a uri")
     if ref is not None and (not isinstance(ref, dict) or not ref.get("kind")
                             or not ref.get("name")):
-        raise InvalidResource(f"{path}.ref", "needs kind and name")
+        raise InvalidFieldError(f"{path}.ref", "needs kind and name")
     if ref is not None and ref.get("kind") not in ("Service", "Broker"):
-        raise InvalidResource(f"{path}.ref.kind",
+        raise InvalidFieldError(f"{path}.ref.kind",
                               f"{ref.get('kind')!r}: locally only Service and Broker resolve")
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration ('30s', '1m30s', '500ms', '1h') in seconds."""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise ValueError(f"{text!r} is not a duration like '30s' or '1m30s'")
-    return sum(float(n) * units[u] for n, u in parts)
 
 
 def _whole(value: Any, field: str) -> int:
     try:
         number = int(str(value))
     except ValueError:
-        raise InvalidResource(field, f"{value!r} must be a whole number") from None
+        raise InvalidFieldError(field, f"{value!r} must be a whole number") from None
     if number < 0:
-        raise InvalidResource(field, f"{value!r} must be >= 0")
+        raise InvalidFieldError(field, f"{value!r} must be >= 0")
     return number
 
 
 def _mapping(obj: Obj, path: str) -> Obj:
     value = _get(obj, path)
     if not isinstance(value, dict):
-        raise InvalidResource(path, "missing or not a mapping")
+        raise InvalidFieldError(path, "missing or not a mapping")
     return value
 
 

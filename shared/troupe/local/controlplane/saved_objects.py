@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from troupe.local.controlplane.resources import Kind, Obj, kind_by_plural
+from troupe.local.errors import LocalError
 
 # Bumped whenever the layout below changes; an older file is refused, never guessed at.
 STATE_FORMAT: Final = 1
 STATE_FILE_NAME: Final = "objects.json"
 
 
-class SavedStateError(ValueError):
+class SavedStateError(LocalError, ValueError):
     """A state file that cannot be restored; the message names it and what to do."""
 
     def __init__(self, path: Path, problem: str) -> None:

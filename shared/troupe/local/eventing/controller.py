@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from troupe.local.controlplane.objects import Change, ObjectStore
-from troupe.local.controlplane.resources import BROKER, TRIGGER, InvalidResource, Kind, Obj
+from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
+from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.broker import DataPlane, InvalidResourceError
 from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
 from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
@@ -52,7 +53,7 @@ class Eventing:
             try:
                 parse(obj, self._namespace)
             except InvalidResourceError as error:
-                raise InvalidResource(error.field, error.problem) from None
+                raise InvalidFieldError(error.field, error.problem) from None
         return check
 
     def _resolve_ref(self, namespace: str, ref: Mapping[str, Any]) -> str:

@@ -16,13 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Final
 
+from troupe.local.errors import LocalError
+from troupe.local.host.loopback_http import free_port
 from troupe.local.host.processes import stop_process
 
 ENV_BOOTSTRAP_SERVERS: Final = "KAFKA_BOOTSTRAP_SERVERS"
 _READY_TIMEOUT_S: Final = 15.0
 
 
-class KafkaUnavailableError(RuntimeError):
+class KafkaUnavailableError(LocalError, RuntimeError):
     """The Kafka broker could not be started or reached."""
 
 
@@ -30,13 +32,6 @@ def bootstrap_servers_from_env(environ: Mapping[str, str] | None = None) -> str 
     """The external Kafka chosen with KAFKA_BOOTSTRAP_SERVERS, or None to start Tansu."""
     value = (os.environ if environ is None else environ).get(ENV_BOOTSTRAP_SERVERS, "").strip()
     return value or None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> bool:
@@ -74,7 +69,7 @@ class TansuBroker:
             return self
         binary = self._binary or _resolve_tansu_binary()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._port = _free_port()
+        self._port = free_port()
         url = f"tcp://127.0.0.1:{self._port}"
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(

@@ -1,9 +1,18 @@
-"""What the runtime's own HTTP servers (the API and the service fronts) have in common."""
+"""What the runtime's loopback servers have in common: a free port to bind, and the
+keep-alive handler of its own HTTP servers (the API and the service fronts)."""
 
 from __future__ import annotations
 
 import socket
 from http.server import BaseHTTPRequestHandler
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now, for a child process to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class KeepAliveHandler(BaseHTTPRequestHandler):

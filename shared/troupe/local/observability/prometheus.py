@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +21,8 @@ from typing import Any, Final, Self
 import requests
 import yaml
 
+from troupe.local.errors import LocalError
+from troupe.local.host.loopback_http import free_port
 from troupe.local.host.processes import stop_process
 
 BINARY: Final = "prometheus"
@@ -30,20 +31,13 @@ _START_TIMEOUT: Final = 30.0
 _STOP_TIMEOUT: Final = 10.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(LocalError, RuntimeError):
     """Prometheus could not be started, or did not answer as expected."""
 
 
 def find_prometheus() -> str | None:
     """The path of the `prometheus` binary on PATH, or None (apt-get install prometheus)."""
     return shutil.which(BINARY)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrometheusServer:
@@ -113,7 +107,7 @@ class PrometheusServer:
         # between: try a few ports before giving up.
         last_error = ""
         for _ in range(3):
-            self._port = _free_port()
+            self._port = free_port()
             self._spawn(binary)
             try:
                 self._wait_ready()

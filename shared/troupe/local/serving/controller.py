@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from troupe.local.controlplane.objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
-from troupe.local.controlplane.resources import REVISION, SERVICE, InvalidResource, Kind, Obj
+from troupe.local.controlplane.resources import REVISION, SERVICE, Kind, Obj
+from troupe.local.errors import InvalidFieldError
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.pool import RevisionPool
@@ -94,7 +95,7 @@ class ServingController:
         problems: dict[str, tuple[str, str]] = {}
         try:
             self._ensure_revision(state, obj)
-        except InvalidResource as error:
+        except InvalidFieldError as error:
             problems["ConfigurationsReady"] = ("RevisionFailed", str(error))
         traffic, routing_problem = self._route(state, obj)
         if routing_problem:
@@ -114,7 +115,7 @@ class ServingController:
             try:
                 revision = build_revision(state.namespace, state.name, template_of(kept_revision),
                                           kept_revision["metadata"]["name"], self._config)
-            except InvalidResource:
+            except InvalidFieldError:
                 continue  # its ConfigMap or Secret is gone: it cannot run, so it is not ready
             self._add_pool(state, revision)
 
@@ -137,7 +138,7 @@ class ServingController:
         wanted = (template.get("metadata") or {}).get("name")
         name = wanted or f"{state.name}-{len(state.revisions) + 1:05d}"
         if name in state.revisions:
-            raise InvalidResource("spec.template.metadata.name",
+            raise InvalidFieldError("spec.template.metadata.name",
                                   f"revision {name!r} already exists with another template; "
                                   "give the changed template a new name")
         revision = build_revision(state.namespace, state.name, template, name, self._config)
@@ -149,7 +150,7 @@ class ServingController:
             self._objects.delete(REVISION, state.namespace, name)
             self._objects.create(REVISION, kept)
         if name not in state.ready_revisions:
-            raise InvalidResource("spec.template.spec.containers[0].image",
+            raise InvalidFieldError("spec.template.spec.containers[0].image",
                                   f"no functions/{revision.image}/main.py in the project")
 
     def _runnable(self, revision: Revision) -> bool:

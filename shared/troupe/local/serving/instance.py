@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from troupe.local.host.loopback_http import free_port
 from troupe.local.host.processes import stop_process
 from troupe.local.serving.revision import Revision
 
@@ -27,12 +28,6 @@ class LaunchSettings:
     log_dir: Path
     extra_env: Mapping[str, str]  # the runtime's own variables (store URL, kubeconfig...)
     startup_timeout: float = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def gunicorn_command(folder: Path, port: int, threads: int, timeout: float) -> list[str]:

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from troupe.local.errors import LocalError
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import Instance, LaunchSettings
 from troupe.local.serving.revision import Revision
 
 
-class Unavailable(Exception):
+class Unavailable(LocalError):
     """The activator cannot place a request; answered 503 with this message."""
 
     def __init__(self, message: str, reason: str) -> None:

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from troupe.local.controlplane.resources import InvalidResource, Obj
+from troupe.local.controlplane.resources import Obj
+from troupe.local.conventions import parse_go_duration
+from troupe.local.errors import InvalidFieldError
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default.
@@ -48,9 +50,7 @@ class Revision:
 def build_revision(namespace: str, service: str, template: Obj, name: str,
                    config: ConfigSource) -> Revision:
     """Snapshot a Service's template as revision `name`; a dangling env reference raises
-    InvalidResource naming the field."""
-    from troupe.local.controlplane.resources import parse_duration
-
+    InvalidFieldError naming the field."""
     annotations: Mapping[str, Any] = (template.get("metadata") or {}).get("annotations") or {}
     spec = template.get("spec") or {}
     container = spec["containers"][0]
@@ -70,7 +70,7 @@ def build_revision(namespace: str, service: str, template: Obj, name: str,
         target=target,
         min_scale=min(int(annotations.get(_SCALE + "min-scale", 0)), max_scale),
         max_scale=max_scale,
-        retention_seconds=parse_duration(str(retention)) if retention is not None else None,
+        retention_seconds=parse_go_duration(str(retention)) if retention is not None else None,
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
         template=copy.deepcopy(template),
     )
@@ -134,7 +134,7 @@ def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[s
             if data is None:
                 if ref.get("optional"):
                     continue
-                raise InvalidResource(f"{base}.envFrom[{i}].{ref_key}.name",
+                raise InvalidFieldError(f"{base}.envFrom[{i}].{ref_key}.name",
                                       f"{what} {ref.get('name')!r} not found in {namespace}")
             values.update({prefix + k: v for k, v in data.items()})
     for i, entry in enumerate(container.get("env") or []):
@@ -151,7 +151,7 @@ def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[s
             if value is not None:
                 values[entry["name"]] = value
             elif not ref.get("optional"):
-                raise InvalidResource(
+                raise InvalidFieldError(
                     f"{base}.env[{i}].valueFrom.{ref_key}",
                     f"{what} {ref.get('name')!r} has no key {ref.get('key')!r} in {namespace}")
     return values

@@ -15,10 +15,10 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.errors import LocalError
 from troupe.local.eventing.broker.dataplane import DataPlane
-from troupe.local.eventing.broker.errors import DataPlaneError
 from troupe.local.eventing.broker.loader import load_eventing
-from troupe.local.eventing.broker.spec import DEFAULT_NAMESPACE
 from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
             print(plane.ingress_url, flush=True)
             stop.wait()
-    except DataPlaneError as error:
+    except LocalError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

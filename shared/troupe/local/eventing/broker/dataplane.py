@@ -25,6 +25,7 @@ from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.first_attempt import FirstAttempts
@@ -34,7 +35,6 @@ from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publis
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
 from troupe.local.eventing.broker.retries import HttpSender
 from troupe.local.eventing.broker.spec import (
-    DEFAULT_NAMESPACE,
     BrokerSpec,
     TriggerSpec,
     parse_broker,

@@ -1,20 +1,16 @@
-"""One root for what can go wrong in the local data plane."""
+"""What can go wrong in the local data plane, under the runtime's one error root."""
 
 from __future__ import annotations
 
+from troupe.local.errors import InvalidResourceError, LocalError
 
-class DataPlaneError(Exception):
-    """Root of the errors raised by `troupe.local.eventing.broker`."""
+__all__ = ["DataPlaneError", "InvalidResourceError", "PublishFailedError",
+           "RejectedEventError", "UnknownBrokerError"]
 
 
-class InvalidResourceError(DataPlaneError, ValueError):
-    """A Broker or Trigger the data plane cannot run; the message names the field."""
-
-    def __init__(self, resource: str, field: str, problem: str) -> None:
-        super().__init__(f"{resource}: {field}: {problem}")
-        self.resource = resource
-        self.field = field
-        self.problem = problem
+class DataPlaneError(LocalError):
+    """Root of the errors raised by `troupe.local.eventing.broker` (a Broker or Trigger it
+    cannot run raises the runtime's InvalidResourceError)."""
 
 
 class UnknownBrokerError(DataPlaneError, KeyError):

@@ -15,13 +15,15 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Final
 
+from troupe.local.errors import LocalError
+
 # The request line and headers together; a CloudEvent's attributes fit many times over.
 MAX_HEAD_BYTES: Final = 64 * 1024
 HEAD_END: Final = b"\r\n\r\n"
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class BadRequestError(Exception):
+class BadRequestError(LocalError):
     """The request line or a header cannot be parsed; `status` is the answer (400, 431)."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -29,7 +31,7 @@ class BadRequestError(Exception):
         self.status = status
 
 
-class BadResponseError(ValueError):
+class BadResponseError(LocalError, ValueError):
     """The peer's answer is not HTTP/1.x."""
 
 

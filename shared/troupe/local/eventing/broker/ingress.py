@@ -24,7 +24,7 @@ from troupe.events import codec
 from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.http11 import Request
-from troupe.local.eventing.broker.ingress_connection import Answer, IngressConnection, UnreadBody
+from troupe.local.eventing.broker.ingress_connection import Respond, IngressConnection, UnreadBody
 from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
@@ -75,7 +75,7 @@ class IngressServer:
             connection.close()  # whatever waits for Kafka was not acknowledged: no answer
 
     # answering ---------------------------------------------------------------------------
-    def _handle(self, request: Request, body: bytes | UnreadBody, answer: Answer) -> None:
+    def _handle(self, request: Request, body: bytes | UnreadBody, answer: Respond) -> None:
         if request.method == "POST":
             if isinstance(body, UnreadBody):
                 answer(body.status, body.message, None)
@@ -98,7 +98,7 @@ class IngressServer:
             answer(405, f"{request.method} is not allowed: send events with POST",
                    {"Allow": ALLOW})
 
-    def _post(self, path: str, headers: dict[str, str], body: bytes, answer: Answer) -> None:
+    def _post(self, path: str, headers: dict[str, str], body: bytes, answer: Respond) -> None:
         broker = self._broker(path)
         if broker is None:
             answer(404, f"no broker at {path}: POST to /<namespace>/<broker>", None)

@@ -29,7 +29,7 @@ from troupe.local.eventing.broker.http11 import (
 
 # Gives the answer to a request: status, message (a text/plain body) and extra headers.
 # Called once per request, on the loop, at once or later.
-Answer = Callable[[int, str, Mapping[str, str] | None], None]
+Respond = Callable[[int, str, Mapping[str, str] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class UnreadBody:
 
 
 # Handles a request whose body was read (or left unread); calls `answer` exactly once.
-Handle = Callable[[Request, "bytes | UnreadBody", Answer], None]
+Handle = Callable[[Request, "bytes | UnreadBody", Respond], None]
 # After refusing a body, read and drop what the client still sends for this long.
 _LINGER_S: Final = 2.0
 

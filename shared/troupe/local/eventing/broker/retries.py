@@ -28,6 +28,7 @@ from troupe.events.extensions import (
     KNATIVE_ERROR_DATA,
     KNATIVE_ERROR_DEST,
 )
+from troupe.local.errors import LocalError
 from troupe.local.eventing.broker.spec import DEFAULT_TIMEOUT_S, DeliverySpec
 
 RETRYABLE_STATUSES: Final = frozenset({404, 408, 409, 429})
@@ -83,7 +84,7 @@ class Response:
     body: bytes
 
 
-class DeliveryAborted(Exception):
+class DeliveryAborted(LocalError):
     """The data plane is stopping; the event stays uncommitted and is delivered again later."""
 
 

@@ -7,37 +7,18 @@ Knative Kafka broker: one topic per Broker, one consumer group per Trigger, and 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from troupe.local.conventions import DEFAULT_NAMESPACE, parse_iso8601_duration
 from troupe.local.eventing.broker.errors import InvalidResourceError
 from troupe.local.eventing.broker.filters import EventFilter, FilterErrors, compile_trigger_filter
 
-DEFAULT_NAMESPACE: Final = "troupe"
 DEFAULT_BROKER: Final = "default"
 ORDER_ANNOTATION: Final = "kafka.eventing.knative.dev/delivery.order"
 # Knative's per-request default when `delivery.timeout` is unset.
 DEFAULT_TIMEOUT_S: Final = 600.0
-_DURATION: Final = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
-def parse_duration(text: str, resource: str, field_name: str) -> float:
-    """Seconds in an ISO 8601 duration such as `PT0.5S`, `PT2M` or `P1DT1H`."""
-    match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
-    if not match or text.strip().upper() in ("P", "PT"):
-        raise InvalidResourceError(
-            resource, field_name, f"{text!r} is not an ISO 8601 duration (e.g. PT0.2S, PT1M)"
-        )
-    parts = {k: float(v) for k, v in match.groupdict().items() if v}
-    return (parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60
-            + parts.get("s", 0))
-
-
 @dataclass(frozen=True)
 class Destination:
     """A Knative Destination: a `ref` (resolved by the serving side) and/or a `uri`."""
@@ -95,9 +76,9 @@ class DeliverySpec:
             retry=retry,
             backoff_policy=policy,
             backoff_delay_s=None if delay is None
-            else parse_duration(delay, resource, f"{field_name}.backoffDelay"),
+            else parse_iso8601_duration(delay, resource, f"{field_name}.backoffDelay"),
             timeout_s=None if timeout is None
-            else parse_duration(timeout, resource, f"{field_name}.timeout"),
+            else parse_iso8601_duration(timeout, resource, f"{field_name}.timeout"),
             dead_letter_sink=None if sink is None
             else Destination.parse(sink, resource, f"{field_name}.deadLetterSink"),
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from troupe.local.errors import LocalError
+
 _MONTHS = {n: i for i, n in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     start=1)}
@@ -21,7 +23,7 @@ _MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 
            "@hourly": "0 * * * *"}
 
 
-class CronError(ValueError):
+class CronError(LocalError, ValueError):
     """A schedule that is not a valid five-field cron expression."""
 
 

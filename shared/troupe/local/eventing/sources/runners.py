@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import PING, MalformedEventError, from_kafka, to_http_binary
 from troupe.local.controlplane.resources import INTERVAL_ANNOTATION, Obj
+from troupe.local.errors import LocalError
 from troupe.local.eventing.sources.cron import CronSchedule
 
 # The type Knative's KafkaSource gives a record that is not itself a CloudEvent.
@@ -28,7 +29,7 @@ _log = logging.getLogger("troupe.local.eventing.sources.runners")
 SinkResolver = Callable[[str, Obj], str | None]  # (namespace, destination) -> URL
 
 
-class SinkUnavailable(Exception):
+class SinkUnavailable(LocalError):
     pass
 
 
