@@ -24,7 +24,7 @@ from troupe.events import codec
 from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.http11 import Request
-from troupe.local.eventing.broker.ingress_connection import Respond, IngressConnection, UnreadBody
+from troupe.local.eventing.broker.ingress_connection import IngressConnection, Respond, UnreadBody
 from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
