@@ -1,8 +1,8 @@
 """The local data plane: Broker ingress, one Kafka topic per Broker, one dispatcher per Trigger.
 
 Each Broker topic is fetched once (reader.py) and fanned out to its Triggers' dispatchers,
-each of which commits under its own consumer group; routing.py takes the records on to
-the subscribers.
+each of which commits under its own consumer group; trigger_delivery.py takes the
+records on to the subscribers.
 
     plane = DataPlane("127.0.0.1:9092", resolve_subscriber=runtime.url_of)
     plane.start()
@@ -40,7 +40,11 @@ from troupe.local.eventing.broker.spec import (
     parse_broker,
     parse_trigger,
 )
-from troupe.local.eventing.broker.trigger_delivery import ResolveSubscriber, Routing, TriggerStatus
+from troupe.local.eventing.broker.trigger_delivery import (
+    ResolveSubscriber,
+    TriggerDelivery,
+    TriggerStatus,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 4
@@ -52,7 +56,7 @@ def _no_refs(namespace: str, ref: Mapping[str, Any]) -> str:
         "plane was started without resolve_subscriber; use a uri or run it inside `troupe up`")
 
 
-class DataPlane(Routing):
+class DataPlane:
     def __init__(
         self,
         bootstrap_servers: str,
@@ -68,7 +72,6 @@ class DataPlane(Routing):
         self.bootstrap_servers = bootstrap_servers
         self.default_namespace = default_namespace
         self._port = port
-        self._resolve = resolve_subscriber or _no_refs
         self._partitions = partitions
         self._max_event_bytes = max_event_bytes
         self._settings = ConsumerSettings(bootstrap_servers, max_in_flight, initial_offset)
@@ -78,8 +81,8 @@ class DataPlane(Routing):
         self._dispatchers: dict[tuple[str, str], TriggerDispatcher] = {}
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
-        self._deliveries = {}  # Routing._delivery_of
-        self._sender = HttpSender()
+        self._delivery = TriggerDelivery(resolve_subscriber or _no_refs, self._brokers,
+                                         self._stats, self._dispatchers, HttpSender())
         self._loop: LoopThread | None = None
         self._first_attempts: FirstAttempts | None = None
         self._publisher: Publisher | None = None
@@ -97,6 +100,7 @@ class DataPlane(Routing):
                                       self._loop)
         self._ingress.start()
         self._first_attempts = FirstAttempts(self._loop)
+        self._delivery.attach(self._first_attempts, self._publisher)
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
@@ -115,6 +119,7 @@ class DataPlane(Routing):
             self._readers.clear()
         for reader in readers:
             reader.stop()
+        self._delivery.detach()
         if self._first_attempts is not None:
             self._first_attempts.stop()
             self._first_attempts = None
@@ -192,7 +197,7 @@ class DataPlane(Routing):
                 return False
             self._stop_dispatcher((namespace, name))
             self._stats.pop((namespace, name), None)
-            self._deliveries.pop((namespace, name), None)
+            self._delivery.forget((namespace, name))
         return True
 
     def brokers(self) -> list[BrokerSpec]:
@@ -285,8 +290,8 @@ class DataPlane(Routing):
         if reader is None:
             reader = self._readers[broker.topic] = TopicReader(broker.topic,
                                                                self._settings).start()
-        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._deliver, reader,
-                                       self._deliver_first)
+        dispatcher = TriggerDispatcher(trigger, broker, self._settings, self._delivery.deliver,
+                                       reader, self._delivery.deliver_first)
         self._dispatchers[key] = dispatcher
         dispatcher.start()
 

@@ -1,7 +1,8 @@
 """Taking a Trigger's records to its subscriber: first attempts, retries, replies, dead letters.
 
-The `DataPlane` mixes this in; it owns the state used here (brokers, per-Trigger status,
-dispatchers, the producer and the HTTP clients).
+The `DataPlane` owns one `TriggerDelivery` and hands it, at construction, read-only views
+of what it needs (Brokers, per-Trigger status, dispatchers) and the HTTP client; the
+first-attempt client and the publisher arrive with `attach` once the data plane runs.
 """
 
 from __future__ import annotations
@@ -71,18 +72,36 @@ class _Outgoing:
     body: bytes
 
 
-class Routing:
-    """Delivery for the data plane; the attributes below are the DataPlane's."""
+class TriggerDelivery:
+    """Delivery for the data plane's Triggers (see the module docstring)."""
 
-    _resolve: ResolveSubscriber
-    _brokers: dict[tuple[str, str], BrokerSpec]
-    _stats: dict[tuple[str, str], TriggerStatus]
-    _dispatchers: dict[tuple[str, str], TriggerDispatcher]
-    _sender: HttpSender
-    _first_attempts: FirstAttempts | None
-    _publisher: Publisher | None
-    # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its timeout.
-    _deliveries: dict[tuple[str, str], tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]]
+    def __init__(self, resolve: ResolveSubscriber,
+                 brokers: Mapping[tuple[str, str], BrokerSpec],
+                 stats: Mapping[tuple[str, str], TriggerStatus],
+                 dispatchers: Mapping[tuple[str, str], TriggerDispatcher],
+                 sender: HttpSender) -> None:
+        self._resolve = resolve
+        self._brokers = brokers
+        self._stats = stats
+        self._dispatchers = dispatchers
+        self._sender = sender
+        self._first_attempts: FirstAttempts | None = None
+        self._publisher: Publisher | None = None
+        # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its
+        # timeout.
+        self._deliveries: dict[tuple[str, str],
+                               tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]] = {}
+
+    def attach(self, first_attempts: FirstAttempts, publisher: Publisher) -> None:
+        """What the running data plane delivers and re-publishes with."""
+        self._first_attempts, self._publisher = first_attempts, publisher
+
+    def detach(self) -> None:
+        self._first_attempts = self._publisher = None
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """A removed Trigger's cached delivery goes with it."""
+        self._deliveries.pop(key, None)
 
     def _url_of(self, namespace: str, destination: Destination) -> str:
         if destination.ref is None:
@@ -124,7 +143,7 @@ class Routing:
                                                       timeout_of(delivery))
         return cached[2], cached[3]
 
-    def _deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
+    def deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
         outgoing = self._prepare(trigger, record)
         if outgoing is None:
@@ -149,7 +168,7 @@ class Routing:
 
         first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
 
-    def _deliver(self, trigger: TriggerSpec, record: Any, first: Attempt | None = None) -> None:
+    def deliver(self, trigger: TriggerSpec, record: Any, first: Attempt | None = None) -> None:
         """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
         outgoing = self._prepare(trigger, record)
         if outgoing is None:
