@@ -34,6 +34,7 @@ test: $(STAMP) prometheus
 lint: $(STAMP)
 	$(BIN)/ruff check shared tests functions bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # River (ADWIN, DDM) is a baseline of bench/drift.py only: the bench extra, installed here.
 bench: $(STAMP) prometheus

@@ -61,8 +61,8 @@ from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from troupe.cli._common import post_event
-from troupe.cli.eventlog import LoggedEvent, read_events
+from troupe.client.broker import post_event
+from troupe.client.eventlog import LoggedEvent, read_events
 from troupe.demo.data import FEATURES, TARGET, DriftingSource
 from troupe.events import (
     DATA_ARRIVED,

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import requests
-from cloudevents.core.v1.event import CloudEvent
 
-from troupe.events.codec import to_http_binary
+if TYPE_CHECKING:
+    pass
 
 if TYPE_CHECKING:
     from troupe.events.cesql import Expression
@@ -75,29 +74,6 @@ def kafka_endpoint(
             "Kafka broker's topic is knative-broker-<namespace>-<broker>)"
         )
     return str(servers), str(topic)
-
-
-class BrokerError(Exception):
-    """The broker did not take an event; the message says why and what to do."""
-
-
-def post_event(url: str, event: CloudEvent, timeout: float = 30.0) -> int:
-    """POST an event in binary mode to a broker ingress; the status when it was taken."""
-    message = to_http_binary(event)
-    try:
-        response = requests.post(url, headers=message.headers, data=message.body, timeout=timeout)
-    except requests.ConnectionError:
-        raise BrokerError(
-            f"no broker answers at {url}: is the runtime up (`troupe status`)? nothing was sent"
-        ) from None
-    except requests.Timeout:
-        raise BrokerError(f"the broker at {url} did not answer within {timeout:.0f} s") from None
-    if response.status_code >= 300:
-        raise BrokerError(
-            f"the broker at {url} refused the event ({response.status_code}): "
-            f"{response.text.strip()[:500]}"
-        )
-    return response.status_code
 
 
 def cesql_filter(text: str, param_hint: str = "--filter") -> Expression:

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from troupe.cli import cli
-from troupe.cli._common import BrokerError, broker_url, echo_json, post_event, runtime_info
+from troupe.cli._common import broker_url, echo_json, runtime_info
+from troupe.client.broker import BrokerError, post_event
 from troupe.events.codec import check_attributes
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from troupe.cli import cli
-from troupe.cli._common import BrokerError, echo_json, find_project
-from troupe.cli.timeline import fit, producer, short_type, summarize
+from troupe.cli._common import echo_json, find_project
+from troupe.client.broker import BrokerError
+from troupe.client.timeline import fit, producer, short_type, summarize
 from troupe.demo import LIVE_SCENARIOS
 from troupe.events import MODELVERSION, PING
 

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from troupe.cli import cli
-from troupe.cli._common import BrokerError, broker_url, post_event
+from troupe.cli._common import broker_url
+from troupe.client.broker import BrokerError, post_event
 from troupe.events import EventError, make_event, resolve
 
 

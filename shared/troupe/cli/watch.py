@@ -15,8 +15,8 @@ from troupe.cli import cli
 from troupe.cli._common import cesql_filter, echo_json, kafka_endpoint
 
 if TYPE_CHECKING:
-    from troupe.cli.eventlog import LoggedEvent
-from troupe.cli.timeline import (
+    from troupe.client.eventlog import LoggedEvent
+from troupe.client.timeline import (
     build_timeline,
     fit,
     producer,
@@ -85,7 +85,7 @@ def events(follow: bool, type_filter: str | None, runid: str | None, since: str 
         except EventError:
             wanted_type = type_filter  # a foreign type: match it literally
     servers, topic_name = kafka_endpoint(bootstrap_servers, topic)
-    from troupe.cli.eventlog import EventLogError, read_events  # kafka is slow to import
+    from troupe.client.eventlog import EventLogError, read_events  # kafka is slow to import
 
     try:
         for logged in read_events(servers, topic_name, since=parse_since(since), follow=follow):
@@ -116,7 +116,7 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
     if bool(runid) == bool(model_version):
         raise click.UsageError("give a RUNID or --model VERSION (one of them)")
     servers, topic_name = kafka_endpoint(bootstrap_servers, topic)
-    from troupe.cli.eventlog import EventLogError, read_events  # kafka is slow to import
+    from troupe.client.eventlog import EventLogError, read_events  # kafka is slow to import
 
     try:
         logged = [entry.event for entry in read_events(servers, topic_name)]

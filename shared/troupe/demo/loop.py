@@ -12,8 +12,8 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from troupe.cli._common import post_event
-from troupe.cli.timeline import Step, build_timeline
+from troupe.client.broker import post_event
+from troupe.client.timeline import Step, build_timeline
 from troupe.events import (
     DATA_VALIDATED,
     MODEL_DEPLOYED,

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from cloudevents.core.v1.event import CloudEvent
 
-from troupe.cli.eventlog import EventLogError, read_events
+from troupe.client.eventlog import EventLogError, read_events
 
 
 class Stalled(Exception):

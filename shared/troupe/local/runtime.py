@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -50,6 +50,9 @@ from troupe.local.serving.revision import ConfigSource
 _APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
 # Kept Revisions come back before their Services, so that traffic finds what it names.
 _RESTORE_ORDER = (BROKER, REVISION, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-python
+    from troupe.local.eventing.controller import Eventing
+
 KUBE_CONTEXT = "troupe-local"
 
 
@@ -95,7 +98,7 @@ class Runtime:
         self.serving: ServingController | None = None
         self.api: ApiServer | None = None
         self.observability: Observability | None = None
-        self.eventing: Any = None  # the data plane adapter, when it runs
+        self.eventing: Eventing | None = None  # the data plane, when it runs
         self.kubeconfig = options.workdir / "kubeconfig"
         self.store_url = ""
 

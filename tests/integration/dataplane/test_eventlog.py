@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaProducer
 from support.polling import wait_until
-from troupe.cli.eventlog import read_events
+from troupe.client.eventlog import read_events
 from troupe.events import DATA_ARRIVED, make_event, to_kafka
 
 pytestmark = pytest.mark.kafka

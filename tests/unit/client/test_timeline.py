@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from troupe.cli.timeline import build_timeline, runs_of_model, summarize
+from troupe.client.timeline import build_timeline, runs_of_model, summarize
 from troupe.events import make_event
 
 SHA = "ab" * 32
