@@ -20,6 +20,7 @@ from troupe.cli import cli
 from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
+from troupe.local.errors import LocalError
 from troupe.local.runtime import Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
 
@@ -136,6 +137,8 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
         raise click.ClickException(f"invalid manifest: {error}") from None
     except SavedStateError as error:
         raise click.ClickException(f"cannot restore the last run's objects: {error}") from None
+    except LocalError as error:  # Kafka or Prometheus did not start: one line, no traceback
+        raise click.ClickException(f"the runtime could not start: {error}") from None
     try:
         _announce(_write_state(root, runtime))
         click.echo("ready; Ctrl-C stops everything", err=True)

@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
+
 from troupe.local.controlplane.objects import Change, ObjectStore
 from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.broker import DataPlane, InvalidResourceError
 from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
-from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
+from troupe.local.host.kafka import KafkaUnavailableError, TansuBroker, bootstrap_servers_from_env
 
 # (namespace, destination) -> URL or None; the runtime's resolver for refs.
 ResolveDestination = Callable[[str, Obj], str | None]
@@ -40,8 +42,17 @@ class Eventing:
         if bootstrap is None:
             self._kafka = TansuBroker(self._workdir / "kafka").start()
             bootstrap = self._kafka.bootstrap_servers
-        self.plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
-                               default_namespace=self._namespace).start()
+        plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
+                          default_namespace=self._namespace)
+        try:
+            self.plane = plane.start()
+        except KafkaError as error:
+            plane.stop()
+            where = ("KAFKA_BOOTSTRAP_SERVERS" if self._kafka is None
+                     else f"the embedded Kafka (log: {self._kafka.log_path})")
+            raise KafkaUnavailableError(
+                f"Kafka at {bootstrap} did not answer ({error}): check {where}, or unset "
+                "KAFKA_BOOTSTRAP_SERVERS to use the embedded one") from None
         self._objects.add_validator(BROKER, self._check(parse_broker))
         self._objects.add_validator(TRIGGER, self._check(parse_trigger))
         self._objects.subscribe(self._on_change)
