@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
 
+from bench.kafka_floors import raw_kafka_rate, raw_produce_latency
 from bench.report import Figure
 
 NAME = "dispatch"
@@ -153,63 +152,6 @@ def _event_headers(event_type: str) -> Any:
                 "ce-type": event_type, "content-type": "application/json",
                 "ce-sentat": repr(time.time())}
     return headers
-
-
-def _raw_kafka(servers: str) -> float:
-    """Events/s: kafka-python produce (acks=all) while a consumer reads them back."""
-    topic = "bench-raw-floor"
-    admin = KafkaAdminClient(bootstrap_servers=servers)
-    admin.create_topics([NewTopic(topic, 4, 1)])
-    admin.close()
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
-                             fetch_max_wait_ms=10)
-    consumer.assign([TopicPartition(topic, p) for p in range(4)])
-    consumer.seek_to_end()
-    consumer.poll(timeout_ms=100)
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
-    received = [0]
-
-    def consume() -> None:
-        while received[0] < COUNT:
-            for records in consumer.poll(timeout_ms=50).values():
-                received[0] += len(records)
-
-    reader = threading.Thread(target=consume)
-    headers = [("ce_specversion", b"1.0"), ("ce_type", b"bench"), ("ce_source", b"/bench")]
-    started = time.monotonic()
-    reader.start()
-    for number in range(COUNT):
-        producer.send(topic, PAYLOAD, headers=[*headers, ("ce_id", str(number).encode())])
-    producer.flush()
-    reader.join(60)
-    elapsed = time.monotonic() - started
-    producer.close()
-    consumer.close()
-    return COUNT / elapsed
-
-
-def _raw_produce_latency(servers: str, rate: float, count: int) -> list[float]:
-    """Seconds from send to acknowledgement (acks=all) at `rate`."""
-    topic = "bench-raw-latency"
-    admin = KafkaAdminClient(bootstrap_servers=servers)
-    admin.create_topics([NewTopic(topic, 4, 1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
-    producer.send(topic, b"warm-up").get(10)
-    latencies: list[float] = []
-
-    def acknowledged(sent: float, _metadata: Any) -> None:
-        latencies.append(time.monotonic() - sent)
-
-    start = time.monotonic()
-    for number in range(count):
-        delay = start + number / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)  # pacing the load, not synchronisation
-        producer.send(topic, PAYLOAD).add_callback(acknowledged, time.monotonic())
-    producer.flush()
-    producer.close()
-    return sorted(latencies)
 
 
 def _ten_types() -> list[str]:
@@ -348,7 +290,7 @@ def run(only_cesql: bool = False) -> list[Figure]:
 
         # Throughput and its floor, in interleaved rounds, each figure the median of its
         # rounds: these machines swing by a fifth from one minute to the next.
-        kafka_rate = _raw_kafka(servers)
+        kafka_rate = raw_kafka_rate(servers, COUNT, PAYLOAD)
         _throughput(ingress, sink, "one")  # warm-up: connections, JIT-free but cache-warm
         http_rates, ones, tens, cesqls = [], [], [], []
         for round_number in range(ROUNDS):
@@ -375,7 +317,7 @@ def run(only_cesql: bool = False) -> list[Figure]:
         _get(sink, "/reset")
         _post_many(sink, "/", samples, _event_headers("bench.raw"), rate)
         raw_http = sorted(_get(sink, "/stats")["latencies"])
-        raw_kafka = _raw_produce_latency(servers, rate, samples)
+        raw_kafka = raw_produce_latency(servers, rate, samples, PAYLOAD)
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
