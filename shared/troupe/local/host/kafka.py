@@ -9,16 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Final
+from typing import Final
 
 from troupe.local.errors import LocalError
 from troupe.local.host.loopback_http import free_port
-from troupe.local.host.processes import stop_process
+from troupe.local.host.processes import ChildProcess
 
 ENV_BOOTSTRAP_SERVERS: Final = "KAFKA_BOOTSTRAP_SERVERS"
 _READY_TIMEOUT_S: Final = 15.0
@@ -44,14 +42,13 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-class TansuBroker:
+class TansuBroker(ChildProcess):
     """A Tansu process on 127.0.0.1 and a free port; its output goes to `<workdir>/tansu.log`."""
 
     def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
+        super().__init__()
         self.workdir = Path(workdir)
         self._binary = binary
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._port = 0
 
     @property
@@ -71,13 +68,8 @@ class TansuBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._port = free_port()
         url = f"tcp://127.0.0.1:{self._port}"
-        self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self._spawn([binary, "broker", "--listener-url", url, "--advertised-listener-url", url])
+        assert self._process is not None
         if not wait_for_port("127.0.0.1", self._port, _READY_TIMEOUT_S):
             code = self._process.poll()
             self.stop()
@@ -86,24 +78,6 @@ class TansuBroker:
                 f"(exit code {code}); see {self.log_path}"
             )
         return self
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        stop_process(process, timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> TansuBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _resolve_tansu_binary() -> str:

@@ -1,10 +1,14 @@
-"""Stopping the processes the runtime starts (Tansu, Prometheus, gunicorn), one way."""
+"""Starting and stopping the processes the runtime runs (Tansu, Prometheus, gunicorn), one
+way: output appended to a log file, and a stop that escalates to SIGKILL."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
 
 
 def stop_process(
@@ -20,3 +24,46 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class ChildProcess:
+    """A long-lived child (Tansu, Prometheus) whose output goes to `log_path`; it is
+    always stopped, also when used as a context manager. Subclasses say how to start."""
+
+    stop_timeout: float = 5.0
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _spawn(self, command: Sequence[str], **options: Any) -> None:
+        """Start `command` with its output appended to the log; OSError if it cannot run."""
+        self._log = self.log_path.open("ab")
+        try:
+            self._process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL,
+                                             stdout=self._log, stderr=subprocess.STDOUT,
+                                             **options)
+        except OSError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        stop_process(process, timeout=self.stop_timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Self
 
 import requests
@@ -23,12 +21,11 @@ import yaml
 
 from troupe.local.errors import LocalError
 from troupe.local.host.loopback_http import free_port
-from troupe.local.host.processes import stop_process
+from troupe.local.host.processes import ChildProcess
 
 BINARY: Final = "prometheus"
 _SD_JOB: Final = "troupe"
 _START_TIMEOUT: Final = 30.0
-_STOP_TIMEOUT: Final = 10.0
 
 
 class PrometheusError(LocalError, RuntimeError):
@@ -40,8 +37,10 @@ def find_prometheus() -> str | None:
     return shutil.which(BINARY)
 
 
-class PrometheusServer:
+class PrometheusServer(ChildProcess):
     """`with PrometheusServer(workdir) as prom: prom.set_targets("predictor", [...])`."""
+
+    stop_timeout = 10.0  # it flushes its head block on SIGTERM
 
     def __init__(
         self,
@@ -51,13 +50,12 @@ class PrometheusServer:
         binary: str | None = None,
         retention: str = "1d",
     ) -> None:
+        super().__init__()
         self.workdir = Path(workdir)
         self.scrape_interval = scrape_interval
         self.retention = retention
         self._binary = binary
-        self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
-        self._log_file: Any = None
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -108,7 +106,7 @@ class PrometheusServer:
         last_error = ""
         for _ in range(3):
             self._port = free_port()
-            self._spawn(binary)
+            self._launch(binary)
             try:
                 self._wait_ready()
                 return self
@@ -117,8 +115,7 @@ class PrometheusServer:
                 self.stop()
         raise PrometheusError(last_error)
 
-    def _spawn(self, binary: str) -> None:
-        self._log_file = self.log_path.open("ab")
+    def _launch(self, binary: str) -> None:
         args = [
             binary,
             f"--config.file={self.config_path}",
@@ -129,17 +126,9 @@ class PrometheusServer:
             "--log.level=warn",
         ]
         try:
-            self._process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to forward
-            )
+            # start_new_session: a Ctrl-C in the terminal is ours to forward
+            self._spawn(args, cwd=self.workdir, start_new_session=True)
         except OSError as error:
-            self._log_file.close()
-            self._log_file = None
             raise PrometheusError(
                 f"cannot run {binary}: {error}; install prometheus (apt-get install "
                 "prometheus) or pass the path of its binary"
@@ -169,24 +158,6 @@ class PrometheusServer:
         except OSError:
             return ""
         return " | ".join(text.strip().splitlines()[-lines:])
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        stop_process(process, timeout=_STOP_TIMEOUT)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- configuration -----------------------------------------------------------------
     def _write_config(self) -> None:
