@@ -72,7 +72,7 @@ def subscribe(event_type: str | None, source: str | None, expression: str | None
               context: str | None) -> None:
     """Create a Trigger that delivers a lifecycle event type, or the events a CESQL
     expression selects, to your sink."""
-    from troupe.knative import KnativeError, ResourceConflictError
+    from troupe.knative import KnativeError, ResourceConflictError, trigger_manifest
 
     if event_type is None and expression is None:
         raise click.UsageError("give --type TYPE, --filter CESQL, or both")
@@ -91,14 +91,13 @@ def subscribe(event_type: str | None, source: str | None, expression: str | None
                   **({"source": source} if source else {})}
     # With a CESQL expression the Trigger uses spec.filters, where Knative then ignores
     # spec.filter: the type and source become exact filters beside it.
-    filters = None if expression is None else [
+    filters: list[dict[str, Any]] | None = None if expression is None else [
         *({"exact": {key: value}} for key, value in attributes.items()), {"cesql": expression}]
     cluster = _cluster(str(kubeconfig) if kubeconfig else None, context)
     try:
-        trigger = cluster.create_trigger(namespace, name, broker=broker,
-                                         filter_attributes=None if filters else attributes,
-                                         filters=filters, sink_uri=sink, service=service,
-                                         labels=_MANAGED_BY)
+        trigger = cluster.create_trigger(trigger_manifest(
+            namespace, name, broker=broker, filter_attributes=None if filters else attributes,
+            filters=filters, sink_uri=sink, service=service, labels=_MANAGED_BY))
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     except ResourceConflictError:

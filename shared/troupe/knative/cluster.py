@@ -17,14 +17,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from .errors import (
-    ApiRequestError,
-    ClusterConfigError,
-    ClusterUnreachableError,
-    KnativeError,
-    ResourceConflictError,
-    ResourceNotFoundError,
-)
+from . import errors
 
 # Where `troupe up` writes the kubeconfig of its control plane, relative to its workdir.
 LOCAL_KUBECONFIG: Final = Path(".troupe") / "kubeconfig"
@@ -71,7 +64,7 @@ def load_api_client(
     if local_kubeconfig and Path(local_kubeconfig).is_file():
         _load_kubeconfig(Path(local_kubeconfig), context, configuration)
         return _client(configuration)
-    raise ClusterConfigError(
+    raise errors.ClusterConfigError(
         f"no Kubernetes configuration found ({default_error}): run inside a cluster, set "
         "KUBECONFIG or TROUPE_KUBECONFIG, or start the local runtime with `troupe up`"
     )
@@ -79,13 +72,13 @@ def load_api_client(
 
 def _load_kubeconfig(path: Path, context: str | None, configuration: k8s.Configuration) -> None:
     if not path.is_file():
-        raise ClusterConfigError(f"kubeconfig {path} does not exist: check the path")
+        raise errors.ClusterConfigError(f"kubeconfig {path} does not exist: check the path")
     try:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(path), context=context, client_configuration=configuration
         )
     except (k8s_config.ConfigException, ValueError) as error:
-        raise ClusterConfigError(f"kubeconfig {path} is not usable: {error}") from None
+        raise errors.ClusterConfigError(f"kubeconfig {path} is not usable: {error}") from None
 
 
 def _client(configuration: k8s.Configuration) -> k8s.ApiClient:
@@ -125,28 +118,11 @@ class Cluster:
 
     # -- Knative Eventing ---------------------------------------------------------------
 
-    def create_trigger(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        broker: str,
-        filter_attributes: Mapping[str, str] | None = None,
-        sink_uri: str | None = None,
-        service: str | None = None,
-        delivery: Mapping[str, Any] | None = None,
-        labels: Mapping[str, str] | None = None,
-        filters: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """Subscribe a sink to the events of `broker` whose attributes equal
-        `filter_attributes` exactly, or that pass `filters` (Knative's `spec.filters`
-        dialects: exact, prefix, suffix, all, any, not, cesql); the sink is a URI or a
-        Knative Service by name."""
-        body = trigger_manifest(
-            namespace, name, broker=broker, filter_attributes=filter_attributes,
-            sink_uri=sink_uri, service=service, delivery=delivery, labels=labels,
-            filters=filters,
-        )
+    def create_trigger(self, trigger: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Trigger, as `trigger_manifest` builds it (a sink URI or a Knative
+        Service by name, `spec.filter` attributes or Knative's `spec.filters` dialects)."""
+        body = dict(trigger)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         created = self._call(
             f"create Trigger {namespace}/{name}",
             lambda: self._api.create_namespaced_custom_object(
@@ -196,7 +172,7 @@ class Cluster:
         except ApiException as error:
             raise _api_error(action, error) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ClusterUnreachableError(
+            raise errors.ClusterUnreachableError(
                 f"cannot {action}: the Kubernetes API at {self.host} is unreachable "
                 f"({type(error).__name__}); check the cluster, or start `troupe up`"
             ) from None
@@ -204,21 +180,21 @@ class Cluster:
         return dict(answer) if isinstance(answer, Mapping) else {}
 
 
-def _api_error(action: str, error: ApiException) -> KnativeError:
+def _api_error(action: str, error: ApiException) -> errors.KnativeError:
     status = int(error.status or 0)
     reason = _reason(error)
     if status == 404:
-        return ResourceNotFoundError(
+        return errors.ResourceNotFoundError(
             f"cannot {action}: not found ({reason}); is Knative installed and the name right?"
         )
     if status == 409:
-        return ResourceConflictError(f"cannot {action}: conflict ({reason})")
+        return errors.ResourceConflictError(f"cannot {action}: conflict ({reason})")
     if status in (401, 403):
-        return ApiRequestError(
+        return errors.ApiRequestError(
             f"cannot {action}: access denied ({reason}); check the ServiceAccount's Role",
             status=status,
         )
-    return ApiRequestError(f"cannot {action}: HTTP {status} ({reason})", status=status)
+    return errors.ApiRequestError(f"cannot {action}: HTTP {status} ({reason})", status=status)
 
 
 def _reason(error: ApiException) -> str:

@@ -26,6 +26,7 @@ from troupe.knative import (
     ClusterConfigError,
     ResourceConflictError,
     ResourceNotFoundError,
+    trigger_manifest,
 )
 from troupe.store import ObjectRef, Store
 
@@ -334,11 +335,11 @@ def test_triggers_for_subscribers_are_created_listed_and_deleted(
     kube: KubeApi, tmp_path: Path
 ) -> None:
     cluster = Cluster.connect(kube.kubeconfig(tmp_path))
-    cluster.create_trigger("troupe", "audit-model-deployed", broker="default",
+    cluster.create_trigger(trigger_manifest("troupe", "audit-model-deployed", broker="default",
                            filter_attributes={"type": MODEL_DEPLOYED},
-                           sink_uri="http://audit.example.svc.cluster.local/events")
-    cluster.create_trigger("troupe", "reports-model-promoted", broker="default",
-                           filter_attributes={"type": MODEL_PROMOTED}, service="reports")
+                           sink_uri="http://audit.example.svc.cluster.local/events"))
+    cluster.create_trigger(trigger_manifest("troupe", "reports-model-promoted", broker="default",
+                           filter_attributes={"type": MODEL_PROMOTED}, service="reports"))
 
     stored = {t["metadata"]["name"]: t["spec"] for t in cluster.list_triggers("troupe")}
     assert stored["audit-model-deployed"]["subscriber"] == {
@@ -346,8 +347,8 @@ def test_triggers_for_subscribers_are_created_listed_and_deleted(
     assert stored["audit-model-deployed"]["filter"] == {"attributes": {"type": MODEL_DEPLOYED}}
     assert stored["reports-model-promoted"]["subscriber"]["ref"]["name"] == "reports"
     with pytest.raises(ResourceConflictError):
-        cluster.create_trigger("troupe", "audit-model-deployed", broker="default",
-                               filter_attributes={"type": MODEL_DEPLOYED}, service="audit")
+        cluster.create_trigger(trigger_manifest("troupe", "audit-model-deployed", broker="default",
+                               filter_attributes={"type": MODEL_DEPLOYED}, service="audit"))
 
     cluster.delete_trigger("troupe", "audit-model-deployed")
 
@@ -356,8 +357,8 @@ def test_triggers_for_subscribers_are_created_listed_and_deleted(
     with pytest.raises(ResourceNotFoundError):
         cluster.delete_trigger("troupe", "audit-model-deployed")
     with pytest.raises(ValueError, match="DNS label"):
-        cluster.create_trigger("troupe", "Bad_Name", broker="default",
-                               filter_attributes={}, service="x")
+        cluster.create_trigger(trigger_manifest("troupe", "Bad_Name", broker="default",
+                               filter_attributes={}, service="x"))
 
 
 def test_a_missing_kubeconfig_says_what_to_do(tmp_path: Path) -> None:

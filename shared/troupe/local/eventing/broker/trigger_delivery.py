@@ -59,19 +59,6 @@ class TriggerStatus:
     lag: int = 0
 
 
-@dataclass(frozen=True)
-class _Outgoing:
-    """A record on its way to a subscriber, as binary-mode HTTP."""
-
-    stats: TriggerStatus
-    event: CloudEvent | None  # decoded only when the record could not be transcoded
-    broker: BrokerSpec
-    delivery: DeliverySpec
-    timeout: float
-    headers: dict[str, str]
-    body: bytes
-
-
 class TriggerDelivery:
     """Delivery for the data plane's Triggers (see the module docstring)."""
 
@@ -250,6 +237,19 @@ class TriggerDelivery:
             stats.dropped += 1
             log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
                       *trigger.key, event.get_id(), _describe(result))
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A record on its way to a subscriber, as binary-mode HTTP."""
+
+    stats: TriggerStatus
+    event: CloudEvent | None  # decoded only when the record could not be transcoded
+    broker: BrokerSpec
+    delivery: DeliverySpec
+    timeout: float
+    headers: dict[str, str]
+    body: bytes
+
 
 def _describe(attempt: Attempt) -> str:
     if attempt.response is not None:
