@@ -139,13 +139,21 @@ def _cluster(kubeconfig: str, context: str) -> Cluster:
 # -- the three actions: each returns the deployment record to append -------------------
 
 
+def _predictor_for(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
+                   data: Mapping[str, Any]) -> tuple[str, str, dict[str, Any],
+                                                     list[TrafficTarget]]:
+    """The version the event names, its revision, and the predictor Service as it is now,
+    with its traffic."""
+    settings = ctx.settings
+    version = str(data["version"])
+    service = cluster.get_service(settings.namespace, settings.predictor_service)
+    return version, _revision(settings, model, version), service, traffic_of(service)
+
+
 def _deploy(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
             data: Mapping[str, Any]) -> dict[str, Any]:
     settings = ctx.settings
-    version = str(data["version"])
-    revision = _revision(settings, model, version)
-    service = cluster.get_service(settings.namespace, settings.predictor_service)
-    traffic = traffic_of(service)
+    version, revision, service, traffic = _predictor_for(ctx, cluster, model, data)
     if template_revision(service) == revision or any(t.revision == revision for t in traffic):
         # Already rolled out by an earlier delivery whose record was lost: no second rollout.
         state = CANARY if (c := tagged(traffic, CANDIDATE)) and c.revision == revision else SERVING
@@ -177,10 +185,7 @@ def _deploy(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
 def _promote(ctx: Context[DeployerSettings], cluster: Cluster, model: str,
              data: Mapping[str, Any]) -> dict[str, Any]:
     settings = ctx.settings
-    version = str(data["version"])
-    revision = _revision(settings, model, version)
-    service = cluster.get_service(settings.namespace, settings.predictor_service)
-    traffic = traffic_of(service)
+    version, revision, _, traffic = _predictor_for(ctx, cluster, model, data)
     candidate, champion = tagged(traffic, CANDIDATE), serving_champion(traffic)
     if candidate is None or candidate.revision != revision:
         if champion is not None and champion.revision == revision and candidate is None:
