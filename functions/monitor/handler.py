@@ -17,12 +17,14 @@ State lives in the store at `monitor/<model>.json`, changed only with update_jso
 each decision is recorded under its event's (source, id): a redelivered tick gets the
 same answer and never counts as a second breach. At most one event is sent per tick;
 other pending firings go out on the next ticks.
+
+Cooldowns and deployment times go by the monitor's own clock, when it received the event;
+an event dated more than TROUPE_MAX_CLOCK_SKEW_SECONDS in the future is refused (422).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
@@ -34,6 +36,7 @@ from monitor_queries import (
     VersionMetrics,
 )
 from troupe.events import CANARY_PASSED, METRIC_DEGRADED, MODEL_DEPLOYED, MODELVERSION, PING
+from troupe.function.clock import DEFAULT_MAX_CLOCK_SKEW_SECONDS, received_time
 from troupe.function.context import Context
 from troupe.function.errors import PermanentError, TemporaryError
 from troupe.function.settings import Settings, SettingsError
@@ -61,6 +64,7 @@ class MonitorSettings(Settings):
     canary_min_feedback: int = 50  # labeled predictions per side before judging a canary
     canary_tolerance: float = 0.02  # candidate accuracy may trail the champion by this much
     prometheus_timeout: float = 5.0
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS  # event time ahead of ours
 
     def __post_init__(self) -> None:
         if not DURATION.match(self.monitor_window):
@@ -79,25 +83,20 @@ def state_key(model: str) -> str:
 
 
 def handle(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
+    if event.get_type() not in (MODEL_DEPLOYED, PING):
+        raise PermanentError(
+            f"the monitor consumes {PING} and {MODEL_DEPLOYED}, not {event.get_type()}: "
+            "check the Trigger's filter"
+        )
+    now = received_time(ctx, max_skew_seconds=ctx.settings.max_clock_skew_seconds)
     if event.get_type() == MODEL_DEPLOYED:
-        record_deployment(event, ctx)
+        record_deployment(event, ctx, now)
         return None
-    if event.get_type() == PING:
-        return check_serving_metrics(event, ctx)
-    raise PermanentError(
-        f"the monitor consumes {PING} and {MODEL_DEPLOYED}, not {event.get_type()}: "
-        "check the Trigger's filter"
-    )
+    return check_serving_metrics(event, ctx, now)
 
 
 def _event_key(event: CloudEvent) -> str:
     return f"{event.get_source()}|{event.get_id()}"
-
-
-def _event_time(event: CloudEvent) -> float:
-    # Deterministic under redelivery, unlike the clock at handling time.
-    time = event.get_time()
-    return time.timestamp() if time is not None else datetime.now(UTC).timestamp()
 
 
 # -- model-deployed ----------------------------------------------------------------------
@@ -108,7 +107,7 @@ def _version_of(entry: dict[str, Any]) -> str | None:
     return revision.removeprefix("predictor-") if revision.startswith("predictor-") else None
 
 
-def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
+def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings], now: float) -> None:
     data = event.get_data()
     if not isinstance(data, dict):  # the app factory validated it against the schema
         raise PermanentError("model-deployed carries no JSON object; see its schema")
@@ -123,14 +122,14 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
         canary = {
             "candidate": data["version"],
             "champion": _version_of(champion) if champion else None,
-            "since": _event_time(event),
+            "since": now,
             "passed": False,
         }
     deployment = {
         "version": data["version"],
         "revision": data.get("revision"),
         "strategy": data.get("strategy"),
-        "time": _event_time(event),
+        "time": now,
         "event": _event_key(event),
     }
 
@@ -148,7 +147,9 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
 
 
 # -- ticks -------------------------------------------------------------------------------
-def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
+def check_serving_metrics(
+    event: CloudEvent, ctx: Context[MonitorSettings], now: float
+) -> CloudEvent | None:
     settings = ctx.settings
     if not settings.prometheus_url:
         ctx.logger.warning(
@@ -168,7 +169,6 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
     except PrometheusQueryError as error:
         raise PermanentError(str(error)) from None
     readings = _readings(seen, settings)
-    now = _event_time(event)
 
     def change(state: dict[str, Any]) -> dict[str, Any]:
         recorded = dict(state.get("decisions", {}))

@@ -10,6 +10,9 @@
   acknowledged with no reply (202).
 - The same event delivered twice gets the same decision (idempotency key: its source
   and id), so at most one rollback or retrain follows from it.
+- Debounce, budget and "deployed recently" go by the policy's own clock: when it received
+  the event. An event dated more than TROUPE_MAX_CLOCK_SKEW_SECONDS in the future is
+  refused (422) and changes nothing.
 
 Deployment history, first source that has any:
 1. the deployer's records at `deployments/<model>.json` (a list, oldest first, each with
@@ -24,11 +27,12 @@ State lives in the store at `policy/<model>.json`, changed only with update_json
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
+from troupe.function.clock import DEFAULT_MAX_CLOCK_SKEW_SECONDS, received_time
 from troupe.function.context import Context
 from troupe.function.errors import PermanentError
 from troupe.function.settings import Settings
@@ -52,6 +56,7 @@ class PolicySettings(Settings):
     retrain_budget: int = 3  # training requests per hour
     policy_debounce_seconds: float = 900.0  # same version + metric within this → ignored
     training_window: int = 3  # datasets the retrain uses (the newest N)
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS  # event time ahead of ours
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,10 @@ def handle(event: CloudEvent, ctx: Context[PolicySettings]) -> CloudEvent | None
     if not isinstance(data, dict):  # the app factory validated it against the schema
         raise PermanentError("metric-degraded carries no JSON object; see its schema")
     model, version, metric = data["model"], data["version"], data["metric"]
-    idempotency_key = f"{event.get_source()}|{event.get_id()}"
-    now = _event_time(event)
-    rollout = find_rollout(ctx.store, model, version)
     settings = ctx.settings
+    now = received_time(ctx, max_skew_seconds=settings.max_clock_skew_seconds)
+    idempotency_key = f"{event.get_source()}|{event.get_id()}"
+    rollout = find_rollout(ctx.store, model, version)
 
     def change(state: dict[str, Any]) -> dict[str, Any]:
         decisions = dict(state.get("decisions", {}))
@@ -137,11 +142,6 @@ def _decide(
         "model": model, "window": settings.training_window,
         "reason": f"metric-degraded: {symptom}",
     }}
-
-
-def _event_time(event: CloudEvent) -> float:
-    time = event.get_time()
-    return time.timestamp() if time is not None else datetime.now(UTC).timestamp()
 
 
 def deployment_history(store: Store, model: str) -> list[Deployment]:
