@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus clean
+.PHONY: demo test lint bench prometheus clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,21 @@ lint: $(STAMP)
 bench: $(STAMP) prometheus
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# requirements/<extra>.txt: what each function image installs, pinned with hashes. One
+# lock per function extra, each with s3 (every image reads an s3:// store); s3.txt is the
+# base alone. Local pip configuration is ignored, so the hashes are those of PyPI's files.
+# Pins are kept while they satisfy pyproject.toml; `make lock LOCK_ARGS=--upgrade` refreshes.
+LOCKS := data serve train monitor kube s3
+lock: $(STAMP)
+	@for extra in $(LOCKS); do \
+		extras="--extra=$$extra"; [ $$extra = s3 ] || extras="$$extras --extra=s3"; \
+		echo "requirements/$$extra.txt"; \
+		env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet $(LOCK_ARGS) \
+			--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+			--no-emit-find-links $$extras --output-file=requirements/$$extra.txt \
+			pyproject.toml || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .troupe .pytest_cache .mypy_cache .ruff_cache

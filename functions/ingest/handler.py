@@ -4,6 +4,10 @@ A dataset that breaks a rule is answered with data-rejected and every reason fou
 is a normal reply (200), because the event was handled; only a broken store is an error.
 A valid one is stored by content hash, its baseline statistics are written beside it, and
 it is appended to the model's catalog, which the trainer windows over.
+
+Limits come before work: a file larger than TROUPE_MAX_DATASET_BYTES is refused without
+reading more of it than that, and one with more than TROUPE_MAX_COLUMNS columns from its
+header or schema, before its rows are loaded. Both are data-rejected naming the limit.
 """
 
 from __future__ import annotations
@@ -30,21 +34,33 @@ from troupe.ml import (
     read_frame,
 )
 from troupe.ml.catalog import catalog_entry, record_validated, stats_key
-from troupe.store import ConflictError, NotFoundError, OutsideStoreError
+from troupe.store import ConflictError, NotFoundError, ObjectTooLargeError, OutsideStoreError
 
 
 @dataclass(frozen=True)
 class IngestSettings(Settings):
     """TROUPE_MODEL_NAME, TROUPE_MIN_ROWS, TROUPE_MAX_NULL_FRACTION, TROUPE_MAX_CLASSES,
-    TROUPE_BASELINE_BINS; a data-arrived event may tighten or relax the first two."""
+    TROUPE_BASELINE_BINS, TROUPE_MAX_DATASET_BYTES, TROUPE_MAX_COLUMNS; a data-arrived
+    event may tighten or relax min_rows and max_null_fraction, never the size limits."""
 
     model_name: str = "default"
     min_rows: int = 50
     max_null_fraction: float = 0.1
     max_classes: int = 50
     baseline_bins: int = 10
+    max_dataset_bytes: int = 100 * 1024 * 1024  # the file as stored, before parsing
+    max_columns: int = 1000  # features and target together
 
     def __post_init__(self) -> None:
+        if self.max_dataset_bytes < 1:
+            raise SettingsError(
+                f"TROUPE_MAX_DATASET_BYTES must be at least 1, not {self.max_dataset_bytes}"
+            )
+        if self.max_columns < 2:
+            raise SettingsError(
+                f"TROUPE_MAX_COLUMNS must be at least 2 (a feature and the target), "
+                f"not {self.max_columns}"
+            )
         if self.min_rows < 1:
             raise SettingsError(f"TROUPE_MIN_ROWS must be at least 1, not {self.min_rows}")
         if not 0.0 <= self.max_null_fraction <= 1.0:
@@ -71,8 +87,13 @@ def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
         return ctx.reply(DATA_REJECTED, {"uri": uri, "model": model, "reasons": reasons},
                          subject=model)
 
+    limit = ctx.settings.max_dataset_bytes
     try:
-        raw = ctx.store.read_bytes(uri)
+        raw = ctx.store.read_bytes(uri, max_bytes=limit)
+    except ObjectTooLargeError:
+        return reject([f"the file is larger than ingest's limit of {limit} bytes "
+                       f"({limit / 2**20:.4g} MiB, TROUPE_MAX_DATASET_BYTES): split it into "
+                       "smaller datasets"])
     except OutsideStoreError as error:
         return reject([f"{error}; datasets must be uploaded into the store ({ctx.store.url})"])
     except NotFoundError as error:
@@ -89,7 +110,8 @@ def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
         max_classes=ctx.settings.max_classes,
     )
     try:
-        checked = check_frame(read_frame(raw, spec.format), spec)
+        frame = read_frame(raw, spec.format, max_columns=ctx.settings.max_columns)
+        checked = check_frame(frame, spec)
     except DatasetRejected as rejection:
         return reject(rejection.reasons)
 

@@ -26,12 +26,14 @@ State lives in the store at `monitor/<model>.json`, changed only with update_jso
 each decision is recorded under its event's (source, id): a redelivered tick gets the
 same answer and never counts twice. At most one event is sent per tick; other pending
 firings go out on the next ticks.
+
+Cooldowns and deployment times go by the monitor's own clock, when it received the event;
+an event dated more than TROUPE_MAX_CLOCK_SKEW_SECONDS in the future is refused (422).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
@@ -53,6 +55,7 @@ from monitor_queries import (
 )
 from troupe.events import METRIC_DEGRADED, MODEL_DEPLOYED, MODELVERSION, PING
 from troupe.function import Context, PermanentError, SettingsError, TemporaryError, data_object
+from troupe.function.clock import DEFAULT_MAX_CLOCK_SKEW_SECONDS, received_time
 from troupe.ml.canary import CanarySettings
 from troupe.ml.detectors import DetectorSettings
 from troupe.ml.reference import expected_accuracy
@@ -83,6 +86,7 @@ class MonitorSettings(DetectorSettings, CanarySettings):
     monitor_breaches: int = 3  # consecutive breaching ticks before metric-degraded
     monitor_cooldown_seconds: float = 600.0
     prometheus_timeout: float = 5.0
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS  # event time ahead of ours
 
     def __post_init__(self) -> None:
         DetectorSettings.__post_init__(self)
@@ -116,25 +120,20 @@ CONSUMES: Final = (MODEL_DEPLOYED, PING)
 
 
 def handle(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
+    if event.get_type() not in (MODEL_DEPLOYED, PING):
+        raise PermanentError(
+            f"the monitor consumes {PING} and {MODEL_DEPLOYED}, not {event.get_type()}: "
+            "check the Trigger's filter"
+        )
+    now = received_time(ctx, max_skew_seconds=ctx.settings.max_clock_skew_seconds)
     if event.get_type() == MODEL_DEPLOYED:
-        record_deployment(event, ctx)
+        record_deployment(event, ctx, now)
         return None
-    if event.get_type() == PING:
-        return check_serving_metrics(event, ctx)
-    raise PermanentError(
-        f"the monitor consumes {PING} and {MODEL_DEPLOYED}, not {event.get_type()}: "
-        "check the Trigger's filter"
-    )
+    return check_serving_metrics(event, ctx, now)
 
 
 def _event_key(event: CloudEvent) -> str:
     return f"{event.get_source()}|{event.get_id()}"
-
-
-def _event_time(event: CloudEvent) -> float:
-    # Deterministic under redelivery, unlike the clock at handling time.
-    time = event.get_time()
-    return time.timestamp() if time is not None else datetime.now(UTC).timestamp()
 
 
 # -- model-deployed ----------------------------------------------------------------------
@@ -145,7 +144,7 @@ def _version_of(entry: dict[str, Any]) -> str | None:
     return revision.removeprefix("predictor-") if revision.startswith("predictor-") else None
 
 
-def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
+def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings], now: float) -> None:
     data = data_object(event)
     traffic = [entry for entry in data.get("traffic", []) if isinstance(entry, dict)]
     by_tag = {entry.get("tag"): entry for entry in traffic if entry.get("percent", 0) > 0}
@@ -159,7 +158,7 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
         canary = {
             "candidate": data["version"],
             "champion": _version_of(champion) if champion else None,
-            "since": _event_time(event),
+            "since": now,
             # Plans the feedback each side needs; unknown, 0.5 plans for the most.
             "expected_accuracy": expected.accuracy if expected is not None else None,
             "counts": {},
@@ -169,7 +168,7 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
         "version": data["version"],
         "revision": data.get("revision"),
         "strategy": data.get("strategy"),
-        "time": _event_time(event),
+        "time": now,
         "event": _event_key(event),
     }
 
@@ -188,7 +187,9 @@ def record_deployment(event: CloudEvent, ctx: Context[MonitorSettings]) -> None:
 
 
 # -- ticks -------------------------------------------------------------------------------
-def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> CloudEvent | None:
+def check_serving_metrics(
+    event: CloudEvent, ctx: Context[MonitorSettings], now: float
+) -> CloudEvent | None:
     settings = ctx.settings
     if not settings.prometheus_url:
         ctx.logger.warning(
@@ -214,7 +215,6 @@ def check_serving_metrics(event: CloudEvent, ctx: Context[MonitorSettings]) -> C
     known = before.get("detectors", {})
     loaded = {v: load_version_tests(ctx.store, model, v, settings)
               for v in sorted(versions) if v not in known}
-    now = _event_time(event)
 
     def change(state: dict[str, Any]) -> dict[str, Any]:
         recorded = dict(state.get("decisions", {}))

@@ -15,6 +15,9 @@
   acknowledged with no reply (202).
 - The same event delivered twice gets the same decision (idempotency key: its source
   and id), so at most one rollback or retrain follows from it.
+- Debounce, budget and "deployed recently" go by the policy's own clock: when it received
+  the event. An event dated more than TROUPE_MAX_CLOCK_SKEW_SECONDS in the future is
+  refused (422) and changes nothing.
 
 Deployment history, first source that has any:
 1. the deployer's records at `deployments/<model>.json` (a list, oldest first, each with
@@ -29,12 +32,13 @@ State lives in the store at `policy/<model>.json`, changed only with update_json
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import METRIC_DEGRADED, MODELVERSION, ROLLBACK_REQUESTED, TRAINING_REQUESTED
 from troupe.function import Context, Settings, SettingsError, data_object
+from troupe.function.clock import DEFAULT_MAX_CLOCK_SKEW_SECONDS, received_time
 from troupe.store import Store, StoreError
 
 STATE_PREFIX: Final = "policy"
@@ -58,6 +62,7 @@ class PolicySettings(Settings):
     retrain_budget: int = 3  # training requests per hour
     policy_debounce_seconds: float = 900.0  # same version + metric within this → ignored
     training_window: int = 3  # datasets the retrain uses (the newest N)
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS  # event time ahead of ours
     # Kinds of degradation that call for a remedy (retrain or rollback); others are logged.
     retrain_on: tuple[str, ...] = ("concept", "latency")
 
@@ -89,10 +94,10 @@ CONSUMES: Final = (METRIC_DEGRADED,)
 def handle(event: CloudEvent, ctx: Context[PolicySettings]) -> CloudEvent | None:
     data = data_object(event)
     model, version, metric = data["model"], data["version"], data["metric"]
-    idempotency_key = f"{event.get_source()}|{event.get_id()}"
-    now = _event_time(event)
-    rollout = find_rollout(ctx.store, model, version)
     settings = ctx.settings
+    now = received_time(ctx, max_skew_seconds=settings.max_clock_skew_seconds)
+    idempotency_key = f"{event.get_source()}|{event.get_id()}"
+    rollout = find_rollout(ctx.store, model, version)
 
     def change(state: dict[str, Any]) -> dict[str, Any]:
         decisions = dict(state.get("decisions", {}))
@@ -162,11 +167,6 @@ def _decide(
 
 def kind_of(data: dict[str, Any]) -> str:
     return str(data.get("kind") or _KIND_OF_METRIC.get(str(data["metric"]), "concept"))
-
-
-def _event_time(event: CloudEvent) -> float:
-    time = event.get_time()
-    return time.timestamp() if time is not None else datetime.now(UTC).timestamp()
 
 
 def deployment_history(store: Store, model: str) -> list[Deployment]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Context(Generic[S]):
     store: Store
     event: CloudEvent
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("troupe.function"))
+    # When the function took the event in, by its own clock (Unix seconds): the time its
+    # cooldowns and rate limits go by, never the event's `time`, which the sender writes.
+    received_at: float = field(default_factory=time.time)
 
     def reply(
         self,

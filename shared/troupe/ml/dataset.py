@@ -72,11 +72,15 @@ def format_of_uri(uri: str) -> Format | None:
     return None
 
 
-def read_frame(data: bytes, fmt: Format) -> pd.DataFrame:
-    """Parse `data` as `fmt`; anything unreadable raises DatasetRejected saying what it is."""
+def read_frame(data: bytes, fmt: Format, *, max_columns: int | None = None) -> pd.DataFrame:
+    """Parse `data` as `fmt`; anything unreadable raises DatasetRejected saying what it is.
+    With `max_columns`, a file with more columns is refused from its header (CSV) or
+    schema (Parquet) alone, before any row is loaded."""
     if not data.strip():
         raise DatasetRejected([_EMPTY])
     if fmt == "parquet":
+        if max_columns is not None:
+            _check_columns(_parquet_columns(data), max_columns)
         return _read_parquet(data)
     if data.startswith(_PARQUET_MAGIC):
         raise DatasetRejected(['the file is Parquet, not CSV: send it with "format": "parquet"'])
@@ -86,13 +90,39 @@ def read_frame(data: bytes, fmt: Format) -> pd.DataFrame:
         raise DatasetRejected(
             [f"the file is not CSV: it is not UTF-8 text (byte {error.start} is invalid)"]
         ) from None
+    if max_columns is not None:
+        _check_columns(len(_parse_csv(data, nrows=0).columns), max_columns)
+    return _parse_csv(data)
+
+
+def _parse_csv(data: bytes, **options: Any) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data), **options)
     except pd.errors.EmptyDataError:
         raise DatasetRejected([_EMPTY]) from None
     except (pd.errors.ParserError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise DatasetRejected([f"the file is not well-formed CSV: {first_line}"]) from None
+
+
+def _check_columns(count: int, max_columns: int) -> None:
+    if count > max_columns:
+        raise DatasetRejected([
+            f"the file has {count} columns, more than ingest's limit of {max_columns} "
+            "(TROUPE_MAX_COLUMNS): leave out the columns the model does not need"
+        ])
+
+
+def _parquet_columns(data: bytes) -> int:
+    """The number of columns in a Parquet file's schema, read from its footer only."""
+    import pyarrow.parquet as pq
+
+    if not data.startswith(_PARQUET_MAGIC):
+        raise DatasetRejected(["the file is not Parquet (no PAR1 header): check \"format\""])
+    try:
+        return len(pq.read_schema(io.BytesIO(data)).names)
+    except Exception as error:  # pyarrow raises a zoo of types for a damaged file
+        raise DatasetRejected([f"the Parquet file cannot be read: {error}"]) from None
 
 
 def _read_parquet(data: bytes) -> pd.DataFrame:

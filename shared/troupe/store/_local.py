@@ -29,10 +29,12 @@ class LocalBackend:
         self.root = root
         self.lock_timeout = lock_timeout
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """The file's bytes; with `limit`, no more than limit + 1 of them, so that a caller
+        can tell a file over its limit without holding all of it."""
         try:
             with open(path, "rb") as file:
-                return file.read()
+                return file.read() if limit is None else file.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"nothing is stored at file://{path}") from None
         except IsADirectoryError:

@@ -48,8 +48,10 @@ class S3Backend:
             self._pid = os.getpid()
         return self._fs
 
-    def read(self, path: str) -> bytes:
-        found = self._get(path)
+    def read(self, path: str, limit: int | None = None) -> bytes:
+        """The object's bytes; with `limit`, no more than limit + 1 of them, so that a
+        caller can tell an object over its limit without holding all of it."""
+        found = self._get(path, limit)
         if found is None:
             raise NotFoundError(f"nothing is stored at s3://{path}")
         return found[0]
@@ -113,18 +115,21 @@ class S3Backend:
             return []
         return found
 
-    def _get(self, path: str) -> tuple[bytes, str] | None:
-        """The object's bytes and ETag, read in one request so they belong together."""
+    def _get(self, path: str, limit: int | None = None) -> tuple[bytes, str] | None:
+        """The object's bytes (at most limit + 1 of them) and ETag, read in one request so
+        they belong together."""
         bucket, key = _split(path)
         try:
             result: tuple[bytes, str] | None = fsspec.asyn.sync(
-                self.fs.loop, self._get_async, bucket, key
+                self.fs.loop, self._get_async, bucket, key, limit
             )
         except _S3Failure as failure:
             raise failure.as_store_error(f"s3://{path}") from None
         return result
 
-    async def _get_async(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+    async def _get_async(
+        self, bucket: str, key: str, limit: int | None = None
+    ) -> tuple[bytes, str] | None:
         client = await self.fs.set_session()
         try:
             response = await client.get_object(Bucket=bucket, Key=key)
@@ -134,7 +139,10 @@ class S3Backend:
                 return None
             raise failure from error
         async with response["Body"] as body:
-            data: bytes = await body.read()
+            if limit is None:
+                data: bytes = await body.read()
+            else:
+                data = await _read_at_most(body, limit + 1)
         return data, str(response["ETag"])
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
@@ -150,6 +158,20 @@ class S3Backend:
         except Exception as error:
             raise _S3Failure.from_error(error) from error
         return result
+
+
+async def _read_at_most(body: Any, size: int) -> bytes:
+    """Up to `size` bytes of a streaming body; leaving the rest unread ends the download
+    when the body is closed."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk: bytes = await body.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 class _S3Failure(Exception):

@@ -36,5 +36,14 @@ class NotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ObjectTooLargeError(StoreError, ValueError):
+    """An object is larger than the limit its reader set; no more than the limit was read."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__(f"{url} is larger than {limit} bytes")
+        self.url = url
+        self.limit = limit
+
+
 class ConflictError(StoreError):
     """An atomic update gave up after repeated concurrent-update conflicts; retry later."""

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ._local import LocalBackend
 from ._location import Location, Root
 from .artifacts import dump_model, load_trusted_model
-from .errors import IntegrityError, InvalidNameError, NotFoundError, OutsideStoreError, StoreError
+from .errors import (
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    ObjectTooLargeError,
+    OutsideStoreError,
+    StoreError,
+)
 from .registry import ModelRegistry, check_name
 from .replies import ReplyCache
 
@@ -40,7 +47,7 @@ class ObjectRef:
 
 
 class _Backend(Protocol):
-    def read(self, path: str) -> bytes: ...
+    def read(self, path: str, limit: int | None = None) -> bytes: ...
     def exists(self, path: str) -> bool: ...
     def write(self, path: str, data: bytes) -> None: ...
     def create(self, path: str, data: bytes) -> bool: ...
@@ -104,8 +111,14 @@ class Store:
 
     # bytes
 
-    def read_bytes(self, uri_or_key: str) -> bytes:
-        return self._backend.read(self._locate(uri_or_key).native)
+    def read_bytes(self, uri_or_key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's bytes. With `max_bytes`, an object larger than that raises
+        ObjectTooLargeError after reading no more than max_bytes + 1 of it."""
+        location = self._locate(uri_or_key)
+        data = self._backend.read(location.native, limit=max_bytes)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ObjectTooLargeError(location.url, max_bytes)
+        return data
 
     def read_verified(self, uri_or_key: str, sha256: str) -> bytes:
         """The bytes at `uri_or_key`, refused with IntegrityError unless their sha256 is

@@ -120,6 +120,53 @@ def test_bad_input_is_rejected_with_its_reason_as_a_normal_reply(
     assert store.list("datasets/") == []
 
 
+@pytest.mark.parametrize(("uri", "encode"), [("in/x.csv", to_csv_bytes),
+                                              ("in/x.parquet", to_parquet_bytes)])
+def test_a_dataset_over_the_size_limit_is_rejected_naming_the_limit(
+    store: Store, uri: str, encode: Any
+) -> None:
+    content = encode(synthetic_frame(200))
+    store.write_bytes(uri, content)
+
+    over = run(store, arrived(uri), max_dataset_bytes=len(content) - 1)
+    assert over.get_type() == DATA_REJECTED
+    (reason,) = over.get_data()["reasons"]
+    assert "TROUPE_MAX_DATASET_BYTES" in reason and f"{len(content) - 1} bytes" in reason
+    assert store.list("datasets/") == []
+    at_limit = run(store, arrived(uri), max_dataset_bytes=len(content))
+    assert at_limit.get_type() == DATA_VALIDATED
+
+
+@pytest.mark.parametrize(("uri", "encode"), [("in/x.csv", to_csv_bytes),
+                                              ("in/x.parquet", to_parquet_bytes)])
+def test_a_dataset_over_the_column_limit_is_rejected_naming_the_limit(
+    store: Store, uri: str, encode: Any
+) -> None:
+    store.write_bytes(uri, encode(synthetic_frame(200, features=6)))  # 7 columns
+
+    over = run(store, arrived(uri), max_columns=6)
+    assert over.get_type() == DATA_REJECTED
+    (reason,) = over.get_data()["reasons"]
+    assert "7 columns" in reason and "TROUPE_MAX_COLUMNS" in reason and "6" in reason
+    assert run(store, arrived(uri), max_columns=7).get_type() == DATA_VALIDATED
+
+
+def test_the_column_limit_is_checked_on_the_header_before_any_row_is_parsed(
+    store: Store,
+) -> None:
+    header = ",".join(f"f{i}" for i in range(9)) + ",label\n"
+    row = ",".join(["1"] * 10) + "\n"
+    broken_row = ",".join(["1"] * 14) + "\n"  # more fields than the rows before: unparseable
+    store.write_bytes("in/wide.csv", (header + row + broken_row * 100).encode())
+
+    over = run(store, arrived("in/wide.csv"), max_columns=5)
+    assert over.get_data()["reasons"] == [
+        "the file has 10 columns, more than ingest's limit of 5 (TROUPE_MAX_COLUMNS): leave "
+        "out the columns the model does not need"]
+    within = run(store, arrived("in/wide.csv"), max_columns=10)  # now the rows are read
+    assert "not well-formed CSV" in within.get_data()["reasons"][0]
+
+
 def test_a_folder_is_not_a_dataset(store: Store) -> None:
     store.write_bytes("in/part-0.csv", to_csv_bytes(synthetic_frame(100)))
     reply = run(store, arrived("in"))
@@ -147,6 +194,13 @@ def test_settings_are_read_from_the_environment_and_checked() -> None:
     assert (settings.min_rows, settings.max_null_fraction, settings.model_name) == (5, 0.3, "churn")
     with pytest.raises(SettingsError, match="TROUPE_MAX_NULL_FRACTION"):
         ingest.IngestSettings.from_env({"TROUPE_MAX_NULL_FRACTION": "2"})
+    limits = ingest.IngestSettings.from_env(
+        {"TROUPE_MAX_DATASET_BYTES": "1048576", "TROUPE_MAX_COLUMNS": "20"})
+    assert (limits.max_dataset_bytes, limits.max_columns) == (1048576, 20)
+    with pytest.raises(SettingsError, match="TROUPE_MAX_DATASET_BYTES"):
+        ingest.IngestSettings.from_env({"TROUPE_MAX_DATASET_BYTES": "0"})
+    with pytest.raises(SettingsError, match="TROUPE_MAX_COLUMNS"):
+        ingest.IngestSettings.from_env({"TROUPE_MAX_COLUMNS": "1"})
 
 
 def test_over_http_a_rejection_is_200_and_invalid_data_is_422(tmp_path: Path) -> None:

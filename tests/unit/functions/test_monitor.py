@@ -119,10 +119,11 @@ class Monitor:
     def __init__(self, settings: Any, store: Store) -> None:
         self.settings, self.store = settings, store
 
-    def __call__(self, event: CloudEvent) -> CloudEvent | None:
-        reply: CloudEvent | None = monitor.handle(
-            event, Context(settings=self.settings, store=self.store, event=event)
-        )
+    def __call__(self, event: CloudEvent, received: datetime | None = None) -> CloudEvent | None:
+        """Deliver `event` as received at `received`: by default when it is dated."""
+        at = received or event.get_time() or datetime.now(UTC)
+        reply: CloudEvent | None = monitor.handle(event, Context(
+            settings=self.settings, store=self.store, event=event, received_at=at.timestamp()))
         return reply
 
 
@@ -155,6 +156,35 @@ def test_accuracy_must_breach_three_ticks_then_cools_down(
     # The first tick after the cooldown fires again: the breaches kept counting.
     again = deliver(tick(seconds(120 + 601)))
     assert again is not None and again.get_data()["breaches"] == 4
+
+
+@pytest.mark.prometheus
+def test_the_cooldown_goes_by_the_time_of_receipt(prometheus_url: str, tmp_path: Path) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "bad", TROUPE_MONITOR_BREACHES="1",
+                           TROUPE_MAX_CLOCK_SKEW_SECONDS="3600")
+    assert deliver(tick(seconds(0))) is not None
+    # Dated after the cooldown, but received inside it: quiet.
+    assert deliver(tick(seconds(601)), received=START + seconds(60)) is None
+    state = deliver.store.read_json("monitor/bad.json")
+    assert state["cooldown_until"] == {"v1": (START + seconds(600)).timestamp()}
+
+
+@pytest.mark.prometheus
+def test_an_event_dated_in_the_future_is_refused_and_changes_nothing(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    deliver = make_monitor(prometheus_url, tmp_path, "bad")
+    assert deliver(tick(seconds(0))) is None
+    before = deliver.store.read_json("monitor/bad.json")
+    year_2100 = datetime(2100, 1, 1, tzinfo=UTC)
+    with pytest.raises(PermanentError, match="TROUPE_MAX_CLOCK_SKEW_SECONDS"):
+        deliver(tick(year_2100 - START), received=START + seconds(60))
+    deployment = deployed("bad", "v2", "direct", [{"revision": "predictor-v2", "percent": 100}])
+    from_2100 = CloudEvent({**deployment.get_attributes(), "time": year_2100},
+                           deployment.get_data())
+    with pytest.raises(PermanentError, match="2100-01-01"):
+        deliver(from_2100, received=START + seconds(60))
+    assert deliver.store.read_json("monitor/bad.json") == before
 
 
 @pytest.mark.prometheus

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cloudevents.core.v1.event import CloudEvent
 from sklearn.dummy import DummyClassifier
 from support.functions import load_function
 from troupe.events import ROLLBACK_REQUESTED, TRAINING_REQUESTED, make_event, to_http_binary
 from troupe.function import create_app
 from troupe.function.context import Context
+from troupe.function.errors import PermanentError
 from troupe.store import Store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -38,10 +40,11 @@ class Policy:
         self.store = store
         self.settings = policy.PolicySettings.from_env({"K_SERVICE": "policy", **env})
 
-    def __call__(self, event: CloudEvent) -> CloudEvent | None:
-        reply: CloudEvent | None = policy.handle(
-            event, Context(settings=self.settings, store=self.store, event=event)
-        )
+    def __call__(self, event: CloudEvent, received: datetime | None = None) -> CloudEvent | None:
+        """Deliver `event` as received at `received`: by default when it is dated."""
+        at = received or event.get_time() or datetime.now(UTC)
+        reply: CloudEvent | None = policy.handle(event, Context(
+            settings=self.settings, store=self.store, event=event, received_at=at.timestamp()))
         return reply
 
 
@@ -196,6 +199,44 @@ def test_an_unknown_kind_in_the_setting_is_refused() -> None:
         policy.PolicySettings.from_env({"TROUPE_RETRAIN_ON": "concept,drift"})
 
 
+def test_debounce_and_budget_go_by_the_time_of_receipt(store: Store) -> None:
+    decide = Policy(store, TROUPE_POLICY_DEBOUNCE_SECONDS="900")
+    assert decide(degraded("v3", at=minutes(0))) is not None
+    # Dated a minute later, but delivered from a backlog sixteen minutes later: by the
+    # policy's clock the debounce is over.
+    reply = decide(degraded("v3", at=minutes(1)), received=T0 + minutes(16))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    state = store.read_json("policy/default.json")
+    assert state["debounce"]["v3/accuracy"] == (T0 + minutes(16)).timestamp()
+    assert state["trainings"] == [T0.timestamp(), (T0 + minutes(16)).timestamp()]
+
+
+def test_an_event_dated_in_the_future_is_refused_and_changes_nothing(store: Store) -> None:
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    assert decide(degraded("v3", "accuracy", at=minutes(0))) is not None
+    assert decide(degraded("v3", "psi", at=minutes(1))) is not None
+    before = store.read_json("policy/default.json")
+    year_2100 = degraded("v3", "latency_p95", at=datetime(2100, 1, 1, tzinfo=UTC) - T0)
+
+    with pytest.raises(PermanentError, match="2100-01-01") as refused:
+        decide(year_2100, received=T0 + minutes(2))
+    assert "TROUPE_MAX_CLOCK_SKEW_SECONDS" in str(refused.value)
+    assert store.read_json("policy/default.json") == before
+    # The retraining history still counts both: the budget stays spent within the hour.
+    assert decide(degraded("v3", "latency_p95", at=minutes(3))) is None
+    reply = decide(degraded("v3", "latency_p95", at=minutes(61)))
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+
+
+def test_the_allowed_skew_is_configurable(store: Store) -> None:
+    ahead = degraded("v3", at=minutes(10))
+    with pytest.raises(PermanentError):
+        Policy(store)(ahead, received=T0)  # ten minutes ahead; five allowed by default
+    reply = Policy(store, TROUPE_MAX_CLOCK_SKEW_SECONDS="900")(ahead, received=T0)
+    assert reply is not None and reply.get_type() == TRAINING_REQUESTED
+    assert store.read_json("policy/default.json")["trainings"] == [T0.timestamp()]
+
+
 def test_through_the_function_app(store: Store) -> None:
     settings = policy.PolicySettings.from_env(
         {"K_SERVICE": "policy", "TROUPE_STORE_URL": store.url}
@@ -206,11 +247,16 @@ def test_through_the_function_app(store: Store) -> None:
         message = to_http_binary(event)
         return client.post("/", data=message.body, headers=dict(message.headers))
 
-    replied = post(degraded("v4", at=minutes(0)))
+    now = datetime.now(UTC)
+    replied = post(degraded("v4", at=now - T0))
     assert replied.status_code == 200
     assert replied.headers["ce-type"] == TRAINING_REQUESTED
-    debounced = post(degraded("v4", at=minutes(1)))
+    debounced = post(degraded("v4", at=now - T0 + minutes(1)))  # a minute ahead: allowed
     assert debounced.status_code == 202 and debounced.get_data() == b""
+    from_2100 = post(degraded("v4", "psi", at=datetime(2100, 1, 1, tzinfo=UTC) - T0))
+    assert from_2100.status_code == 422
+    assert "2100-01-01" in from_2100.get_json()["message"]
+    assert len(store.read_json("policy/default.json")["trainings"]) == 1
     invalid = make_event("training-requested", {"reason": "not for the policy"})
     message = to_http_binary(invalid)
     wrong = client.post("/", data=message.body,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from troupe.ml.training import ESTIMATORS, build_pipeline
 from troupe.store import IntegrityError, InvalidNameError, OutsideStoreError, Store
 from troupe.store.artifacts import is_trusted_type
 
@@ -131,6 +135,52 @@ def test_a_function_from_a_trusted_package_is_refused(file_store: Store) -> None
         file_store.load_model(uri, sha)
 
 
+def _artifact_naming(module: str, class_name: str) -> bytes:
+    """A skops artifact whose one object claims to be `module.class_name`, as an attacker
+    who writes the archive by hand would make it."""
+    archive = zipfile.ZipFile(io.BytesIO(skops.io.dumps({"model": Custom()})))
+    schema = json.loads(archive.read("schema.json"))
+    node = schema["content"]["model"]
+    assert (node["__module__"], node["__class__"]) == (__name__, "Custom")
+    node["__module__"], node["__class__"] = module, class_name
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as rewritten:
+        rewritten.writestr("schema.json", json.dumps(schema))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("module", "class_name"),
+    [
+        ("numpy.f2py.rules", "Path"),  # pathlib.Path, imported by a numpy module
+        ("numpy", "memmap"),  # a numpy class that writes through to a file
+        ("numpy.ctypeslib", "c_intp"),  # a ctypes integer: raw memory
+    ],
+)
+def test_types_that_only_look_like_numpy_are_refused(
+    file_store: Store, module: str, class_name: str
+) -> None:
+    data = _artifact_naming(module, class_name)
+    name = f"{module}.{class_name}"
+    assert name in skops.io.get_untrusted_types(data=data)  # troupe's check decides
+    uri = file_store.write_bytes("models/default/v9.skops", data)
+
+    with pytest.raises(IntegrityError, match="does not trust") as raised:
+        file_store.load_model(uri, hashlib.sha256(data).hexdigest())
+    assert name in str(raised.value)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_model_the_trainer_builds_loads(
+    file_store: Store, training: tuple[Any, Any], estimator: str
+) -> None:
+    features, labels = training
+    model = build_pipeline(estimator, seed=3).fit(features, labels)
+    ref = file_store.save_model(model, name="default", version=estimator.replace("_", "-"))
+    loaded = file_store.load_model(ref.uri, ref.sha256)
+    assert np.array_equal(loaded.predict(features), model.predict(features))
+
+
 def test_bytes_that_are_not_skops_are_refused(file_store: Store) -> None:
     import pickle
 
@@ -149,9 +199,23 @@ def test_models_outside_the_store_are_refused(file_store: Store, tmp_path: Any) 
     ("name", "trusted"),
     [
         ("sklearn.tree._tree.Tree", True),
+        ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
         ("numpy.dtype", True),
+        ("numpy.random.Generator", True),
         ("scipy.sparse._csr.csr_matrix", True),
         ("collections.OrderedDict", True),
+        # Names under a trusted package for classes that are not its own, or that reach
+        # memory, files or processes.
+        ("numpy.f2py.rules.Path", False),
+        ("numpy.f2py.rules.os", False),
+        ("numpy.memmap", False),
+        ("numpy.ctypeslib.c_intp", False),
+        ("numpy.lib.npyio.NpzFile", False),
+        ("numpy.lib.npyio.DataSource", False),
+        ("scipy.LowLevelCallable", False),
+        ("scipy.io.FortranFile", False),
+        ("sklearn.utils.parallel.Parallel", False),
+        ("sklearn.utils._testing.TempMemmap", False),
         ("numpy.load", False),
         ("sklearn.datasets.fetch_openml", False),
         ("sklearn.does.not.Exist", False),

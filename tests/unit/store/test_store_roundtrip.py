@@ -13,6 +13,7 @@ from troupe.function.settings import Settings
 from troupe.store import (
     InvalidNameError,
     NotFoundError,
+    ObjectTooLargeError,
     Reply,
     Store,
     StoreConfigError,
@@ -39,6 +40,20 @@ def test_write_replaces_the_whole_object(store: Store) -> None:
     store.write_bytes("k", b"a long first version")
     store.write_bytes("k", b"short")
     assert store.read_bytes("k") == b"short"
+
+
+def test_a_read_with_a_limit_refuses_a_larger_object(store: Store) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB, more than one network read on s3
+    url = store.write_bytes("big/object.bin", payload)
+    assert store.read_bytes("big/object.bin", max_bytes=len(payload)) == payload
+    with pytest.raises(ObjectTooLargeError) as raised:
+        store.read_bytes("big/object.bin", max_bytes=len(payload) - 1)
+    assert (raised.value.url, raised.value.limit) == (url, len(payload) - 1)
+    assert isinstance(raised.value, ValueError)
+    store.write_bytes("big/empty.bin", b"")
+    assert store.read_bytes("big/empty.bin", max_bytes=0) == b""
+    with pytest.raises(NotFoundError):
+        store.read_bytes("big/absent.bin", max_bytes=10)
 
 
 def test_missing_objects_raise_not_found_that_is_a_key_error(store: Store) -> None:
