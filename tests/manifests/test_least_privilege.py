@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from troupe.local.manifests import load_project
-from troupe.local.resources import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
+from troupe.local.controlplane.manifests import load_project
+from troupe.local.controlplane.resources import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "troupe"

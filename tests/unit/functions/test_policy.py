@@ -212,7 +212,7 @@ def test_debounce_and_budget_go_by_the_time_of_receipt(store: Store) -> None:
 
 
 def test_an_event_dated_in_the_future_is_refused_and_changes_nothing(store: Store) -> None:
-    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2")
+    decide = Policy(store, TROUPE_RETRAIN_BUDGET="2", TROUPE_RETRAIN_ON="concept,latency,covariate")
     assert decide(degraded("v3", "accuracy", at=minutes(0))) is not None
     assert decide(degraded("v3", "psi", at=minutes(1))) is not None
     before = store.read_json("policy/default.json")
