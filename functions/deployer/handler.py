@@ -53,6 +53,8 @@ SERVING, CANARY, PROMOTED, ROLLED_BACK = "serving", "canary", "promoted", "rolle
 
 @dataclass(frozen=True)
 class DeployerSettings(Settings):
+    deploy_strategy: str = "direct"  # direct | canary
+    canary_percent: int = 10
     # The model the predictor Service serves. One predictor serves one model at a time;
     # TROUPE_DEPLOY_MODELS (comma-separated glob patterns, default: just model_name) lets
     # an approved model of another name take the predictor over, as the demo does with a
@@ -61,8 +63,6 @@ class DeployerSettings(Settings):
     deploy_models: str = ""
     namespace: str = "troupe"
     predictor_service: str = "predictor"
-    deploy_strategy: str = "direct"  # direct | canary
-    canary_percent: int = 10
     kubeconfig: str = ""  # empty: in-cluster, then the default kubeconfig, then `troupe up`'s
     kube_context: str = ""
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import MODEL_APPROVED, MODEL_REJECTED, MODELVERSION, TRAINING_FINISHED
-from troupe.function import Context, PermanentError, Settings, SettingsError, data_object
+from troupe.function import Context, PermanentError, Settings, data_object
 from troupe.ml import METRICS, EvaluationError, Holdout, decide, holdout_split, score
 from troupe.ml.catalog import CatalogError, load_frame
 from troupe.ml.reference import evaluation_key
@@ -33,15 +33,8 @@ class EvaluatorSettings(Settings):
     eval_floor: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.eval_metric not in METRICS:
-            raise SettingsError(
-                f"TROUPE_EVAL_METRIC={self.eval_metric!r} is unknown: "
-                f"use one of {', '.join(METRICS)}"
-            )
-        if self.eval_tolerance < 0:
-            raise SettingsError(
-                f"TROUPE_EVAL_TOLERANCE must not be negative, not {self.eval_tolerance}"
-            )
+        self.require_one_of("eval_metric", METRICS)
+        self.require_at_least("eval_tolerance", 0)
 
 
 CONSUMES: Final = (TRAINING_FINISHED,)

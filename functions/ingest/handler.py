@@ -20,7 +20,6 @@ from troupe.events import DATA_ARRIVED, DATA_REJECTED, DATA_VALIDATED
 from troupe.function import (
     Context,
     Settings,
-    SettingsError,
     TemporaryError,
     data_object,
 )
@@ -52,25 +51,11 @@ class IngestSettings(Settings):
     max_columns: int = 1000  # features and target together
 
     def __post_init__(self) -> None:
-        if self.max_dataset_bytes < 1:
-            raise SettingsError(
-                f"TROUPE_MAX_DATASET_BYTES must be at least 1, not {self.max_dataset_bytes}"
-            )
-        if self.max_columns < 2:
-            raise SettingsError(
-                f"TROUPE_MAX_COLUMNS must be at least 2 (a feature and the target), "
-                f"not {self.max_columns}"
-            )
-        if self.min_rows < 1:
-            raise SettingsError(f"TROUPE_MIN_ROWS must be at least 1, not {self.min_rows}")
-        if not 0.0 <= self.max_null_fraction <= 1.0:
-            raise SettingsError(
-                f"TROUPE_MAX_NULL_FRACTION must lie in [0, 1], not {self.max_null_fraction}"
-            )
-        if self.baseline_bins < 2:
-            raise SettingsError(
-                f"TROUPE_BASELINE_BINS must be at least 2, not {self.baseline_bins}"
-            )
+        self.require_at_least("max_dataset_bytes", 1)
+        self.require_at_least("max_columns", 2, "a feature and the target")
+        self.require_at_least("min_rows", 1)
+        self.require_within("max_null_fraction", 0.0, 1.0)
+        self.require_at_least("baseline_bins", 2)
 
 
 CONSUMES: Final = (DATA_ARRIVED,)

@@ -57,24 +57,16 @@ class PredictorError(Exception):
     status_code = 400
 
 
-class BadRequestError(PredictorError):
-    status_code = 400
+def _answered_with(status_code: int, name: str) -> type[PredictorError]:
+    """A PredictorError answered with `status_code`, named for what went wrong."""
+    return type(name, (PredictorError,), {"status_code": status_code})
 
 
-class UnknownModelError(PredictorError):
-    status_code = 404
-
-
-class UnknownPredictionError(PredictorError):
-    status_code = 404
-
-
-class DuplicateFeedbackError(PredictorError):
-    status_code = 409
-
-
-class ModelUnavailableError(PredictorError):
-    status_code = 503
+BadRequestError = _answered_with(400, "BadRequestError")
+UnknownModelError = _answered_with(404, "UnknownModelError")
+UnknownPredictionError = _answered_with(404, "UnknownPredictionError")
+DuplicateFeedbackError = _answered_with(409, "DuplicateFeedbackError")
+ModelUnavailableError = _answered_with(503, "ModelUnavailableError")
 
 
 @dataclass(frozen=True)

@@ -57,29 +57,12 @@ class TrainerSettings(Settings):
     baseline_bins: int = 10
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise SettingsError(
-                f"TROUPE_ESTIMATOR={self.estimator!r} is unknown: "
-                f"use one of {', '.join(ESTIMATORS)}"
-            )
+        self.require_one_of("estimator", ESTIMATORS)
         self.params  # noqa: B018 - parse once now, so a bad value stops the function at start
-        if self.train_on_arrival not in ("always", "first"):
-            raise SettingsError(
-                f"TROUPE_TRAIN_ON_ARRIVAL={self.train_on_arrival!r}: use always or first"
-            )
-        if self.training_window < 1:
-            raise SettingsError(
-                f"TROUPE_TRAINING_WINDOW must be at least 1, not {self.training_window}"
-            )
-        if self.baseline_bins < 2:
-            raise SettingsError(
-                f"TROUPE_BASELINE_BINS must be at least 2, not {self.baseline_bins}"
-            )
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise SettingsError(
-                f"TROUPE_HOLDOUT_FRACTION must lie strictly between 0 and 1, not "
-                f"{self.holdout_fraction}"
-            )
+        self.require_one_of("train_on_arrival", ("always", "first"))
+        self.require_at_least("training_window", 1)
+        self.require_at_least("baseline_bins", 2)
+        self.require_within("holdout_fraction", 0.0, 1.0, inclusive=False)
 
     @property
     def params(self) -> dict[str, Any]:

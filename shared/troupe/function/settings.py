@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -48,6 +48,32 @@ class Settings:
     @property
     def event_source(self) -> str:
         return self.source or f"/troupe/{self.service}"
+
+    # -- checks for __post_init__: each names the variable and what it may hold ----------
+    def variable_of(self, name: str) -> str:
+        """The environment variable the field `name` is read from."""
+        found = next(f for f in dataclasses.fields(self) if f.name == name)
+        return str(found.metadata.get("env") or f"TROUPE_{name.upper()}")
+
+    def require_at_least(self, name: str, minimum: float, why: str = "") -> None:
+        value = getattr(self, name)
+        if value < minimum:
+            raise SettingsError(f"{self.variable_of(name)} must be at least {minimum}"
+                                f"{f' ({why})' if why else ''}, not {value}")
+
+    def require_within(self, name: str, low: float, high: float, *,
+                       inclusive: bool = True) -> None:
+        value = getattr(self, name)
+        inside = low <= value <= high if inclusive else low < value < high
+        if not inside:
+            bounds = f"[{low}, {high}]" if inclusive else f"({low}, {high})"
+            raise SettingsError(f"{self.variable_of(name)} must lie in {bounds}, not {value}")
+
+    def require_one_of(self, name: str, choices: Iterable[str]) -> None:
+        value, allowed = getattr(self, name), list(choices)
+        if value not in allowed:
+            raise SettingsError(f"{self.variable_of(name)}={value!r} is unknown: use one of "
+                                f"{', '.join(allowed)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
