@@ -21,12 +21,14 @@ class UnknownBrokerError(DataPlaneError, KeyError):
 
 
 class RejectedEventError(DataPlaneError, ValueError):
-    """The ingress refused an event; `status` is the HTTP status it answers with."""
+    """The ingress refused an event; `status_code` is the HTTP status it answers with."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.status_code = status_code
 
 
 class PublishFailedError(DataPlaneError):
+    status_code = 503  # with Retry-After: the event was not stored, so send it again
+
     """Kafka did not acknowledge the write, so the event is not stored."""

@@ -24,11 +24,12 @@ CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BadRequestError(LocalError):
-    """The request line or a header cannot be parsed; `status` is the answer (400, 431)."""
+    """The request line or a header cannot be parsed; `status_code` is the answer (400,
+    431)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.status_code = status_code
 
 
 class BadResponseError(LocalError, ValueError):

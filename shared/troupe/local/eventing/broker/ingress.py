@@ -21,7 +21,7 @@ from typing import Final
 from kafka.errors import KafkaError
 
 from troupe.events import codec
-from troupe.events.errors import MalformedEventError, UnsupportedMediaTypeError
+from troupe.events.errors import EventError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.http11 import Request
 from troupe.local.eventing.broker.ingress_connection import IngressConnection, Respond, UnreadBody
@@ -138,17 +138,19 @@ class IngressServer:
 
 
 def _refusal(broker: BrokerSpec, error: BaseException) -> tuple[int, str, dict[str, str] | None]:
-    """The answer to an event the ingress could not store."""
-    if isinstance(error, UnsupportedMediaTypeError):
-        return 415, str(error), None
-    if isinstance(error, MalformedEventError):
-        return 400, str(error), None
-    if isinstance(error, RejectedEventError):
-        return error.status, str(error), None
-    if isinstance(error, (PublishFailedError, KafkaError)):
-        log.warning("ingress: Kafka did not acknowledge an event on %s: %s",
-                    broker.topic, error or type(error).__name__)
-        return 503, "Kafka did not acknowledge the event; retry later", _RETRY_LATER
+    """The answer to an event the ingress could not store: the status the error carries,
+    as werkzeug's exceptions do (event errors, refusals), or 503 when Kafka did not take
+    it; anything else is a bug, answered 500."""
+    if isinstance(error, KafkaError):
+        error = PublishFailedError(str(error) or type(error).__name__)
+    if isinstance(error, PublishFailedError):
+        log.warning("ingress: Kafka did not acknowledge an event on %s: %s", broker.topic,
+                    error)
+        return error.status_code, "Kafka did not acknowledge the event; retry later", \
+            _RETRY_LATER
+    status = getattr(error, "status_code", None)
+    if isinstance(error, (EventError, RejectedEventError)) and isinstance(status, int):
+        return status, str(error), None
     # A bug: the client may send the event again, and the traceback goes to the log.
     log.error("ingress: storing an event on %s failed", broker.topic, exc_info=error)
     return 500, "the broker failed to store the event; retry later", _RETRY_LATER

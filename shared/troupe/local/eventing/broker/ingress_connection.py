@@ -125,7 +125,7 @@ class IngressConnection(asyncio.Protocol):
         try:
             request = parse_request_head(head)
         except BadRequestError as error:
-            self._refuse(error.status, str(error))
+            self._refuse(error.status_code, str(error))
             return False
         unread = self._unreadable(request)
         if unread is not None:
