@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from troupe.local.controlplane.objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
 from troupe.local.controlplane.resources import REVISION, SERVICE, Kind, Obj
@@ -56,7 +56,7 @@ class ServingController:
         self._settings = settings
         self._services: dict[tuple[str, str], _ServiceState] = {}
         self._lock = threading.RLock()
-        self._instance_listeners: list[Any] = []
+        self._instance_listeners: list[Callable[[], None]] = []
         self._stopping = threading.Event()
         self._ticker = threading.Thread(target=self._tick_forever, name="autoscaler",
                                         daemon=True)
@@ -217,7 +217,7 @@ class ServingController:
             state = self._services.get((namespace, name))
             return state.front.url if state else None
 
-    def on_instances_changed(self, listener: Any) -> None:
+    def on_instances_changed(self, listener: Callable[[], None]) -> None:
         self._instance_listeners.append(listener)
 
     def _instances_changed(self) -> None:

@@ -16,7 +16,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from kafka import TopicPartition
 
@@ -24,7 +23,7 @@ from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
 from troupe.local.eventing.broker.retries import Attempt, DeliveryAborted
-from troupe.local.eventing.broker.spec import BrokerSpec, TriggerSpec
+from troupe.local.eventing.broker.spec import BrokerSpec, KafkaRecord, TriggerSpec
 from troupe.local.eventing.broker.workers import WorkerPool
 
 WAITING_PER_DELIVERY = 4
@@ -34,12 +33,12 @@ log = logging.getLogger(__name__)
 # Delivers one Kafka record for a trigger, given the outcome of a first attempt if one was
 # made; returns normally once the event is finished (delivered, dead-lettered or dropped);
 # raises DeliveryAborted to leave it uncommitted.
-Deliver = Callable[[TriggerSpec, Any, Attempt | None], None]
+Deliver = Callable[[TriggerSpec, KafkaRecord, Attempt | None], None]
 # Then: called with True once the event is finished, or with False and the first attempt
 # (None if none was made) when `Deliver` has to carry on.
 Then = Callable[[bool, Attempt | None], None]
 # Makes a record's first attempt without blocking; calls `then` when it has landed.
-DeliverFirst = Callable[[TriggerSpec, Any, Then], None]
+DeliverFirst = Callable[[TriggerSpec, KafkaRecord, Then], None]
 
 
 class TriggerDispatcher:
@@ -56,11 +55,11 @@ class TriggerDispatcher:
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self.progress: dict[TopicPartition, PartitionProgress] = {}
-        self._lanes: dict[TopicPartition, deque[Any]] = {}
+        self._lanes: dict[TopicPartition, deque[KafkaRecord]] = {}
         self._busy_lanes: set[TopicPartition] = set()
         self._in_flight = 0  # taken and not finished: running or waiting
         self._running = 0
-        self._waiting: deque[tuple[TopicPartition, PartitionProgress, Any]] = deque()
+        self._waiting: deque[tuple[TopicPartition, PartitionProgress, KafkaRecord]] = deque()
         self._max_pending = settings.max_in_flight * (1 + WAITING_PER_DELIVERY)
         self._accepting = True
         self._workers = WorkerPool(f"trigger-{trigger.name}", settings.max_in_flight)
@@ -107,7 +106,8 @@ class TriggerDispatcher:
     def joined(self) -> None:
         self._ready.set()
 
-    def accept(self, partition: TopicPartition, record: Any, attributes: Attributes) -> None:
+    def accept(self, partition: TopicPartition, record: KafkaRecord,
+               attributes: Attributes) -> None:
         progress = self.progress[partition]
         self.seen += 1
         if not self.trigger.event_filter(attributes):
@@ -138,7 +138,7 @@ class TriggerDispatcher:
 
     # delivery ----------------------------------------------------------------------------
     def _start(self, partition: TopicPartition, progress: PartitionProgress,
-               record: Any) -> None:
+               record: KafkaRecord) -> None:
         """Begin an unordered delivery: its first attempt, then a worker if need be."""
         if self._deliver_first is None:
             self._workers.submit(lambda: self._deliver_one(partition, progress, record))
@@ -168,7 +168,7 @@ class TriggerDispatcher:
                 lane.popleft()
 
     def _deliver_one(self, partition: TopicPartition, progress: PartitionProgress,
-                     record: Any, first: Attempt | None = None) -> bool:
+                     record: KafkaRecord, first: Attempt | None = None) -> bool:
         while True:
             try:
                 self._deliver(self.trigger, record, first)
@@ -184,7 +184,7 @@ class TriggerDispatcher:
         self._finish(progress, record)
         return True
 
-    def _finish(self, progress: PartitionProgress, record: Any) -> None:
+    def _finish(self, progress: PartitionProgress, record: KafkaRecord) -> None:
         progress.finish(record.offset)
         with self._lock:
             self._in_flight -= 1

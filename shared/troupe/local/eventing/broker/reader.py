@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -37,6 +37,7 @@ from kafka.errors import KafkaError
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.offsets import commit, measure_lag, start_offsets
 from troupe.local.eventing.broker.progress import PartitionProgress
+from troupe.local.eventing.broker.spec import KafkaRecord
 
 log = logging.getLogger(__name__)
 _COMMIT_INTERVAL_S: Final = 0.2
@@ -73,7 +74,8 @@ class Follower(Protocol):
     error: str | None
     lag: int
 
-    def accept(self, partition: TopicPartition, record: Any, attributes: Attributes) -> None: ...
+    def accept(self, partition: TopicPartition, record: KafkaRecord,
+               attributes: Attributes) -> None: ...
     def joined(self) -> None: ...
 
 
@@ -135,7 +137,7 @@ class TopicReader:
         """A follower that stopped accepting can take records again."""
         self._wake.set()
 
-    def offer(self, partition: TopicPartition, record: Any) -> None:
+    def offer(self, partition: TopicPartition, record: KafkaRecord) -> None:
         """A record Kafka just acknowledged: hand it to every follower that is up to it.
 
         Called on the data plane's loop, in offset order within a partition. A follower
@@ -286,7 +288,7 @@ class TopicReader:
             if time.monotonic() > deadline or self._stopping.wait(0.2):
                 raise KafkaError(f"topic {self.topic} has no partitions (not created?)")
 
-    def _fan_out(self, partition: TopicPartition, records: list[Any], fetched_from: int,
+    def _fan_out(self, partition: TopicPartition, records: list[KafkaRecord], fetched_from: int,
                  followers: Iterable[Follower]) -> int:
         """Hand a partition's records, fetched from offset `fetched_from`, to each follower;
         how many handovers there were."""

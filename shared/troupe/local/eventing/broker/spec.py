@@ -9,13 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from troupe.local.conventions import DEFAULT_NAMESPACE, parse_iso8601_duration
 from troupe.local.eventing.broker.errors import InvalidResourceError
 from troupe.local.eventing.broker.filters import EventFilter, FilterErrors, compile_trigger_filter
 
 DEFAULT_BROKER: Final = "default"
+
+
+class KafkaRecord(Protocol):
+    """What the data plane reads of a record: kafka-python's ConsumerRecord, or the
+    StoredRecord a write hands over on its acknowledgement (publish.py)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...  # a list of (name, value) pairs; a value may be None
+
+
 ORDER_ANNOTATION: Final = "kafka.eventing.knative.dev/delivery.order"
 # Knative's per-request default when `delivery.timeout` is unset.
 DEFAULT_TIMEOUT_S: Final = 600.0

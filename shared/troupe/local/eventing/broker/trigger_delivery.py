@@ -32,7 +32,13 @@ from troupe.local.eventing.broker.retries import (
     send_with_retries,
     timeout_of,
 )
-from troupe.local.eventing.broker.spec import BrokerSpec, DeliverySpec, Destination, TriggerSpec
+from troupe.local.eventing.broker.spec import (
+    BrokerSpec,
+    DeliverySpec,
+    Destination,
+    KafkaRecord,
+    TriggerSpec,
+)
 
 log = logging.getLogger(__name__)
 # Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
@@ -98,7 +104,7 @@ class TriggerDelivery:
         # Knative: with both, the uri is relative to the ref's address.
         return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
 
-    def _prepare(self, trigger: TriggerSpec, record: Any) -> _Outgoing | None:
+    def _prepare(self, trigger: TriggerSpec, record: KafkaRecord) -> _Outgoing | None:
         """The request a record becomes for the trigger's subscriber; None if undeliverable."""
         stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
                                                               False, "", "")
@@ -130,7 +136,7 @@ class TriggerDelivery:
                                                       timeout_of(delivery))
         return cached[2], cached[3]
 
-    def deliver_first(self, trigger: TriggerSpec, record: Any, then: Then) -> None:
+    def deliver_first(self, trigger: TriggerSpec, record: KafkaRecord, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
         outgoing = self._prepare(trigger, record)
         if outgoing is None:
@@ -155,7 +161,8 @@ class TriggerDelivery:
 
         first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
 
-    def deliver(self, trigger: TriggerSpec, record: Any, first: Attempt | None = None) -> None:
+    def deliver(self, trigger: TriggerSpec, record: KafkaRecord,
+                first: Attempt | None = None) -> None:
         """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
         outgoing = self._prepare(trigger, record)
         if outgoing is None:
@@ -195,8 +202,8 @@ class TriggerDelivery:
         self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
 
     @staticmethod
-    def _event_of(record: Any) -> CloudEvent:
-        return codec.from_kafka(record.headers, record.key, record.value)
+    def _event_of(record: KafkaRecord) -> CloudEvent:
+        return codec.from_kafka(record.headers, record.key, record.value or b"")
 
     def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
                    reply: CloudEvent) -> None:
@@ -214,7 +221,8 @@ class TriggerDelivery:
         self._stats[trigger.key].replies += 1
 
     def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
-                     delivery: Any, stopping: threading.Event, stats: TriggerStatus) -> None:
+                     delivery: DeliverySpec, stopping: threading.Event,
+                     stats: TriggerStatus) -> None:
         try:
             destination = self._url_of(trigger.namespace, trigger.subscriber)
         except LookupError:
