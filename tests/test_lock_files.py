@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from functools import cache
@@ -15,9 +17,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-from support.images import LOCKS, artifacts, lock_file
+from support.images import LOCKS, artifacts, build_args, lock_file
 
 REPO = Path(__file__).resolve().parent.parent
+ONLY_LOCKED = REPO / "tests" / "support" / "only_locked.py"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
 # Every image reads an s3:// store, so every lock includes the s3 extra.
@@ -116,6 +119,17 @@ def test_a_lock_pins_every_declared_dependency_with_hashes_within_its_range(lock
         if not requirement.specifier.contains(version, prereleases=True):
             stale.append(f"{name}=={version} is outside {requirement} ({where})")
     assert not stale, f"{lock.name} is stale, run `make lock`: " + "; ".join(stale)
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_each_function_imports_with_only_what_its_lock_installs(image: str) -> None:
+    folder = REPO / "functions" / str(build_args(image)["FUNCTION"])
+    allowed = [*pins(IMAGES[image]), "troupe"]
+    result = subprocess.run([sys.executable, str(ONLY_LOCKED), str(folder), *allowed],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, (
+        f"{image}'s image, with {IMAGES[image].name} alone, would not start: "
+        f"{result.stderr.strip().splitlines()[-1:]}")
 
 
 def test_the_locks_carry_no_machine_paths_or_indexes() -> None:
