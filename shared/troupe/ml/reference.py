@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from troupe.store import Store, StoreError
 
 from .drift import FeatureBaseline, baseline_bins
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def reference_key(model: str, version: str) -> str:
@@ -39,6 +40,9 @@ def evaluation_key(model: str, version: str) -> str:
 def reference_distributions(frames: Sequence[pd.DataFrame], features: Sequence[str],
                             bins: int = 10) -> dict[str, Any]:
     """The reference document of the numeric `features` over all rows of `frames`."""
+    # Here, not at the top: the monitor reads references and its image has no pandas.
+    import pandas as pd
+
     rows = pd.concat([frame[list(features)] for frame in frames], ignore_index=True)
     distributions = {}
     for name in features:
