@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS = REPO / "functions"
 # What a function image installs (pyproject's base dependencies and per-function extras).
 IMAGE_PACKAGES = ("troupe.events", "troupe.function", "troupe.store", "troupe.ml",
-                  "troupe.knative")
+                  "troupe.knative", "troupe.traces")
 
 
 def test_import_linter_contracts_are_kept() -> None:

@@ -31,6 +31,7 @@ from .logs import log_event
 from .metrics import FunctionMetrics
 from .responses import Answer, error_answer, event_answer, no_reply
 from .settings import Settings
+from .tracing import EventTracing
 
 Handler = Callable[[CloudEvent, Context[Any]], CloudEvent | None]
 
@@ -58,6 +59,7 @@ class EventDelivery:
         consumes: ConsumedTypes,
         validate_incoming: bool = True,
         deduplicate: bool = True,
+        tracing: EventTracing | None = None,
     ) -> None:
         self._handle = handle
         self._settings = settings
@@ -70,6 +72,7 @@ class EventDelivery:
         self._ledger = ReplyLedger(settings.service)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
+        self.tracing = tracing if tracing is not None else EventTracing(settings)
 
     @property
     def store(self) -> Store:
@@ -85,9 +88,15 @@ class EventDelivery:
         event: CloudEvent | None = None
         try:
             event = from_http(headers, body)
-            answer = self._answer(event)
         except Exception as error:
             answer = error_answer(error, detail=traceback.format_exc())
+        else:
+            with self.tracing.handling(event) as span:
+                try:
+                    answer = self._answer(event)
+                except Exception as error:
+                    answer = error_answer(error, detail=traceback.format_exc())
+                self.tracing.answered(span, answer.status, answer.outcome)
         self._account(event, answer, time.perf_counter() - started)
         return answer
 
@@ -134,7 +143,9 @@ class EventDelivery:
                 f"the handler returned a {type(reply).__name__}; return a CloudEvent "
                 "(ctx.reply(...)) or None"
             )
-        reply = with_lineage(reply, cause)
+        # The lineage of the cause, and the trace context of this handling: what the reply
+        # causes is a child of this function's span.
+        reply = self.tracing.continued(with_lineage(reply, cause))
         try:
             self._check_reply(reply)
         except EventError as error:

@@ -44,10 +44,25 @@ class Settings:
     log_level: str = "INFO"
     # The `source` of the events this function replies with; default /troupe/<service>.
     source: str = ""
+    # OpenTelemetry's own variables: where spans go over OTLP/HTTP (nowhere when both are
+    # empty), and the headers sent with them (`key=value,...`, values URL-encoded).
+    otlp_endpoint: str = env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    otlp_traces_endpoint: str = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+    otlp_headers: str = env("OTEL_EXPORTER_OTLP_HEADERS", "")
 
     @property
     def event_source(self) -> str:
         return self.source or f"/troupe/{self.service}"
+
+    @property
+    def otlp_traces_url(self) -> str:
+        """Where spans are POSTed: the traces endpoint as given, or `/v1/traces` under the
+        base endpoint, as OpenTelemetry's exporters read these variables; "" for none."""
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        return ""
 
     # -- checks for __post_init__: each names the variable and what it may hold ----------
     def variable_of(self, name: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import yaml
 
@@ -38,13 +39,18 @@ from troupe.local.controlplane.saved_objects import (
     read_saved_objects,
 )
 from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.dashboard.access import api_token
+from troupe.local.dashboard.collector import collector_routes
+from troupe.local.dashboard.server import DashboardServer
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
+from troupe.local.observability.span_store import SpanStore
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.revision import ConfigSource
+from troupe.traces import TRACE_FILE
 
 # Apply order, so that references (a Trigger's subscriber, a source's sink) resolve at once.
 _APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
@@ -61,6 +67,7 @@ class RuntimeOptions:
     project: Path
     port: int = 0  # the broker ingress; 0 picks a free port
     api_port: int = 0
+    dashboard_port: int = 0  # the dashboard and the functions' OTLP receiver
     namespace: str = DEFAULT_NAMESPACE
     serving: ServingSettings = field(default_factory=ServingSettings)
     data_plane: bool = True  # Kafka + broker; off for serving-only runs
@@ -81,11 +88,22 @@ class RuntimeOptions:
 
     def kept_state(self) -> list[Path]:
         """What a run leaves for the next one, and `--fresh` removes: the API's objects,
-        the store (when it is the default one here), Prometheus' data and the logs."""
-        kept = [self.state_file, self.workdir / "prometheus", self.workdir / "logs"]
+        the store (when it is the default one here), Prometheus' data, the logs and the spans."""
+        kept = [self.state_file, self.workdir / "prometheus", self.workdir / "logs",
+                self.workdir / TRACE_FILE.parent]
         if self.store_url is None:
             kept.insert(1, self.default_store)
         return [path for path in kept if path.exists()]
+
+
+def exporter_environment(endpoint: str, token: str) -> dict[str, str]:
+    """OpenTelemetry's variables for a function that `troupe up` runs: its spans go to the
+    runtime's receiver with the token, and are sent a few times a second rather than every
+    5 s, so that a run shows on the dashboard while it happens."""
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_HEADERS": f"authorization={quote('Bearer ' + token)}",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
+            "OTEL_BSP_SCHEDULE_DELAY": "200"}
 
 
 class Runtime:
@@ -99,6 +117,8 @@ class Runtime:
         self.api: ApiServer | None = None
         self.observability: Observability | None = None
         self.eventing: Eventing | None = None  # the data plane, when it runs
+        self.spans = SpanStore(options.workdir / TRACE_FILE)
+        self.dashboard: DashboardServer | None = None
         self.kubeconfig = options.workdir / "kubeconfig"
         self.store_url = ""
 
@@ -124,6 +144,14 @@ class Runtime:
         self._write_kubeconfig(self.api.url)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
         extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
+        self.spans.open()
+        self._parts.append(self.spans.close)
+        self.dashboard = DashboardServer(api_token(self.kubeconfig),
+                                         collector_routes(self.spans),
+                                         port=options.dashboard_port)
+        self._parts.append(self.dashboard.close)
+        # The functions export their spans here, as they would to a cluster's collector.
+        extra_env.update(exporter_environment(self.dashboard.url, self.dashboard.access.token))
         self.observability = Observability(options.workdir / "prometheus",
                                            self.api.url.removeprefix("http://"),
                                            self._instance_targets, self._say)
@@ -286,6 +314,7 @@ class Runtime:
             })
         return {
             "api": self.api.url if self.api else None,
+            "dashboard": self.dashboard.url if self.dashboard else None,
             "kubeconfig": str(self.kubeconfig),
             "brokers": self.broker_urls(),
             "prometheus": self.observability.url if self.observability else None,

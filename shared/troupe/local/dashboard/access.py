@@ -1,0 +1,106 @@
+"""Who may use the dashboard: the runtime's owner, who holds the API's bearer token.
+
+A browser presents it as a cookie, set by the link `troupe up` and `troupe dashboard`
+print (`/login?token=...`); programs (the functions' span exporters, the CLI) send it as
+`Authorization: Bearer`. A request whose Host is not this loopback address is refused
+first (DNS rebinding); a POST made with the cookie must also carry the CSRF token the
+page was given, since a cookie goes along with requests other sites make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+COOKIE: Final = "troupe_dashboard"
+CSRF_HEADER: Final = "X-CSRF-Token"
+_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
+
+
+def api_token(kubeconfig: Path) -> str:
+    """The API's bearer token, from the kubeconfig the runtime writes; a random one of the
+    dashboard's own when that file has none. The one place the dashboard's token comes
+    from, so that it follows the API's wherever that is kept."""
+    try:
+        config = yaml.safe_load(kubeconfig.read_text())
+        token = config["users"][0]["user"]["token"]
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        token = None
+    return token if isinstance(token, str) and token else secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Access:
+    token: str
+    port: int
+
+    @property
+    def csrf_token(self) -> str:
+        """Derived from the token: the page gets it from the server, another site cannot."""
+        return hmac.new(self.token.encode(), b"troupe-dashboard-csrf", hashlib.sha256).hexdigest()
+
+    def refusal(self, method: str, headers: Mapping[str, str]) -> Refusal | None:
+        """Why a request may not go on, or None: Host (403), token (401), CSRF (403).
+        `headers` has lower-case names."""
+        if not self.host_allowed(headers.get("host")):
+            return Refusal(403, "this dashboard answers only on its loopback address: open "
+                                "the URL `troupe dashboard` prints")
+        bearer = _bearer(headers.get("authorization"))
+        if bearer is not None:
+            if _same(bearer, self.token):
+                return None
+            return Refusal(401, "the bearer token is not this runtime's")
+        if not _same(_cookie(headers.get("cookie")), self.token):
+            return Refusal(401, "open the dashboard with the link `troupe dashboard` prints "
+                                "(it carries the token)")
+        csrf = headers.get(CSRF_HEADER.lower())
+        if method not in ("GET", "HEAD") and not _same(csrf, self.csrf_token):
+            return Refusal(403, f"a change needs the page's {CSRF_HEADER} header: reload the "
+                                "page and try again")
+        return None
+
+    def host_allowed(self, host: str | None) -> bool:
+        return host in {f"{name}:{self.port}" for name in _LOOPBACK_NAMES}
+
+    def login_allowed(self, presented: str | None) -> bool:
+        return _same(presented, self.token)
+
+    def login_cookie(self) -> str:
+        # HttpOnly: no script reads it; Strict: no other site's request carries it.
+        return f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+
+
+def _same(presented: str | None, expected: str) -> bool:
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _cookie(header: str | None) -> str | None:
+    if not header:
+        return None
+    try:
+        jar = SimpleCookie(header)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel is not None else None

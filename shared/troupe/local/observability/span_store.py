@@ -1,0 +1,138 @@
+"""Every span the runtime collected, from its own parts and from the functions it runs.
+
+Kept in memory, indexed by trace and by run, for the dashboard; appended to a file of its
+own (`troupe.traces.TRACE_FILE`), one JSON record a line, for `troupe timeline` and for the
+next run. Memory holds the newest traces up to a bound; the file is rotated past a size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from troupe.traces import SpanRecord, read_span_file
+
+log = logging.getLogger(__name__)
+DEFAULT_KEEP: Final = 200_000  # spans in memory; a demo run leaves a few hundred
+ROTATE_BYTES: Final = 64 * 1024 * 1024
+
+SpansAdded = Callable[[Sequence[SpanRecord]], None]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the spans say about one run: when it went, its traces, and whether any failed."""
+
+    runid: str
+    first_ns: int
+    last_ns: int
+    spans: int
+    traces: tuple[str, ...]
+    errors: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runid": self.runid, "first_ns": self.first_ns, "last_ns": self.last_ns,
+                "spans": self.spans, "traces": list(self.traces), "errors": self.errors}
+
+
+class SpanStore:
+    def __init__(self, path: Path | None = None, *, keep: int = DEFAULT_KEEP) -> None:
+        self.path = path
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._traces: OrderedDict[str, list[SpanRecord]] = OrderedDict()  # oldest first
+        self._count = 0
+        self._runs: dict[str, set[str]] = {}  # runid -> trace ids
+        self._listeners: list[SpansAdded] = []
+        self._file: TextIO | None = None
+
+    def open(self) -> SpanStore:
+        """Read what earlier runs kept, then append to the file from here on."""
+        if self.path is None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._index(list(read_span_file(self.path)))
+        self._file = self.path.open("a", encoding="utf-8")
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def subscribe(self, listener: SpansAdded) -> None:
+        """`listener` is called with each batch of spans added from now on."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def add(self, spans: Sequence[SpanRecord]) -> None:
+        if not spans:
+            return
+        self._index(spans)
+        with self._lock:
+            self._write(spans)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(spans)
+            except Exception:  # a listener's bug must not lose the spans for the others
+                log.exception("a span listener failed")
+
+    # reading -----------------------------------------------------------------------------
+    def trace(self, trace_id: str) -> list[SpanRecord]:
+        with self._lock:
+            return list(self._traces.get(trace_id, ()))
+
+    def run(self, runid: str) -> list[SpanRecord]:
+        """Every span of every trace that touched `runid`, in the order they started."""
+        with self._lock:
+            traces = self._runs.get(runid, set())
+            spans = [span for trace in traces for span in self._traces.get(trace, ())]
+        return sorted(spans, key=lambda span: (span.start_ns, span.end_ns))
+
+    def runs(self) -> list[RunSummary]:
+        """The runs the spans name, newest first."""
+        with self._lock:
+            found = []
+            for runid, traces in self._runs.items():
+                spans = [span for trace in traces for span in self._traces.get(trace, ())]
+                if spans:
+                    found.append(RunSummary(
+                        runid, min(s.start_ns for s in spans), max(s.end_ns for s in spans),
+                        len(spans), tuple(sorted(traces)), sum(1 for s in spans if s.error)))
+        return sorted(found, key=lambda run: run.first_ns, reverse=True)
+
+    # internals ---------------------------------------------------------------------------
+    def _index(self, spans: Iterable[SpanRecord]) -> None:
+        with self._lock:
+            for span in spans:
+                trace = self._traces.get(span.trace_id)
+                if trace is None:
+                    trace = self._traces[span.trace_id] = []
+                trace.append(span)
+                self._count += 1
+                runid = span.runid
+                if runid is not None:
+                    self._runs.setdefault(runid, set()).add(span.trace_id)
+            while self._count > self._keep and len(self._traces) > 1:
+                _, dropped = self._traces.popitem(last=False)
+                self._count -= len(dropped)
+
+    def _write(self, spans: Sequence[SpanRecord]) -> None:
+        if self._file is None or self.path is None:
+            return
+        self._file.write("".join(json.dumps(span.to_json(), separators=(",", ":")) + "\n"
+                                 for span in spans))
+        self._file.flush()
+        if self._file.tell() > ROTATE_BYTES:
+            self._file.close()
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            self._file = self.path.open("a", encoding="utf-8")
