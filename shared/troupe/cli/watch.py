@@ -1,10 +1,12 @@
-"""`troupe events` and `troupe timeline`: watching the lifecycle through the event log."""
+"""`troupe events` and `troupe timeline`: watching the lifecycle through the event log, and
+each hop of a run through its trace."""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -12,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from troupe.cli import cli
-from troupe.cli._common import cesql_filter, echo_json, kafka_endpoint
+from troupe.cli._common import cesql_filter, echo_json, find_project, kafka_endpoint
 
 if TYPE_CHECKING:
     from troupe.client.eventlog import LoggedEvent
@@ -25,6 +27,7 @@ from troupe.client.timeline import (
     summarize,
 )
 from troupe.events import MODELVERSION, RUNID, EventError, resolve
+from troupe.traces import TRACE_FILE, Hop, hops_of, read_run_spans
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -107,12 +110,16 @@ def events(follow: bool, type_filter: str | None, runid: str | None, since: str 
 @click.argument("runid", required=False)
 @click.option("--model", "model_version", metavar="VERSION",
               help="Every run that touched this model version.")
-@click.option("--json", "as_json", is_flag=True, help="The steps as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="The steps and hops as JSON.")
+@click.option("--spans", "span_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The span file to read hops from [default: the local runtime's, "
+                   f".troupe/{TRACE_FILE}].")
 @_bootstrap
 @_topic
 def timeline(runid: str | None, model_version: str | None, as_json: bool,
-             bootstrap_servers: str | None, topic: str | None) -> None:
-    """Rebuild a run (by RUNID, or every run of --model VERSION) from the event log."""
+             span_file: Path | None, bootstrap_servers: str | None, topic: str | None) -> None:
+    """Rebuild a run (by RUNID, or every run of --model VERSION) from the event log, and
+    each of its hops from its trace: queue wait, cold start, handler time and attempts."""
     if bool(runid) == bool(model_version):
         raise click.UsageError("give a RUNID or --model VERSION (one of them)")
     servers, topic_name = kafka_endpoint(bootstrap_servers, topic)
@@ -129,8 +136,12 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
         raise click.ClickException(
             f"no events for {wanted} in the event log: check the id with `troupe events`"
         )
+    spans = read_run_spans(span_file or find_project() / ".troupe" / TRACE_FILE, runids)
+    hops = hops_of(spans)
     if as_json:
-        echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps]})
+        echo_json({"runids": sorted(runids), "steps": [s.to_json() for s in steps],
+                   "traces": sorted({span.trace_id for span in spans}),
+                   "hops": [hop.to_json() for hop in hops]})
         return
     table = Table(title=f"timeline of {', '.join(sorted(runids))}")
     fixed = (("time", 12), ("+s", 6), ("service", 9), ("event", 18), ("outcome", 8),
@@ -146,3 +157,33 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
                       step.service, step.type, step.outcome, step.modelversion or "",
                       fit(step.summary, room))
     console.print(table)
+    if hops:
+        console.print(_hop_table(hops, sorted({span.trace_id for span in spans})))
+    else:
+        click.echo("no trace of this run: spans are kept by `troupe up` (see the README on "
+                   "traces); on a cluster, read them where OTEL_EXPORTER_OTLP_ENDPOINT sends "
+                   "them", err=True)
+
+
+def _hop_table(hops: list[Hop], traces: list[str]) -> Table:
+    table = Table(title=f"hops, from trace {', '.join(traces)}")
+    for column in ("start", "service", "event", "queue wait", "cold start", "handler",
+                   "attempts", "outcome"):
+        table.add_column(column, no_wrap=True,
+                         justify="right" if column in _TIMED_COLUMNS else "left")
+    for hop in hops:
+        started = datetime.fromtimestamp(hop.start_ns / 1e9, UTC).astimezone()
+        table.add_row(started.strftime("%H:%M:%S.%f")[:-3], hop.service,
+                      short_type(hop.event_type) if hop.event_type else "",
+                      _seconds(hop.queue_wait_s), _seconds(hop.cold_start_s),
+                      _seconds(hop.handler_s), str(hop.attempts or ""), hop.outcome)
+    return table
+
+
+_TIMED_COLUMNS = ("queue wait", "cold start", "handler", "attempts")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

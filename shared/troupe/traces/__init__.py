@@ -10,7 +10,7 @@ Imported by functions, the runtime and the CLI alike: it needs only opentelemetr
 """
 
 from .context import format_traceparent, parse_traceparent
-from .files import TRACE_FILE, read_span_file
+from .files import TRACE_FILE, read_run_spans, read_span_file
 from .hops import Hop, hops_of
 from .records import (
     ATTEMPT,
@@ -32,5 +32,6 @@ from .records import (
 __all__ = [
     "ATTEMPT", "BROKER", "EVENT_ID", "EVENT_SOURCE", "EVENT_TYPE", "INSTANCE", "MODELVERSION",
     "ROLE", "RUNID", "SERVICE", "STATUS_CODE", "TRACE_FILE", "TRIGGER", "Hop", "Role",
-    "SpanRecord", "format_traceparent", "hops_of", "parse_traceparent", "read_span_file",
+    "SpanRecord", "format_traceparent", "hops_of", "parse_traceparent", "read_run_spans",
+    "read_span_file",
 ]

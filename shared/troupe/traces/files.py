@@ -4,7 +4,8 @@ come, so that `troupe timeline` reads a run's trace whether the runtime is up or
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -27,3 +28,16 @@ def read_span_file(path: Path) -> Iterator[SpanRecord]:
                 yield SpanRecord.from_json(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue
+
+
+def read_run_spans(path: Path, runids: Collection[str]) -> list[SpanRecord]:
+    """Every span of every trace in `path` that touched one of `runids`, oldest first:
+    the runtime's own spans carry no runid, but share their trace with spans that do."""
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    wanted: set[str] = set()
+    for span in read_span_file(path):
+        by_trace[span.trace_id].append(span)
+        if span.runid in runids:
+            wanted.add(span.trace_id)
+    spans = [span for trace in wanted for span in by_trace[trace]]
+    return sorted(spans, key=lambda span: (span.start_ns, span.end_ns))
