@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus clean lock
+.PHONY: demo test lint bench prometheus chromium clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,19 @@ prometheus:
 		systemctl disable --now prometheus >/dev/null 2>&1 || true; \
 	else echo "prometheus is not installed and apt-get is not usable here: monitoring stays off (apt-get install prometheus)"; fi
 
+# Debian's headless Chromium and its driver, for the dashboard's browser tests; installed
+# only when missing and when we may, as prometheus is. Without them those tests skip.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	else echo "chromium is not installed and apt-get is not usable here: the dashboard's browser tests skip (apt-get install chromium chromium-driver)"; fi
+
 demo: $(STAMP) prometheus
 	$(BIN)/troupe demo
 
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

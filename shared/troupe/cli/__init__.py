@@ -18,6 +18,7 @@ def main() -> None:
 # The command modules register themselves on `cli` when imported.
 from troupe.cli import (  # noqa: E402,F401
     capacity,
+    dashboard,
     deadletters,
     demo,
     drift,

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import uuid
-from datetime import datetime
 from typing import Any
 
 import click
-from cloudevents.core.v1.event import CloudEvent
 from rich.console import Console
 from rich.table import Table
 
 from troupe.cli import cli
 from troupe.cli._common import broker_url, echo_json, runtime_info
 from troupe.client.broker import BrokerError, post_event
-from troupe.events.codec import check_attributes
-from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
-
-PREFIX = "deadletters"
-# Set by the broker on the way in; a replay must get fresh ones, not the exhausted ones.
-_BROKER_OWNED = (KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL)
+from troupe.client.deadletters import dead_letter_records, replayable
 
 
 def _store(url: str | None) -> Any:
@@ -39,26 +30,6 @@ def _store(url: str | None) -> Any:
         raise click.ClickException(str(error)) from None
 
 
-def _records(store: Any) -> list[tuple[str, dict[str, Any]]]:
-    return [(key, store.read_json(key)) for key in store.list(PREFIX) if key.endswith(".json")]
-
-
-def replayable(record: dict[str, Any], new_id: bool = False) -> CloudEvent:
-    """The event as it was before the broker gave up on it."""
-    attributes = {name: value for name, value in record["attributes"].items()
-                  if not name.startswith("knativeerror") and name not in _BROKER_OWNED}
-    if new_id:
-        attributes["id"] = str(uuid.uuid4())
-    if isinstance(attributes.get("time"), str):
-        attributes["time"] = datetime.fromisoformat(attributes["time"])
-    if "data_base64" in record:
-        data: Any = base64.b64decode(record["data_base64"])
-    else:
-        data = record.get("data")
-    check_attributes({**attributes, "time": record["attributes"].get("time")})
-    return CloudEvent(attributes, data)
-
-
 _store_option = click.option("--store", "store_url", metavar="URL",
                              help="The store [default: the local runtime's].")
 
@@ -73,7 +44,7 @@ def dead_letters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="The records as JSON.")
 def list_dead_letters(store_url: str | None, as_json: bool) -> None:
     """List the dead letters, oldest first."""
-    records = _records(_store(store_url))
+    records = dead_letter_records(_store(store_url))
     if as_json:
         echo_json([{"key": key, **record} for key, record in records])
         return

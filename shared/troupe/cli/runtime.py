@@ -52,6 +52,7 @@ def _write_state(project: Path, runtime: Runtime) -> dict[str, Any]:
     info: dict[str, Any] = {
         "pid": os.getpid(), "project": str(project), "ready": True,
         "api_url": runtime.api_url, "kubeconfig": str(runtime.kubeconfig.resolve()),
+        "dashboard_url": runtime.dashboard_url,
         "broker_url": brokers[0] if brokers else None, "broker_urls": brokers,
         "prometheus_url": runtime.observability.url if runtime.observability else None,
         "store_url": runtime.store_url,
@@ -69,6 +70,7 @@ def _announce(info: dict[str, Any]) -> None:
     for url in info["broker_urls"]:
         click.echo(f"broker      {url}")
     click.echo(f"api         {info['api_url']}")
+    click.echo(f"dashboard   {info['dashboard_url']}")
     click.echo(f"kubeconfig  {info['kubeconfig']}")
     if info.get("prometheus_url"):
         click.echo(f"prometheus  {info['prometheus_url']}")

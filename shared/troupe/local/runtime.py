@@ -41,6 +41,7 @@ from troupe.local.controlplane.saved_objects import (
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.dashboard.access import api_token
 from troupe.local.dashboard.collector import collector_routes
+from troupe.local.dashboard.dashboard import Dashboard, DashboardSources
 from troupe.local.dashboard.server import DashboardServer
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
@@ -137,6 +138,8 @@ class Runtime:
 
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
+        self.spans.open()
+        self._parts.append(self.spans.close)
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
                              status=self.status)
@@ -144,8 +147,6 @@ class Runtime:
         self._write_kubeconfig(self.api.url)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
         extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
-        self.spans.open()
-        self._parts.append(self.spans.close)
         self.dashboard = DashboardServer(api_token(self.kubeconfig),
                                          collector_routes(self.spans),
                                          port=options.dashboard_port)
@@ -164,9 +165,9 @@ class Runtime:
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env)
-        self.serving = ServingController(self.objects, launch,
-                                         ConfigSource(project.config_maps, project.secrets),
-                                         self.metrics, options.serving)
+        self.serving = ServingController(
+            self.objects, launch, ConfigSource(project.config_maps, project.secrets),
+            self.metrics, options.serving)
         self._parts.append(self.serving.close)
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
@@ -180,6 +181,26 @@ class Runtime:
         if self.eventing is not None and not self.eventing.wait_ready(60):
             self._say("some triggers have not joined their consumer groups yet; "
                       "`troupe status` shows which")
+        self._start_dashboard(extra_env)
+
+    def _start_dashboard(self, function_environment: dict[str, str]) -> None:
+        assert self.dashboard is not None
+        info = self.data_plane_info()
+        event_log = (info["bootstrap_servers"], info["topic"]) if info.get("topic") else None
+        views = Dashboard(self.dashboard, DashboardSources(
+            objects=self.objects, spans=self.spans,
+            functions=self.options.project.resolve() / "functions",
+            function_environment=function_environment, store_url=self.store_url,
+            prometheus_url=lambda: self.observability.url if self.observability else None,
+            broker_url=lambda: next(iter(self.broker_urls()), None), event_log=event_log))
+        self._parts.append(views.stop)
+        views.start()
+
+    @property
+    def dashboard_url(self) -> str:
+        """The link that opens the dashboard: it carries the token."""
+        assert self.dashboard is not None, "start() first"
+        return self.dashboard.login_url
 
     def _start_data_plane(self) -> str | None:
         if not self.options.data_plane:

@@ -42,7 +42,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     access: Access
-    routes: Sequence[Route]
+    routes: list[Route]
     stopping: threading.Event
 
 
@@ -137,7 +137,7 @@ class _DashboardHandler(KeepAliveHandler):
 class DashboardServer:
     def __init__(self, token: str, routes: Sequence[Route], *, port: int = 0) -> None:
         self._server = _Server(("127.0.0.1", port), _DashboardHandler)
-        self._server.routes = routes
+        self._server.routes = list(routes)
         self._server.stopping = threading.Event()
         self.access = Access(token, self._server.server_address[1])
         self._server.access = self.access
@@ -149,6 +149,10 @@ class DashboardServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def mount(self, routes: Sequence[Route]) -> None:
+        """Add routes, ahead of those already there (the server answers meanwhile)."""
+        self._server.routes = [*routes, *self._server.routes]
 
     @property
     def login_url(self) -> str:
