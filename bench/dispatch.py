@@ -22,7 +22,10 @@ Idle cost: the CPU the data plane (every Trigger on every Broker) uses over IDLE
 with no events, beside plain kafka-python consumers with default settings watching the
 same topics over the same seconds (/proc/<pid>/stat, user + system time).
 
-`python -m bench.dispatch cesql` measures only the CESQL rows.
+Tracing: the 1-Trigger throughput with the data plane's spans on, beside the same with
+them off, in the same interleaved rounds (bench/dispatch_tracing.py).
+
+`python -m bench.dispatch cesql` measures only the CESQL rows, `... tracing` only tracing.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 import yaml
 from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
 
+from bench.dispatch_tracing import tracing_figures
 from bench.kafka_floors import raw_kafka_rate, raw_produce_latency
 from bench.report import Figure
 
@@ -231,10 +235,10 @@ def _start(stack: ExitStack, command: list[str], env: dict[str, str],
     return line
 
 
-def _throughput(ingress: int, sink: int, broker: str) -> float:
+def _throughput(ingress: int, sink: int, broker: str, namespace: str = NAMESPACE) -> float:
     _get(sink, "/reset")
     started = time.monotonic()
-    _post_many(ingress, f"/{NAMESPACE}/{broker}", COUNT, _event_headers("bench.match"))
+    _post_many(ingress, f"/{namespace}/{broker}", COUNT, _event_headers("bench.match"))
     return COUNT / (_wait_count(sink, COUNT) - started)
 
 
@@ -269,7 +273,16 @@ def _only_cesql(ingress: int, sink: int) -> list[Figure]:
     return _cesql_figures(tens, cesqls)
 
 
-def run(only_cesql: bool = False) -> list[Figure]:
+def _tracing(stack: ExitStack, workdir: Path, env: dict[str, str], sink: int,
+             ingress: int) -> list[Figure]:
+    def throughput(plane: int, sink_port: int, namespace: str, broker: str) -> float:
+        return _throughput(plane, sink_port, broker, namespace)
+
+    return tracing_figures(stack, workdir, env, sink, ingress, _start, throughput, NAMESPACE,
+                           ROUNDS, COUNT, CONNECTIONS, NAME)
+
+
+def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         servers = bootstrap_servers_from_env() or stack.enter_context(
@@ -284,6 +297,9 @@ def run(only_cesql: bool = False) -> list[Figure]:
         ingress = int(ingress_url.rsplit(":", 1)[1])
         if only_cesql:
             return _only_cesql(ingress, sink)
+        if only_tracing:
+            _throughput(ingress, sink, "one")  # warm-up
+            return _tracing(stack, workdir, env, sink, ingress)
         _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
                        *(f"knative-broker-{NAMESPACE}-{b}" for b in BROKERS)], env, pids)
         idle_plane, idle_consumers = _idle_cpu_percent(pids, IDLE_WINDOW_S)
@@ -318,6 +334,7 @@ def run(only_cesql: bool = False) -> list[Figure]:
         _post_many(sink, "/", samples, _event_headers("bench.raw"), rate)
         raw_http = sorted(_get(sink, "/stats")["latencies"])
         raw_kafka = raw_produce_latency(servers, rate, samples, PAYLOAD)
+        traced = _tracing(stack, workdir, env, sink, ingress)
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -347,10 +364,12 @@ def run(only_cesql: bool = False) -> list[Figure]:
         Figure(NAME, "latency mean (for reference)", statistics.fmean(latencies) * 1000, "ms",
                kafka_name, statistics.fmean(raw_kafka) * 1000),
         *_cesql_figures(tens, cesqls),
+        *traced,
     ]
 
 
 if __name__ == "__main__":
     from bench.report import render
 
-    print(render(run(only_cesql=sys.argv[1:] == ["cesql"])))
+    print(render(run(only_cesql=sys.argv[1:] == ["cesql"],
+                     only_tracing=sys.argv[1:] == ["tracing"])))

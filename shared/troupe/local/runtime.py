@@ -45,8 +45,10 @@ from troupe.local.dashboard.dashboard import Dashboard, DashboardSources
 from troupe.local.dashboard.server import DashboardServer
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
+from troupe.local.observability.cold_starts import ColdStartSpans
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
+from troupe.local.observability.span_recorder import SpanRecorder
 from troupe.local.observability.span_store import SpanStore
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
@@ -119,6 +121,8 @@ class Runtime:
         self.observability: Observability | None = None
         self.eventing: Eventing | None = None  # the data plane, when it runs
         self.spans = SpanStore(options.workdir / TRACE_FILE)
+        # The runtime's own spans: the data plane's, and the activator's cold starts.
+        self._recorders: dict[str, SpanRecorder] = {}
         self.dashboard: DashboardServer | None = None
         self.kubeconfig = options.workdir / "kubeconfig"
         self.store_url = ""
@@ -167,7 +171,8 @@ class Runtime:
                                 log_dir=options.workdir / "logs", extra_env=extra_env)
         self.serving = ServingController(
             self.objects, launch, ConfigSource(project.config_maps, project.secrets),
-            self.metrics, options.serving)
+            self.metrics, options.serving,
+            cold_starts=ColdStartSpans(self._recorder("troupe-activator")).waited)
         self._parts.append(self.serving.close)
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
@@ -196,6 +201,14 @@ class Runtime:
         self._parts.append(views.stop)
         views.start()
 
+    def _recorder(self, service: str) -> SpanRecorder:
+        """The span recorder of one of the runtime's parts, named as its spans' service."""
+        recorder = self._recorders.get(service)
+        if recorder is None:
+            recorder = self._recorders[service] = SpanRecorder(self.spans, service).start()
+            self._parts.append(recorder.close)
+        return recorder
+
     @property
     def dashboard_url(self) -> str:
         """The link that opens the dashboard: it carries the token."""
@@ -210,7 +223,8 @@ class Runtime:
         )
 
         self.eventing = Eventing(self.objects, self.options.workdir, self.options.port,
-                                 self.options.namespace, self.resolve_destination)
+                                 self.options.namespace, self.resolve_destination,
+                                 spans=self._recorder("troupe-broker"))
         self._parts.append(self.eventing.stop)
         bootstrap: str = self.eventing.start()
         self.metrics.read_events_from(self.eventing.event_counts)

@@ -16,6 +16,7 @@ from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.broker import DataPlane, InvalidResourceError
 from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
+from troupe.local.eventing.broker.tracing import SpanSink
 from troupe.local.host.kafka import KafkaUnavailableError, TansuBroker, bootstrap_servers_from_env
 
 # (namespace, destination) -> URL or None; the runtime's resolver for refs.
@@ -24,8 +25,9 @@ ResolveDestination = Callable[[str, Obj], str | None]
 
 class Eventing:
     def __init__(self, objects: ObjectStore, workdir: Path, port: int, namespace: str,
-                 resolve: ResolveDestination) -> None:
+                 resolve: ResolveDestination, spans: SpanSink | None = None) -> None:
         self._objects = objects
+        self._spans = spans
         self._workdir = workdir
         self._port = port
         self._namespace = namespace
@@ -43,7 +45,7 @@ class Eventing:
             self._kafka = TansuBroker(self._workdir / "kafka").start()
             bootstrap = self._kafka.bootstrap_servers
         plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
-                          default_namespace=self._namespace)
+                          default_namespace=self._namespace, spans=self._spans)
         try:
             self.plane = plane.start()
         except KafkaError as error:

@@ -20,6 +20,8 @@ from typing import Any, Final, TextIO
 from troupe.traces import SpanRecord, read_span_file
 
 log = logging.getLogger(__name__)
+# One encoder for every line: json.dumps with separators builds a new one per call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 DEFAULT_KEEP: Final = 200_000  # spans in memory; a demo run leaves a few hundred
 ROTATE_BYTES: Final = 64 * 1024 * 1024
 
@@ -129,8 +131,7 @@ class SpanStore:
     def _write(self, spans: Sequence[SpanRecord]) -> None:
         if self._file is None or self.path is None:
             return
-        self._file.write("".join(json.dumps(span.to_json(), separators=(",", ":")) + "\n"
-                                 for span in spans))
+        self._file.write("".join(_ENCODER.encode(span.to_json()) + "\n" for span in spans))
         self._file.flush()
         if self._file.tell() > ROTATE_BYTES:
             self._file.close()

@@ -24,7 +24,7 @@ from troupe.local.serving.revision import (
     same_template,
     template_of,
 )
-from troupe.local.serving.router import Front, Split
+from troupe.local.serving.router import ColdStartHook, Front, Split
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,10 @@ class _ServiceState:
 
 class ServingController:
     def __init__(self, objects: ObjectStore, launch: LaunchSettings, config: ConfigSource,
-                 metrics: RuntimeMetrics, settings: ServingSettings) -> None:
+                 metrics: RuntimeMetrics, settings: ServingSettings, *,
+                 cold_starts: ColdStartHook | None = None) -> None:
         self._objects = objects
+        self._cold_starts = cold_starts  # told of each request that waited for a start
         self._launch = launch
         self._config = config
         self._metrics = metrics
@@ -89,7 +91,8 @@ class ServingController:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         state = self._services.get((namespace, name))
         if state is None:
-            state = _ServiceState(namespace, name, Front(name, self._metrics))
+            state = _ServiceState(namespace, name, Front(name, self._metrics,
+                                                                cold_starts=self._cold_starts))
             self._services[(namespace, name)] = state
             self._restore_revisions(state)
         problems: dict[str, tuple[str, str]] = {}
@@ -177,7 +180,8 @@ class ServingController:
         for tag in set(state.tag_fronts) - set(tags):
             state.tag_fronts.pop(tag).close()
         for tag, revision_name in tags.items():
-            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics)
+            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics,
+                                                            cold_starts=self._cold_starts)
             state.tag_fronts[tag] = front
             pool = state.revisions[revision_name]
             front.route(lambda pool=pool: pool)  # type: ignore[misc]

@@ -48,6 +48,7 @@ class Instance:
         self.ready = False
         self.last_used = time.monotonic()
         self.started_at = 0.0
+        self.ready_at = 0.0  # when it first accepted a connection (time.monotonic())
         self._settings = settings
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = settings.log_dir / f"{self.name}.log"
@@ -82,7 +83,7 @@ class Instance:
                 return False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    self.ready = True
+                    self.ready, self.ready_at = True, time.monotonic()
                     return True
             except OSError:
                 time.sleep(_PROBE_INTERVAL)

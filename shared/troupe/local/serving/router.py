@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
 
 from troupe.local.host.loopback_http import KeepAliveHandler
@@ -19,6 +19,10 @@ from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.pool import RevisionPool, Unavailable
 
 # Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
+# Told of each request that waited for its instance to start: (headers, service, revision,
+# instance, arrived, started, ready), times from time.monotonic(). Tracing's hook.
+ColdStartHook = Callable[[Mapping[str, str], str, str, str, float, float, float], None]
+
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
 
@@ -50,6 +54,7 @@ class _Server(ThreadingHTTPServer):
     choose: Callable[[], RevisionPool | None]
     service: str
     metrics: RuntimeMetrics
+    cold_starts: ColdStartHook | None = None
 
 
 class _ProxyHandler(KeepAliveHandler):
@@ -64,17 +69,22 @@ class _ProxyHandler(KeepAliveHandler):
             return
         status = 500  # what the request is counted as if answering it fails midway
         try:
-            status = self._proxy_to(pool, body)
+            status = self._proxy_to(pool, body, arrived)
         finally:
             pool.meter.request_finished(self.command, status, time.monotonic() - arrived)
 
-    def _proxy_to(self, pool: RevisionPool, body: bytes) -> int:
+    def _proxy_to(self, pool: RevisionPool, body: bytes, arrived: float) -> int:
         try:
             instance = pool.acquire()
         except Unavailable as error:
             self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
             self._answer(503, f"{error}\n")
             return 503
+        if self.server.cold_starts is not None and instance.ready_at > arrived:
+            context = {name.lower(): value for name, value in self.headers.items()}
+            self.server.cold_starts(context, pool.revision.service, pool.revision.name,
+                                    instance.name, arrived, instance.started_at,
+                                    instance.ready_at)
         try:
             sent = time.monotonic()
             status, reason, headers, payload = self._forward(instance.port, body,
@@ -139,10 +149,12 @@ class _ProxyHandler(KeepAliveHandler):
 class Front:
     """One listener on 127.0.0.1; `choose` says which revision pool gets each request."""
 
-    def __init__(self, service: str, metrics: RuntimeMetrics, port: int = 0) -> None:
+    def __init__(self, service: str, metrics: RuntimeMetrics, port: int = 0,
+                 cold_starts: ColdStartHook | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _ProxyHandler)
         self._server.service = service
         self._server.metrics = metrics
+        self._server.cold_starts = cold_starts
         self._server.choose = lambda: None
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},

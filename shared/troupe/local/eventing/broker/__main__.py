@@ -1,7 +1,10 @@
-"""Run the data plane alone: `python -m troupe.local.eventing.broker --eventing DIR [--port N]`.
+"""Run the data plane alone: `python -m troupe.local.eventing.broker --eventing DIR [--port N]
+[--spans FILE]`.
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts Tansu. Prints the ingress URL on a
 line of its own once every Trigger has joined its consumer group, and runs until SIGTERM.
+With --spans, it records its spans (tracing.py) and appends them to FILE as `troupe up`
+keeps them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from troupe.local.errors import LocalError
 from troupe.local.eventing.broker.dataplane import DataPlane
 from troupe.local.eventing.broker.loader import load_eventing
 from troupe.local.host.kafka import TansuBroker, bootstrap_servers_from_env
+from troupe.local.observability.span_recorder import SpanRecorder
+from troupe.local.observability.span_store import SpanStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-offset", choices=("latest", "earliest"), default="latest",
                         help="where a Trigger's new consumer group starts")
     parser.add_argument("--workdir", type=Path, help="where Tansu's log goes")
+    parser.add_argument("--spans", type=Path, help="trace the data plane into this span file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -46,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             if servers is None:
                 workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 servers = stack.enter_context(TansuBroker(workdir)).bootstrap_servers
+            recorder = None
+            if args.spans is not None:
+                store = SpanStore(args.spans).open()
+                stack.callback(store.close)
+                recorder = SpanRecorder(store, "troupe-broker").start()
+                stack.callback(recorder.close)
             plane = DataPlane(servers, port=args.port, default_namespace=args.namespace,
-                              initial_offset=args.initial_offset)
+                              initial_offset=args.initial_offset, spans=recorder)
             for broker in brokers:
                 plane.add_broker(broker)
             for trigger in triggers:

@@ -40,6 +40,7 @@ from troupe.local.eventing.broker.spec import (
     parse_broker,
     parse_trigger,
 )
+from troupe.local.eventing.broker.tracing import DataPlaneTracing, SpanSink
 from troupe.local.eventing.broker.trigger_delivery import (
     ResolveSubscriber,
     TriggerDelivery,
@@ -68,8 +69,11 @@ class DataPlane:
         max_in_flight: int = 64,
         initial_offset: str = "latest",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        spans: SpanSink | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        # Spans of the ingress, the wait in Kafka, attempts and dead letters (tracing.py).
+        self._tracing = DataPlaneTracing(spans) if spans is not None else None
         self.default_namespace = default_namespace
         self._port = port
         self._partitions = partitions
@@ -82,7 +86,8 @@ class DataPlane:
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._delivery = TriggerDelivery(resolve_subscriber or _no_refs, self._brokers,
-                                         self._stats, self._dispatchers, HttpSender())
+                                         self._stats, self._dispatchers, HttpSender(),
+                                         self._tracing)
         self._loop: LoopThread | None = None
         self._first_attempts: FirstAttempts | None = None
         self._publisher: Publisher | None = None
@@ -93,7 +98,8 @@ class DataPlane:
     def start(self) -> DataPlane:
         self._loop = LoopThread("broker-data-plane").start()
         self._publisher = Publisher(self.bootstrap_servers, self._loop,
-                                    max_event_bytes=self._max_event_bytes, on_stored=self._stored)
+                                    max_event_bytes=self._max_event_bytes, on_stored=self._stored,
+                                    tracing=self._tracing)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,

@@ -34,6 +34,7 @@ from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.eventing.broker.tracing import DataPlaneTracing, IngressSpan
 
 DEFAULT_TTL: Final = 255
 # Kafka's default max.request.size is 1 MiB; the event (headers and value) must fit in it.
@@ -69,6 +70,7 @@ class _Write:
     headers: list[tuple[str, bytes]]
     then: Settled | None = None
     outcome: Any = None  # RecordMetadata, or the exception Kafka failed it with
+    span: IngressSpan | None = None  # when the data plane is traced
 
 
 class _Clock:
@@ -111,8 +113,10 @@ class Publisher:
 
     def __init__(self, bootstrap_servers: str, loop: LoopThread, *,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 on_stored: Callable[[StoredRecord], None] | None = None) -> None:
+                 on_stored: Callable[[StoredRecord], None] | None = None,
+                 tracing: DataPlaneTracing | None = None) -> None:
         self.max_event_bytes = max_event_bytes
+        self._tracing = tracing
         self._loop = loop
         # Called on the loop with each write Kafka acknowledged, in offset order within a
         # partition.
@@ -217,7 +221,9 @@ class Publisher:
                 413, f"the event is {size} bytes; this broker accepts at most "
                 f"{self.max_event_bytes}: put large payloads in the store and send a URI")
         key = message.key.encode() if isinstance(message.key, str) else message.key
-        return _Write(broker.topic, key, message.value, list(headers.items()))
+        # Tracing: the ingress span's context goes into the record's traceparent.
+        span = self._tracing.ingress(broker.name, headers) if self._tracing else None
+        return _Write(broker.topic, key, message.value, list(headers.items()), span=span)
 
     def _produce_turn(self) -> None:
         # Appended back to back with no socket call between them, the producer's thread
@@ -227,6 +233,8 @@ class Publisher:
             try:
                 self._produce(write)
             except PublishFailedError as error:
+                if write.span is not None and self._tracing is not None:
+                    self._tracing.ingress_settled(write.span, error)
                 assert write.then is not None
                 write.then(error)
 
@@ -258,6 +266,9 @@ class Publisher:
         # the deliveries. Offers still go in offset order.
         stored: list[_Write] = []
         for write in settled:
+            if write.span is not None and self._tracing is not None:
+                failed = write.outcome if isinstance(write.outcome, BaseException) else None
+                self._tracing.ingress_settled(write.span, failed)
             if isinstance(write.outcome, BaseException):
                 if write.then is not None:
                     write.then(write.outcome)

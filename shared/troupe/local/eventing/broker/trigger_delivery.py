@@ -39,6 +39,7 @@ from troupe.local.eventing.broker.spec import (
     KafkaRecord,
     TriggerSpec,
 )
+from troupe.local.eventing.broker.tracing import DataPlaneTracing, DeliveryTrace
 
 log = logging.getLogger(__name__)
 # Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
@@ -72,8 +73,9 @@ class TriggerDelivery:
                  brokers: Mapping[tuple[str, str], BrokerSpec],
                  stats: Mapping[tuple[str, str], TriggerStatus],
                  dispatchers: Mapping[tuple[str, str], TriggerDispatcher],
-                 sender: HttpSender) -> None:
+                 sender: HttpSender, tracing: DataPlaneTracing | None = None) -> None:
         self._resolve = resolve
+        self._tracing = tracing
         self._brokers = brokers
         self._stats = stats
         self._dispatchers = dispatchers
@@ -123,7 +125,9 @@ class TriggerDelivery:
             message = codec.to_http_binary(event)
             transcoded = dict(message.headers), message.body
         headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
-        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1])
+        trace = self._tracing.delivery(trigger.name, _subscriber_name(trigger), headers) \
+            if self._tracing else None
+        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1], trace)
 
     def _delivery_of(self, trigger: TriggerSpec, broker: BrokerSpec) -> tuple[DeliverySpec,
                                                                                float]:
@@ -151,7 +155,14 @@ class TriggerDelivery:
             then(False, None)
             return
 
+        headers, span = outgoing.headers, ""
+        if outgoing.trace is not None and self._tracing is not None:
+            headers, span = self._tracing.attempt(outgoing.trace, outgoing.headers)
+
         def landed(response: Response | None, error: str | None) -> None:
+            if outgoing.trace is not None and self._tracing is not None:
+                self._tracing.attempt_done(outgoing.trace, span,
+                                           response.status if response else None, error)
             attempt = Attempt(response, error)
             if attempt.ok and response is not None and reply_of(response) is None:
                 outgoing.stats.delivered += 1
@@ -159,7 +170,7 @@ class TriggerDelivery:
             else:  # a reply to re-publish, a retry or a dead letter: a worker carries on
                 then(False, attempt)
 
-        first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
+        first_attempts.post(url, headers, outgoing.body, outgoing.timeout, landed)
 
     def deliver(self, trigger: TriggerSpec, record: KafkaRecord,
                 first: Attempt | None = None) -> None:
@@ -176,6 +187,14 @@ class TriggerDelivery:
         def send() -> Any:
             return self._sender.post(self._url_of(trigger.namespace, subscriber),
                                      outgoing.headers, outgoing.body, outgoing.timeout)
+
+        trace = outgoing.trace
+        if trace is not None and self._tracing is not None:
+            if first is not None:
+                trace.queued, trace.attempts = True, 1  # made and recorded by deliver_first
+            send = self._traced(trace, lambda headers: self._sender.post(
+                self._url_of(trigger.namespace, subscriber), headers, outgoing.body,
+                outgoing.timeout), outgoing.headers)
 
         def count_retry() -> None:
             stats.retries += 1
@@ -199,7 +218,25 @@ class TriggerDelivery:
             assert reply is not None
             self._republish(trigger, broker, event, reply)
             return
-        self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+        self._dead_letter(trigger, event, attempt, delivery, stopping, stats, trace)
+
+    def _traced(self, trace: DeliveryTrace, post: Callable[[dict[str, str]], Response],
+                headers: dict[str, str]) -> Callable[[], Response]:
+        """`post` as one delivery attempt, each in a span of its own."""
+        tracing = self._tracing
+        assert tracing is not None
+
+        def send() -> Response:
+            sent, span = tracing.attempt(trace, headers)
+            try:
+                response = post(sent)
+            except Exception as error:
+                tracing.attempt_done(trace, span, None, f"{type(error).__name__}: {error}")
+                raise
+            tracing.attempt_done(trace, span, response.status)
+            return response
+
+        return send
 
     @staticmethod
     def _event_of(record: KafkaRecord) -> CloudEvent:
@@ -222,7 +259,7 @@ class TriggerDelivery:
 
     def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
                      delivery: DeliverySpec, stopping: threading.Event,
-                     stats: TriggerStatus) -> None:
+                     stats: TriggerStatus, trace: DeliveryTrace | None = None) -> None:
         try:
             destination = self._url_of(trigger.namespace, trigger.subscriber)
         except LookupError:
@@ -235,10 +272,17 @@ class TriggerDelivery:
             return
         letter = codec.to_http_binary(dead_letter(event, destination, attempt))
         headers = {**letter.headers, "Kn-Namespace": trigger.namespace}
+        span, started = "", 0
+        if trace is not None and self._tracing is not None:
+            headers, span, started = self._tracing.dead_letter_started(trace, headers)
         result = send_with_retries(
             lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
                                       letter.body, timeout_of(delivery)),
             delivery, stopping)
+        if trace is not None and self._tracing is not None:
+            status = result.response.status if result.response else None
+            self._tracing.dead_lettered(trace, span, started, status,
+                                        None if result.ok else _describe(result))
         if result.ok:
             stats.dead_lettered += 1
         else:
@@ -257,6 +301,13 @@ class _Outgoing:
     timeout: float
     headers: dict[str, str]
     body: bytes
+    trace: DeliveryTrace | None = None  # when the data plane is traced
+
+
+def _subscriber_name(trigger: TriggerSpec) -> str:
+    """The Service a Trigger delivers to, as a span names it: the ref's name, or the URI."""
+    subscriber = trigger.subscriber
+    return str((subscriber.ref or {}).get("name") or subscriber.uri or "?")
 
 
 def _describe(attempt: Attempt) -> str:
