@@ -274,12 +274,12 @@ def _only_cesql(ingress: int, sink: int) -> list[Figure]:
 
 
 def _tracing(stack: ExitStack, workdir: Path, env: dict[str, str], sink: int,
-             ingress: int) -> list[Figure]:
-    def throughput(plane: int, sink_port: int, namespace: str, broker: str) -> float:
-        return _throughput(plane, sink_port, broker, namespace)
+             plane: tuple[int, int]) -> list[Figure]:
+    def throughput(ingress: int, sink_port: int, namespace: str, broker: str) -> float:
+        return _throughput(ingress, sink_port, broker, namespace)
 
-    return tracing_figures(stack, workdir, env, sink, ingress, _start, throughput, NAMESPACE,
-                           ROUNDS, COUNT, CONNECTIONS, NAME)
+    return tracing_figures(stack, workdir, env, sink, plane, _start, throughput, _cpu_seconds,
+                           NAMESPACE, ROUNDS, COUNT, CONNECTIONS, NAME)
 
 
 def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
@@ -299,7 +299,7 @@ def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
             return _only_cesql(ingress, sink)
         if only_tracing:
             _throughput(ingress, sink, "one")  # warm-up
-            return _tracing(stack, workdir, env, sink, ingress)
+            return _tracing(stack, workdir, env, sink, (ingress, pids[0]))
         _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
                        *(f"knative-broker-{NAMESPACE}-{b}" for b in BROKERS)], env, pids)
         idle_plane, idle_consumers = _idle_cpu_percent(pids, IDLE_WINDOW_S)
@@ -334,7 +334,7 @@ def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
         _post_many(sink, "/", samples, _event_headers("bench.raw"), rate)
         raw_http = sorted(_get(sink, "/stats")["latencies"])
         raw_kafka = raw_produce_latency(servers, rate, samples, PAYLOAD)
-        traced = _tracing(stack, workdir, env, sink, ingress)
+        traced = _tracing(stack, workdir, env, sink, (ingress, pids[0]))
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
