@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -166,10 +167,12 @@ def timeline(runid: str | None, model_version: str | None, as_json: bool,
 
 
 def _hop_table(hops: list[Hop], traces: list[str]) -> Table:
-    table = Table(title=f"hops, from trace {', '.join(traces)}")
-    for column in ("start", "service", "event", "queue wait", "cold start", "handler",
-                   "attempts", "outcome"):
-        table.add_column(column, no_wrap=True,
+    table = Table(title=f"hops, from trace {', '.join(traces)}", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    # Short headings: the table must fit an 80-column terminal beside the steps'.
+    for column in ("start", "service", "event", "queue", "cold", "handler", "tries",
+                   "outcome"):
+        table.add_column(column, no_wrap=True, min_width=12 if column == "start" else None,
                          justify="right" if column in _TIMED_COLUMNS else "left")
     for hop in hops:
         started = datetime.fromtimestamp(hop.start_ns / 1e9, UTC).astimezone()
@@ -180,7 +183,7 @@ def _hop_table(hops: list[Hop], traces: list[str]) -> Table:
     return table
 
 
-_TIMED_COLUMNS = ("queue wait", "cold start", "handler", "attempts")
+_TIMED_COLUMNS = ("queue", "cold", "handler", "tries")
 
 
 def _seconds(value: float | None) -> str:
