@@ -195,7 +195,10 @@ class ServingController:
             obj = self._objects.get(SERVICE, state.namespace, state.name)
             status = obj.get("status") or {}
             revisions: list[Obj] = [{"name": name, "ready": name in state.ready_revisions,
-                                     "instances": len(pool.instances())}
+                                     "instances": len(pool.instances()),
+                                     "autoscaler": pool.revision.scaling.autoscaler,
+                                     "desired": pool.desired,
+                                     "decisions": [list(d) for d in pool.decisions]}
                                     for name, pool in state.revisions.items()]
             described.append({
                 "name": state.name, "namespace": state.namespace,

@@ -4,6 +4,12 @@ A request asks the pool for an instance with room (`acquire`). When none has roo
 request waits here, in the activator's buffer, while the pool starts more instances up to
 max-scale: nothing is lost while a revision is cold. A full buffer or a wait past the
 activation timeout is answered 503, which the broker retries.
+
+How many instances run is the autoscaler's call (autoscaling.py). With the default class
+the activator starts instances for the requests it holds and an instance idle for the
+retention period stops; with the others a scaler (scalers.py) names a count on each tick
+and the pool starts instances, or stops idle ones, to match. Every class records arrivals
+and service times in a load window (load.py), which `troupe status` reads too.
 """
 
 from __future__ import annotations
@@ -11,11 +17,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from ..metrics import RuntimeMetrics
 from .instance import Instance, LaunchSettings
+from .load import LoadWindow
 from .revision import Revision
+from .scalers import PoolView, make_scaler
+
+DECISIONS_KEPT = 20  # the last scale decisions, shown by `troupe status --json`
 
 
 class Unavailable(Exception):
@@ -45,12 +57,20 @@ class RevisionPool:
         self._failure: tuple[float, str] | None = None
         self._closed = False
         self._cond = threading.Condition()
+        policy = revision.scaling
+        self.load = LoadWindow(policy.window, time.monotonic())
+        self._scaler = make_scaler(policy, self.load)
+        # Knative's HPA class never scales to zero.
+        self._floor = revision.min_scale if policy.scales_to_zero else max(revision.min_scale, 1)
+        self.desired: int | None = None  # the scaler's last count; None for the default class
+        self.decisions: deque[tuple[str, int]] = deque(maxlen=DECISIONS_KEPT)
 
     # -- the activator's side ---------------------------------------------------------
     def acquire(self) -> Instance:
         arrived = time.monotonic()
         deadline = arrived + self._activation_timeout
         with self._cond:
+            self.load.arrived(arrived)
             if self._waiting >= self._buffer_size:
                 raise Unavailable(f"{self.revision.name}: activator buffer full "
                                   f"({self._buffer_size} requests waiting)", "overflow")
@@ -78,11 +98,15 @@ class RevisionPool:
                 self._waiting -= 1
                 self.meter.queued.dec()
 
-    def release(self, instance: Instance) -> None:
+    def release(self, instance: Instance, served_seconds: float | None = None) -> None:
+        """Give back a slot; `served_seconds`, how long the instance took, when it answered."""
         with self._cond:
+            now = time.monotonic()
             instance.in_flight -= 1
             self.meter.active.dec()
-            instance.last_used = time.monotonic()
+            instance.last_used = now
+            if served_seconds is not None:
+                self.load.served(now, served_seconds)
             self._cond.notify_all()
 
     def forget(self, instance: Instance) -> None:
@@ -103,11 +127,56 @@ class RevisionPool:
         return sum(1 for i in self._instances if not i.ready)
 
     def _scale_for_demand(self) -> None:
+        if self._scaler is not None:
+            # Another class decides the count on its tick; the activator only wakes a
+            # revision at zero, so that the first request need not wait for the tick.
+            if not self._instances and self.revision.max_scale > 0:
+                self._start_instance()
+            return
         demand = self._waiting + sum(i.in_flight for i in self._instances)
         desired = math.ceil(demand / self.revision.target)
         desired = max(self.revision.min_scale, min(desired, self.revision.max_scale))
         while len(self._instances) < desired:
             self._start_instance()
+
+    def _autoscale(self, now: float) -> int | None:
+        """Ask the class's scaler for a count and start instances up to it."""
+        if self._scaler is None:
+            return None
+        view = PoolView(
+            ready_pids=tuple(i.pid for i in self._instances if i.ready and i.pid is not None),
+            instances=len(self._instances), waiting=self._waiting,
+            in_flight=sum(i.in_flight for i in self._instances), slots=self.revision.slots,
+            min_scale=self._floor, max_scale=self.revision.max_scale)
+        desired = max(self._floor, min(self._scaler.desired(now, view), self.revision.max_scale))
+        if desired != self.desired:
+            self.desired = desired
+            self.decisions.append((datetime.now(UTC).isoformat(timespec="milliseconds"),
+                                   desired))
+        while len(self._instances) < desired and not self._failure:
+            self._start_instance()
+        return desired
+
+    def _surplus(self, now: float, desired: int | None, keep_at_least: int) -> list[Instance]:
+        """Idle instances to stop, longest idle first.
+
+        The default class stops an instance idle for the retention period, down to
+        min-scale. The others stop idle instances above the scaler's count at once (the
+        scaler's hysteresis already waited), but the last one only after the retention
+        period, as a revision scales to zero.
+        """
+        idle = sorted((i for i in self._instances if i.ready and i.in_flight == 0),
+                      key=lambda i: i.last_used)
+        keep = max(keep_at_least, self.revision.min_scale if desired is None else desired)
+        surplus, remaining = [], len(self._instances)
+        for instance in idle:
+            if remaining <= keep:
+                break
+            rested = now - instance.last_used >= self._grace
+            if rested if desired is None else (remaining > 1 or rested):
+                surplus.append(instance)
+                remaining -= 1
+        return surplus
 
     # -- the autoscaler's side ----------------------------------------------------------
     def _start_instance(self) -> None:
@@ -147,22 +216,23 @@ class RevisionPool:
         self._on_change()
 
     def tick(self) -> None:
-        """Reap idle instances past the grace period, replace crashed ones, keep min-scale."""
+        """Drop crashed instances, follow the autoscaler, stop the surplus, keep min-scale."""
         now = time.monotonic()
         stopped: list[Instance] = []
         with self._cond:
             if self._closed:
                 return
             for instance in list(self._instances):
-                crashed = instance.ready and not instance.alive()
-                idle = (instance.ready and instance.in_flight == 0
-                        and now - instance.last_used >= self._grace
-                        and len(self._instances) - len(stopped) > self.revision.min_scale)
-                if crashed or idle:
+                if instance.ready and not instance.alive():  # crashed
                     self._instances.remove(instance)
                     stopped.append(instance)
-            if len(self._instances) < self.revision.min_scale and not self._failure:
-                self._scale_for_demand()
+            desired = self._autoscale(now)
+            for instance in self._surplus(now, desired, self._floor):
+                self._instances.remove(instance)
+                stopped.append(instance)
+            if len(self._instances) < self._floor and not self._failure:
+                while len(self._instances) < self._floor:
+                    self._start_instance()
             if stopped:
                 self._set_gauge()
         for instance in stopped:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..resources import InvalidResource, Obj
+from .autoscaling import ScalingPolicy, scaling_policy
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default.
@@ -38,11 +39,17 @@ class Revision:
     max_scale: int
     retention_seconds: float | None  # None: the runtime's grace period
     timeout_seconds: float
+    scaling: ScalingPolicy
     template: Obj = field(repr=False, compare=False)
 
     @property
     def threads(self) -> int:
         return self.container_concurrency or min(self.target, 16)
+
+    @property
+    def slots(self) -> int:
+        """Requests one instance serves at once: the queueing model's servers per instance."""
+        return self.container_concurrency or self.threads
 
 
 def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
@@ -73,6 +80,7 @@ def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
         max_scale=max_scale,
         retention_seconds=parse_duration(str(retention)) if retention is not None else None,
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
+        scaling=scaling_policy(annotations, container),
         template=copy.deepcopy(template),
     )
 
