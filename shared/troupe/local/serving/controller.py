@@ -198,7 +198,8 @@ class ServingController:
                                      "instances": len(pool.instances()),
                                      "autoscaler": pool.revision.scaling.autoscaler,
                                      "desired": pool.desired,
-                                     "decisions": [list(d) for d in pool.decisions]}
+                                     "decisions": [list(d) for d in pool.decisions],
+                                     "promotions": pool.promotions}
                                     for name, pool in state.revisions.items()]
             described.append({
                 "name": state.name, "namespace": state.namespace,

@@ -1,9 +1,10 @@
 """The instances of one revision, and the activator logic in front of them.
 
 A request asks the pool for an instance with room (`acquire`). When none has room the
-request waits here, in the activator's buffer, while the pool starts more instances up to
-max-scale: nothing is lost while a revision is cold. A full buffer or a wait past the
-activation timeout is answered 503, which the broker retries.
+request waits here, in the activator's queue (waiting.py), while the pool starts more
+instances up to max-scale: nothing is lost while a revision is cold. Freed slots go to
+the best-ranked waiter: by priority (priority.py), then arrival. A full buffer or a wait
+past the activation timeout is answered 503, which the broker retries.
 
 How many instances run is the autoscaler's call (autoscaling.py). With the default class
 the activator starts instances for the requests it holds and an instance idle for the
@@ -24,8 +25,10 @@ from datetime import UTC, datetime
 from ..metrics import RuntimeMetrics
 from .instance import Instance, LaunchSettings
 from .load import LoadWindow
+from .priority import NORMAL
 from .revision import Revision
 from .scalers import PoolView, make_scaler
+from .waiting import WaitQueue
 
 DECISIONS_KEPT = 20  # the last scale decisions, shown by `troupe status --json`
 
@@ -52,11 +55,11 @@ class RevisionPool:
         self._activation_timeout = activation_timeout
         self._on_change = on_change
         self._instances: list[Instance] = []
-        self._waiting = 0
         self._ordinal = 0
         self._failure: tuple[float, str] | None = None
         self._closed = False
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._queue = WaitQueue(self._lock)
         policy = revision.scaling
         self.load = LoadWindow(policy.window, time.monotonic())
         self._scaler = make_scaler(policy, self.load)
@@ -66,26 +69,25 @@ class RevisionPool:
         self.decisions: deque[tuple[str, int]] = deque(maxlen=DECISIONS_KEPT)
 
     # -- the activator's side ---------------------------------------------------------
-    def acquire(self) -> Instance:
+    def acquire(self, level: int = NORMAL) -> Instance:
+        """An instance with a slot for one request of priority `level`, or Unavailable."""
         arrived = time.monotonic()
         deadline = arrived + self._activation_timeout
-        with self._cond:
+        with self._lock:
             self.load.arrived(arrived)
-            if self._waiting >= self._buffer_size:
+            if len(self._queue) >= self._buffer_size:
                 raise Unavailable(f"{self.revision.name}: activator buffer full "
                                   f"({self._buffer_size} requests waiting)", "overflow")
-            self._waiting += 1
+            waiter = self._queue.join(level, arrived)
             self.meter.queued.inc()
             try:
                 while True:
+                    self._hand_out()
+                    if waiter.instance is not None:
+                        self.meter.queue_wait.observe(waiter.granted - arrived)
+                        return waiter.instance
                     if self._closed:
                         raise Unavailable(f"{self.revision.name} was removed", "removed")
-                    instance = self._least_loaded_with_room()
-                    if instance is not None:
-                        instance.in_flight += 1
-                        self.meter.active.inc()
-                        self.meter.queue_wait.observe(time.monotonic() - arrived)
-                        return instance
                     if self._failure and self._failure[0] >= arrived and not self._starting():
                         raise Unavailable(self._failure[1], "start-failed")
                     self._scale_for_demand()
@@ -93,25 +95,50 @@ class RevisionPool:
                     if remaining <= 0:
                         raise Unavailable(f"{self.revision.name}: no instance free after "
                                           f"{self._activation_timeout:g}s", "timeout")
-                    self._cond.wait(remaining)
+                    waiter.wake.wait(remaining)
             finally:
-                self._waiting -= 1
+                self._queue.leave(waiter)
                 self.meter.queued.dec()
 
     def release(self, instance: Instance, served_seconds: float | None = None) -> None:
         """Give back a slot; `served_seconds`, how long the instance took, when it answered."""
-        with self._cond:
+        with self._lock:
             now = time.monotonic()
             instance.in_flight -= 1
             self.meter.active.dec()
             instance.last_used = now
             if served_seconds is not None:
                 self.load.served(now, served_seconds)
-            self._cond.notify_all()
+            self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Give every free slot to the best-ranked waiter."""
+        now = time.monotonic()
+        while len(self._queue):
+            instance = self._least_loaded_with_room()
+            if instance is None or self._queue.hand(instance, now) is None:
+                return
+            instance.in_flight += 1
+            self.meter.active.inc()
+
+    def _promote(self, now: float) -> None:
+        """Promote waiters whose predicted wait reaches the Service's bound (waiting.py)."""
+        if not self.revision.priorities.rules or not len(self._queue):
+            return
+        slo = self.revision.scaling.wait_slo
+        service = self.load.service_time(now, self.revision.scaling.window)
+        ready = sum(1 for i in self._instances if i.ready)
+        self._queue.promote(now, slo.wait if slo is not None else self._activation_timeout,
+                            service.mean if service is not None else None,
+                            max(ready, 1) * self.revision.slots)
+
+    @property
+    def promotions(self) -> int:
+        return self._queue.promotions
 
     def forget(self, instance: Instance) -> None:
         """An instance that stopped answering: drop it so the next request gets a fresh one."""
-        with self._cond:
+        with self._lock:
             if instance in self._instances:
                 self._instances.remove(instance)
                 self._set_gauge()
@@ -133,7 +160,7 @@ class RevisionPool:
             if not self._instances and self.revision.max_scale > 0:
                 self._start_instance()
             return
-        demand = self._waiting + sum(i.in_flight for i in self._instances)
+        demand = len(self._queue) + sum(i.in_flight for i in self._instances)
         desired = math.ceil(demand / self.revision.target)
         desired = max(self.revision.min_scale, min(desired, self.revision.max_scale))
         while len(self._instances) < desired:
@@ -145,7 +172,7 @@ class RevisionPool:
             return None
         view = PoolView(
             ready_pids=tuple(i.pid for i in self._instances if i.ready and i.pid is not None),
-            instances=len(self._instances), waiting=self._waiting,
+            instances=len(self._instances), waiting=len(self._queue),
             in_flight=sum(i.in_flight for i in self._instances), slots=self.revision.slots,
             min_scale=self._floor, max_scale=self.revision.max_scale)
         desired = max(self._floor, min(self._scaler.desired(now, view), self.revision.max_scale))
@@ -198,7 +225,7 @@ class RevisionPool:
             problem = instance.log_tail()
         elapsed = time.monotonic() - instance.started_at
         labels = (self.revision.service, self.revision.name)
-        with self._cond:
+        with self._lock:
             if ok and not self._closed:
                 self._metrics.cold_starts.labels(*labels).inc()
                 self._metrics.cold_start_seconds.labels(self.revision.service).observe(elapsed)
@@ -210,7 +237,8 @@ class RevisionPool:
                     self._failure = (time.monotonic(), f"{self.revision.name} failed to start "
                                      f"(functions/{self.revision.image}): {problem}")
             self._set_gauge()
-            self._cond.notify_all()
+            self._hand_out()
+            self._queue.wake_all()  # those that waited for it to start, should it fail
         if not ok or self._closed:
             instance.stop()
         self._on_change()
@@ -219,13 +247,14 @@ class RevisionPool:
         """Drop crashed instances, follow the autoscaler, stop the surplus, keep min-scale."""
         now = time.monotonic()
         stopped: list[Instance] = []
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             for instance in list(self._instances):
                 if instance.ready and not instance.alive():  # crashed
                     self._instances.remove(instance)
                     stopped.append(instance)
+            self._promote(now)
             desired = self._autoscale(now)
             for instance in self._surplus(now, desired, self._floor):
                 self._instances.remove(instance)
@@ -241,11 +270,11 @@ class RevisionPool:
             self._on_change()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             instances, self._instances = self._instances, []
             self._set_gauge()
-            self._cond.notify_all()
+            self._queue.wake_all()
         stoppers = [threading.Thread(target=i.stop, daemon=True) for i in instances]
         for stopper in stoppers:
             stopper.start()
@@ -260,5 +289,5 @@ class RevisionPool:
 
     # -- what status and Prometheus read --------------------------------------------------
     def instances(self) -> list[Instance]:
-        with self._cond:
+        with self._lock:
             return [i for i in self._instances if i.ready]

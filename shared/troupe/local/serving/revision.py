@@ -9,6 +9,7 @@ from typing import Any
 
 from ..resources import InvalidResource, Obj
 from .autoscaling import ScalingPolicy, scaling_policy
+from .priority import PRIORITY_ANNOTATION, PriorityRules, PrioritySyntaxError
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default.
@@ -40,6 +41,7 @@ class Revision:
     retention_seconds: float | None  # None: the runtime's grace period
     timeout_seconds: float
     scaling: ScalingPolicy
+    priorities: PriorityRules
     template: Obj = field(repr=False, compare=False)
 
     @property
@@ -81,8 +83,19 @@ def build_revision(service: Obj, name: str, config: ConfigSource) -> Revision:
         retention_seconds=parse_duration(str(retention)) if retention is not None else None,
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
         scaling=scaling_policy(annotations, container),
+        priorities=_priorities(annotations.get(PRIORITY_ANNOTATION)),
         template=copy.deepcopy(template),
     )
+
+
+def _priorities(text: Any) -> PriorityRules:
+    if text is None:
+        return PriorityRules()
+    try:
+        return PriorityRules.parse(str(text))
+    except PrioritySyntaxError as error:
+        raise InvalidResource(f"spec.template.metadata.annotations[{PRIORITY_ANNOTATION}]",
+                              str(error)) from None
 
 
 def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[str, str]:

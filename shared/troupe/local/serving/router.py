@@ -70,7 +70,7 @@ class _ProxyHandler(KeepAliveHandler):
 
     def _proxy_to(self, pool: RevisionPool, body: bytes) -> int:
         try:
-            instance = pool.acquire()
+            instance = pool.acquire(pool.revision.priorities.level_of(self.headers.items(), body))
         except Unavailable as error:
             self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
             self._answer(503, f"{error}\n")
