@@ -15,12 +15,15 @@ and service times in a load window (load.py), which `troupe status` reads too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from troupe.capacity import UnstableQueueError, Workload, predict_wait
 
 from ..metrics import RuntimeMetrics
 from .instance import Instance, LaunchSettings
@@ -288,6 +291,31 @@ class RevisionPool:
         self.meter.pods.set(running)
 
     # -- what status and Prometheus read --------------------------------------------------
+    def queueing_summary(self) -> dict[str, float | int | None]:
+        """lambda, s and rho over the stable window, and the model's p95 wait (status).
+
+        rho and the wait are None when no instance runs (a cold revision has no servers),
+        and the wait is None at rho >= 1, where the model has no answer.
+        """
+        now = time.monotonic()
+        with self._lock:
+            window = self.revision.scaling.window
+            rate = self.load.rate(now, window)
+            service = self.load.service_time(now, window)
+            servers = sum(1 for i in self._instances if i.ready) * self.revision.slots
+        summary: dict[str, float | int | None] = {
+            "arrival_rate": rate, "service_time_s": service.mean if service else None,
+            "service_scv": service.scv if service else None, "servers": servers,
+            "utilization": None, "predicted_p95_wait_s": None}
+        if rate == 0:
+            summary.update(utilization=0.0, predicted_p95_wait_s=0.0)
+        elif service is not None and service.mean > 0 and servers:
+            workload = Workload(rate, service.mean, service_scv=service.scv)
+            summary["utilization"] = workload.offered_load / servers
+            with contextlib.suppress(UnstableQueueError):
+                summary["predicted_p95_wait_s"] = predict_wait(workload, servers).quantile(0.95)
+        return summary
+
     def instances(self) -> list[Instance]:
         with self._lock:
             return [i for i in self._instances if i.ready]
