@@ -8,6 +8,7 @@ monotonic clock, which gives the order the activator let them through.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
@@ -44,8 +45,23 @@ def _start(wait_slo: str, start_runtime: StartRuntime) -> tuple[Runtime, str]:
         "autoscaling.knative.dev/max-scale": "1", "troupe.dev/priority": PRIORITIES,
         "troupe.dev/wait-slo": wait_slo})], functions={"stamp": STAMP})
     url = service_status(runtime, "stamp")["url"]
-    assert requests.get(url, timeout=30).status_code == 200  # one warm instance
+    # One warm instance, and a known service time: 0.5 s.
+    assert requests.get(f"{url}/?sleep=0.5", timeout=30).status_code == 200
     return runtime, url
+
+
+def _send(pool: ThreadPoolExecutor, url: str, event_id: str, event_type: str,
+          sleep: float) -> Future[requests.Response]:
+    return pool.submit(requests.post, f"{url}/?sleep={sleep}", timeout=60, data=b"{}",
+                       headers={"ce-specversion": "1.0", "ce-id": event_id,
+                                "ce-source": "/test", "ce-type": event_type,
+                                "content-type": "application/json"})
+
+
+def _started_order(futures: list[Future[requests.Response]]) -> list[str]:
+    answers = [f.result() for f in futures]
+    assert [a.status_code for a in answers] == [200] * len(answers)
+    return [a.json()["id"] for a in sorted(answers, key=lambda a: a.json()["started"])]
 
 
 def _queue_behind_a_blocker(runtime: Runtime, url: str, blocker: float,
@@ -53,20 +69,19 @@ def _queue_behind_a_blocker(runtime: Runtime, url: str, blocker: float,
     """Hold the slot for `blocker` s, queue (id, type, sleep) events in order; returns
     the ids in the order they started."""
     with ThreadPoolExecutor(len(events) + 1) as pool:
-        first = pool.submit(requests.post, f"{url}/?sleep={blocker}", timeout=60,
-                            headers={"ce-id": "blocker"})
+        first = _send(pool, url, "blocker", "dev.example.other", blocker)
         futures: list[Future[requests.Response]] = []
         for queued, (event_id, event_type, sleep) in enumerate(events, start=1):
-            futures.append(pool.submit(
-                requests.post, f"{url}/?sleep={sleep}", timeout=60, data=b"{}",
-                headers={"ce-specversion": "1.0", "ce-id": event_id, "ce-source": "/test",
-                         "ce-type": event_type, "content-type": "application/json"}))
+            futures.append(_send(pool, url, event_id, event_type, sleep))
             wait_until(lambda queued=queued: _queued(runtime) == queued, 10,
                        f"{event_id} to wait in the activator")
         assert first.result().status_code == 200
-        answers = [f.result() for f in futures]
-    assert [a.status_code for a in answers] == [200] * len(events)
-    return [a.json()["id"] for a in sorted(answers, key=lambda a: a.json()["started"])]
+        return _started_order(futures)
+
+
+def _promotions(runtime: Runtime) -> int:
+    [revision] = service_status(runtime, "stamp")["revisions"]
+    return int(revision["promotions"])
 
 
 def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRuntime) -> None:
@@ -78,23 +93,33 @@ def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRun
         ("high-2", "dev.example.urgent", 0.1)])
 
     assert order == ["high-1", "high-2", "normal-1", "low-1", "low-2"]
-    [revision] = service_status(runtime, "stamp")["revisions"]
-    assert revision["promotions"] == 0
+    assert _promotions(runtime) == 0
 
 
 def test_a_low_request_is_promoted_on_its_predicted_wait(start_runtime: StartRuntime) -> None:
-    # Bound 2.6 s. The low request joins first; the blocker holds the slot for 2 s, then
-    # high-1 takes it (the low one is not yet due). Once the blocker is served the mean
-    # service time is about 1 s (it and the warm-up), so the low one's predicted wait --
-    # 2 s waited, plus about 1 s more if promoted -- passes the bound: it is promoted and
-    # goes before the later highs. Its wait alone would reach 2.6 s only after high-2 had
-    # started, at 2.5 s.
-    runtime, url = _start("2600ms@p95", start_runtime)
+    # Bound 2.5 s, service time 0.5 s. low-1 waits behind a 3 s blocker with high-1 at
+    # the top: promoted, it would still wait (1 + 1) x 0.5 s, so its predicted wait
+    # reaches the bound once it has waited 1.4 s (less a check interval) -- while the
+    # blocker still runs, and long before its wait alone reaches 2.5 s.
+    runtime, url = _start("2500ms@p95", start_runtime)
+    with ThreadPoolExecutor(4) as pool:
+        blocker = _send(pool, url, "blocker", "dev.example.other", 3.0)
+        wait_until(lambda: _queued(runtime) == 0 and not blocker.done(), 10,
+                   "the blocker to hold the slot")
+        low = _send(pool, url, "low-1", "dev.example.routine", 0.5)
+        wait_until(lambda: _queued(runtime) == 1, 10, "low-1 to wait")
+        low_queued = time.monotonic()
+        high = _send(pool, url, "high-1", "dev.example.urgent", 0.5)
+        wait_until(lambda: _queued(runtime) == 2, 10, "high-1 to wait")
 
-    order = _queue_behind_a_blocker(runtime, url, 2.0, [
-        ("low-1", "dev.example.routine", 0.5), ("high-1", "dev.example.urgent", 0.5),
-        ("high-2", "dev.example.urgent", 0.5), ("high-3", "dev.example.urgent", 0.5)])
+        wait_until(lambda: _promotions(runtime) == 1, 10, "low-1 to be promoted")
+        promoted_after = time.monotonic() - low_queued
+        assert not blocker.done()
+        assert promoted_after < 2.3, promoted_after  # its predicted wait, not its wait
+        # A high request arriving after the promotion queues behind low-1; high-1, which
+        # was already waiting, keeps its place.
+        later = _send(pool, url, "high-2", "dev.example.urgent", 0.5)
+        wait_until(lambda: _queued(runtime) == 3, 10, "high-2 to wait")
 
-    assert order == ["high-1", "low-1", "high-2", "high-3"]
-    [revision] = service_status(runtime, "stamp")["revisions"]
-    assert revision["promotions"] == 1
+        assert blocker.result().status_code == 200
+        assert _started_order([low, high, later]) == ["high-1", "low-1", "high-2"]

@@ -1,20 +1,23 @@
 """The activator's queue: requests waiting for a free slot, ranked, and promoted in time.
 
-Each waiting request has a level (priority.py) and an arrival sequence; the best rank is
-the lowest (level, sequence), so requests of one level are served in order of arrival,
-which is also what every request gets when a Service sets no priorities.
+Each waiting request has a level (priority.py) and a place in line, its sequence; the
+best rank is the lowest (level, sequence), so requests of one level are served in order
+of arrival, which is also what every request gets when a Service sets no priorities.
 
-Promotion, so that nothing starves. A request below the top level is promoted to it,
-keeping its place in the order of arrival, once its predicted wait reaches the bound
-(the Service's `troupe.dev/wait-slo` wait, else the activation timeout): what it has
-waited plus what it would still wait at the top level, (k + 1) x s / c with k the top
-requests that arrived before it, s the mean service time and c the slots. That is the
-last moment at which promotion can still keep it within the bound. Predicting its wait
-at its own level instead would, under overload, promote every low request as it arrives
-and turn the priorities into plain arrival order exactly when they matter; promoting at
-the last moment keeps the high level ahead for as long as the bound allows. A promoted
-request ranks with the high ones by its arrival, so a later high request does not pass
-it, and none waits long past the bound unless the top level alone is overloaded.
+Promotion, so that nothing starves. A request below the top level is promoted once its
+predicted wait reaches the bound (the Service's `troupe.dev/wait-slo` wait, else the
+activation timeout): what it has waited, plus what it would still wait if promoted now,
+(k + 1) x s / c, with k the requests waiting at the top level, s the mean service time
+and c the slots running. That is the last moment at which promotion can still keep it
+within the bound. A promoted request joins the top level as if it arrived at that
+moment: the high requests already waiting keep their place, later ones queue behind it.
+So it waits at most as long as a high request arriving then would, and a high request is
+only ever passed by requests promoted before it arrived.
+
+Why the last moment, and not when its wait at its own level is predicted to pass the
+bound: under overload that prediction passes the bound for nearly every low request as it
+arrives, so all would be promoted at once and the levels would collapse into arrival
+order exactly when they matter.
 
 Not thread-safe: the pool's lock guards it, and each waiter sleeps on a condition of
 that lock, so that handing a slot to one request wakes that request alone.
@@ -22,7 +25,6 @@ that lock, so that handing a slot to one request wakes that request alone.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ CHECK_INTERVAL = 0.1
 class Waiter:
     level: int
     arrived: float
-    sequence: int
+    sequence: int  # place in line: at arrival, and again on promotion
     wake: threading.Condition
     promoted: bool = False
     instance: Instance | None = None  # the slot it was handed
@@ -86,16 +88,16 @@ class WaitQueue:
     def promote(self, now: float, bound: float, service_time: float | None,
                 servers: int) -> int:
         """Promote the waiters whose predicted wait reaches `bound`; returns how many."""
-        top = sorted(w.sequence for w in self._waiters if w.rank[0] == HIGH)
+        top = sum(1 for w in self._waiters if w.rank[0] == HIGH)
         below = sorted((w for w in self._waiters if w.rank[0] != HIGH),
                        key=lambda w: w.sequence)
         promoted = 0
         for waiter in below:
-            ahead = bisect.bisect_left(top, waiter.sequence)
-            still = (ahead + 1) * service_time / max(servers, 1) if service_time else 0.0
+            still = (top + 1) * service_time / max(servers, 1) if service_time else 0.0
             if now - waiter.arrived + still + CHECK_INTERVAL >= bound:
                 waiter.promoted = True
-                bisect.insort(top, waiter.sequence)
+                waiter.sequence = next(self._sequence)  # in line behind those waiting
+                top += 1
                 promoted += 1
         self.promotions += promoted
         return promoted

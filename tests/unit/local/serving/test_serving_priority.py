@@ -13,7 +13,7 @@ from troupe.local.serving.priority import (
     PriorityRules,
     PrioritySyntaxError,
 )
-from troupe.local.serving.waiting import CHECK_INTERVAL, WaitQueue
+from troupe.local.serving.waiting import CHECK_INTERVAL, Waiter, WaitQueue
 
 RULES = PriorityRules.parse("type=dev.troupe.training.requested:high, "
                             "source=urn:batch:nightly:low, type=dev.troupe.data.validated:low")
@@ -67,54 +67,57 @@ def _queue() -> tuple[WaitQueue, threading.RLock]:
     return WaitQueue(lock), lock
 
 
-def _served_order(queue: WaitQueue, lock: threading.RLock, count: int) -> list[int]:
+def _served(queue: WaitQueue, lock: threading.RLock) -> list[Waiter]:
+    """Hand out slots until nobody waits; the waiters in the order they were served."""
+    served = []
     with lock:  # handing out notifies the waiter's condition, which needs the lock
-        return [queue.hand(None, 0.0).sequence for _ in range(count)]  # type: ignore[arg-type,union-attr]
+        while (waiter := queue.hand(None, 0.0)) is not None:  # type: ignore[arg-type]
+            served.append(waiter)
+    return served
 
 
 def test_waiters_are_served_by_level_then_arrival() -> None:
     queue, lock = _queue()
-    for level in (LOW, NORMAL, HIGH, LOW, HIGH, NORMAL):
-        queue.join(level, now=0.0)
-    assert _served_order(queue, lock, 6) == [2, 4, 1, 5, 0, 3]
-    with lock:
-        assert queue.hand(None, 0.0) is None  # type: ignore[arg-type]
+    waiters = [queue.join(level, now=0.0) for level in (LOW, NORMAL, HIGH, LOW, HIGH, NORMAL)]
+    order = [waiters.index(w) for w in _served(queue, lock)]
+    assert order == [2, 4, 1, 5, 0, 3]
 
 
-def test_a_low_request_is_promoted_when_its_predicted_wait_reaches_the_bound() -> None:
+def test_a_request_is_promoted_when_its_predicted_wait_reaches_the_bound() -> None:
     queue, lock = _queue()
     low = queue.join(LOW, now=0.0)
-    for _ in range(3):
-        queue.join(HIGH, now=0.5)  # later highs: once promoted, the low goes before them
-    # Bound 2 s, service 0.5 s on one slot. Promoted, no high arrived before it, so it
-    # would still wait one service time: predicted = waited + 0.5 (+ one check interval).
-    assert queue.promote(1.3, 2.0, 0.5, 1) == 0
-    assert not low.promoted
+    # Bound 2 s, service 0.5 s on one slot, nobody at the top: promoted, it would still
+    # wait one service time, so it is due at 2 - 0.5 - one check interval = 1.4 s.
+    assert queue.promote(1.3, 2.0, 0.5, 1) == 0 and not low.promoted
     assert queue.promote(2.0 - 0.5 - CHECK_INTERVAL, 2.0, 0.5, 1) == 1
     assert low.promoted and queue.promotions == 1
-    assert _served_order(queue, lock, 4) == [0, 1, 2, 3]
+    later = queue.join(HIGH, now=1.5)  # a high request after the promotion goes behind it
+    assert _served(queue, lock) == [low, later]
 
 
-def test_highs_that_arrived_earlier_count_in_a_promoted_wait() -> None:
-    queue, _ = _queue()
-    for _ in range(2):
-        queue.join(HIGH, now=0.0)
+def test_high_requests_already_waiting_keep_their_place() -> None:
+    queue, lock = _queue()
+    first, second = queue.join(HIGH, now=0.0), queue.join(HIGH, now=0.0)
     low = queue.join(LOW, now=0.0)
-    # Two highs ahead even when promoted: predicted = waited + 3 x 0.5 on one slot...
+    # Promoted, it would wait for both highs and then its own turn: 3 x 0.5 s on one slot.
     assert queue.promote(0.3, 2.0, 0.5, 1) == 0
     assert queue.promote(0.4, 2.0, 0.5, 1) == 1
-    assert low.promoted
-    # ... and twice the slots halve what is still to wait.
-    queue2, _ = _queue()
-    queue2.join(HIGH, now=0.0)
-    queue2.join(HIGH, now=0.0)
-    low2 = queue2.join(LOW, now=0.0)
-    assert queue2.promote(1.0, 2.0, 0.5, 2) == 0 and queue2.promote(1.2, 2.0, 0.5, 2) == 1
-    assert low2.promoted
+    third = queue.join(HIGH, now=0.5)
+    assert _served(queue, lock) == [first, second, low, third]
+
+
+def test_more_slots_leave_less_to_wait() -> None:
+    queue, _ = _queue()
+    queue.join(HIGH, now=0.0)
+    queue.join(HIGH, now=0.0)
+    low = queue.join(LOW, now=0.0)
+    # Two slots: 3 x 0.5 / 2 = 0.75 s still to wait once promoted, so due at 1.15 s.
+    assert queue.promote(1.0, 2.0, 0.5, 2) == 0
+    assert queue.promote(1.2, 2.0, 0.5, 2) == 1 and low.promoted
 
 
 def test_without_a_service_time_only_the_wait_itself_counts() -> None:
     queue, _ = _queue()
-    low = queue.join(NORMAL, now=0.0)
+    normal = queue.join(NORMAL, now=0.0)
     assert queue.promote(1.8, 2.0, None, 1) == 0
-    assert queue.promote(1.9, 2.0, None, 1) == 1 and low.promoted
+    assert queue.promote(1.9, 2.0, None, 1) == 1 and normal.promoted
