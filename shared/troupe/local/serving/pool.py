@@ -34,6 +34,7 @@ from .scalers import PoolView, make_scaler
 from .waiting import WaitQueue
 
 DECISIONS_KEPT = 20  # the last scale decisions, shown by `troupe status --json`
+START_UPS_KEPT = 10  # the instance start-up times the queueing class plans with
 
 
 class Unavailable(Exception):
@@ -69,6 +70,7 @@ class RevisionPool:
         # Knative's HPA class never scales to zero.
         self._floor = revision.min_scale if policy.scales_to_zero else max(revision.min_scale, 1)
         self.desired: int | None = None  # the scaler's last count; None for the default class
+        self._start_ups: deque[float] = deque(maxlen=START_UPS_KEPT)  # seconds, lately
         self.decisions: deque[tuple[str, int]] = deque(maxlen=DECISIONS_KEPT)
 
     # -- the activator's side ---------------------------------------------------------
@@ -177,7 +179,8 @@ class RevisionPool:
             ready_pids=tuple(i.pid for i in self._instances if i.ready and i.pid is not None),
             instances=len(self._instances), waiting=len(self._queue),
             in_flight=sum(i.in_flight for i in self._instances), slots=self.revision.slots,
-            min_scale=self._floor, max_scale=self.revision.max_scale)
+            min_scale=self._floor, max_scale=self.revision.max_scale,
+            start_up=sum(self._start_ups) / len(self._start_ups) if self._start_ups else 0.0)
         desired = max(self._floor, min(self._scaler.desired(now, view), self.revision.max_scale))
         if desired != self.desired:
             self.desired = desired
@@ -230,6 +233,7 @@ class RevisionPool:
         labels = (self.revision.service, self.revision.name)
         with self._lock:
             if ok and not self._closed:
+                self._start_ups.append(elapsed)
                 self._metrics.cold_starts.labels(*labels).inc()
                 self._metrics.cold_start_seconds.labels(self.revision.service).observe(elapsed)
                 instance.last_used = time.monotonic()

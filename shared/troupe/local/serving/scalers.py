@@ -11,7 +11,10 @@ of instances whose slots (containerConcurrency, else the gunicorn threads) the m
 min-scale and max-scale. Hysteresis, so that it does not flap:
 - up at once to what the stable rate needs;
 - a burst: when the panic window's rate needs PANIC_FACTOR times the instances running,
-  up to that at once, and no scale-down for a stable window (Knative's panic mode);
+  or when the requests already waiting cannot be cleared within the SLO's wait by the
+  instances ready (a fluid bound that counts the time new instances take to start: the
+  model's setup time), up to that at once, and no scale-down for a stable window
+  (Knative's panic mode);
 - down only to what the stable rate needs with TOLERANCE more traffic, so that a rate
   hovering at a boundary between two counts keeps the higher one, and only to the
   highest such recommendation over `scale-down-delay`.
@@ -52,6 +55,11 @@ class PoolView:
     slots: int  # requests one instance serves at once
     min_scale: int
     max_scale: int
+    start_up: float = 0.0  # seconds an instance has taken to start, lately
+
+    @property
+    def ready_slots(self) -> int:
+        return len(self.ready_pids) * self.slots
 
 
 class Scaler(Protocol):
@@ -95,17 +103,20 @@ class QueueingScaler:
         service = self._load.service_time(now, self._policy.window)
         if service is None or service.mean <= 0:
             # Nothing served yet: the concurrency autoscaler's answer, until it has been.
-            need = down = panic = min(math.ceil(demand / view.slots), view.max_scale)
+            need = down = panic = backlog = min(math.ceil(demand / view.slots), view.max_scale)
         else:
             need = self._instances(stable, service.mean, service.scv, view)
             down = self._instances(stable * (1 + TOLERANCE), service.mean, service.scv, view)
             panic = self._instances(burst, service.mean, service.scv, view)
+            backlog = self._draining(view, max(stable, burst), service.mean)
             if demand:  # requests in the system always keep one instance
                 need, down = max(need, 1), max(down, 1)
-        if panic >= PANIC_FACTOR * max(self._current, 1) and panic > self._current:
-            # A burst the stable window has not caught up with: answer it, and hold it
-            # for a stable window, as Knative's panic mode does.
-            need = max(need, panic)
+        if ((panic >= PANIC_FACTOR * max(self._current, 1) and panic > self._current)
+                or backlog > self._current):
+            # A burst the stable window has not caught up with, or a queue the instances
+            # cannot clear within the SLO: answer it, and hold it for a stable window, as
+            # Knative's panic mode does.
+            need = max(need, panic, backlog)
             self._panic_until = now + self._policy.window
         lower = self._stabiliser.decide(now, down)
         if need > self._current:
@@ -113,6 +124,25 @@ class QueueingScaler:
         elif now >= self._panic_until:
             self._current = min(self._current, lower)
         return self._current
+
+    def _draining(self, view: PoolView, rate: float, service_time: float) -> int:
+        """Instances that clear the requests waiting within the SLO's wait, counting the
+        time new instances take to start (a fluid bound, in server-seconds).
+
+        Over the horizon H = start-up + w, the slots ready now (c0) serve c0 x H / s
+        requests and each new slot w / s after it starts, while W wait and lambda x H more
+        arrive. So c >= c0 + (s (W + lambda H) - c0 H) / w; in steady state the ready
+        slots already cover it and nothing is added.
+        """
+        if not view.waiting:
+            return 0
+        wait = max(self._slo.wait, service_time)  # a zero wait: clear within one service
+        horizon = view.start_up + wait
+        ready = view.ready_slots
+        deficit = service_time * (view.waiting + rate * horizon) - ready * horizon
+        if deficit <= 0:
+            return 0
+        return min(math.ceil((ready + deficit / wait) / view.slots), view.max_scale)
 
     def _instances(self, rate: float, service_time: float, scv: float, view: PoolView) -> int:
         if rate <= 0:

@@ -114,3 +114,21 @@ def test_a_burst_is_answered_from_the_panic_window_and_held() -> None:
     assert answered >= 2 * max(calm, 1)
     # Held for a stable window after the burst, though the stable rate needs less.
     assert scaler.desired(burst_end + 5.0, _view()) == answered
+
+
+def test_a_queue_the_ready_instances_cannot_clear_in_time_scales_up_at_once() -> None:
+    load = LoadWindow(10.0, now=0.0)
+    end = _steady(load, 0.0, 10.0, 12.0, 0.1)
+    service = load.service_time(end, 10.0)
+    assert service is not None and service.mean == pytest.approx(0.1)
+    model = servers_for_slo(Workload(load.rate(end, 10.0), 0.1, service_scv=service.scv),
+                            WaitSLO.parse(SLO))
+    calm = PoolView(ready_pids=(1,), instances=1, waiting=0, in_flight=1, slots=1,
+                    min_scale=0, max_scale=10, start_up=0.5)
+    assert QueueingScaler(_policy(), load).desired(end, calm) == model
+    # Three waiting, one slot ready, new instances take 0.5 s: over 0.5 + 0.1 s the ready
+    # slot serves 6 while 3 + 12 x 0.6 need serving, so 1 + (0.1 x 10.2 - 0.6) / 0.1 = 5.2
+    # slots: 6 instances, more than the model's steady answer.
+    queued = PoolView(ready_pids=(1,), instances=1, waiting=3, in_flight=1, slots=1,
+                      min_scale=0, max_scale=10, start_up=0.5)
+    assert QueueingScaler(_policy(), load).desired(end, queued) == 6 > model
