@@ -35,7 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check shared tests functions bench
 	$(BIN)/mypy
 
+# ciw (a queue simulation) is a baseline of bench/capacity.py only: the bench extra.
 bench: $(STAMP) prometheus
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
