@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # River (ADWIN, DDM) is a baseline of bench/drift.py only: the bench extra, installed here.
+# ciw (a queue simulation) is a baseline of bench/capacity.py only: the bench extra.
 bench: $(STAMP) prometheus
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench

@@ -17,6 +17,7 @@ import click
 import requests
 
 from troupe.cli import cli
+from troupe.cli._capacity_output import format_seconds
 from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
@@ -226,13 +227,19 @@ def status(project: Path | None, as_json: bool) -> None:
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
-    click.echo("\nSERVICE              READY  INSTANCES  URL                      TRAFFIC")
+    click.echo("\nSERVICE              READY  INSTANCES  RHO   P95 WAIT  URL"
+               "                      TRAFFIC")
     for service in state["services"]:
         traffic = ", ".join(f"{t['revisionName']}={t['percent']}%"
                             + (f" (tag {t['tag']})" if t.get("tag") else "")
                             for t in service["traffic"])
+        rho, p95 = service.get("utilization"), service.get("predicted_p95_wait_s")
         click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
-                   f"{service['instances']:<10} {service['url']:<24} {traffic}")
+                   f"{service['instances']:<10} {'-' if rho is None else f'{rho:.0%}':<5} "
+                   f"{'-' if p95 is None else format_seconds(p95):<9} "
+                   f"{service['url']:<24} {traffic}")
+    click.echo("RHO: utilisation over the last window; P95 WAIT: the queueing model's "
+               "predicted wait for an instance (troupe capacity)")
     click.echo("\nTRIGGER              BROKER     READY  LAG")
     for trigger in state["triggers"]:
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "

@@ -240,8 +240,14 @@ class ServingController:
             obj = self._objects.get(SERVICE, state.namespace, state.name)
             status = obj.get("status") or {}
             revisions: list[Obj] = [{"name": name, "ready": name in state.ready_revisions,
-                                     "instances": len(pool.instances())}
+                                     "instances": len(pool.instances()),
+                                     "autoscaler": pool.revision.scaling.autoscaler,
+                                     "desired": pool.desired,
+                                     "decisions": [list(d) for d in pool.decisions],
+                                     "promotions": pool.promotions,
+                                     **pool.queueing_summary()}
                                     for name, pool in state.revisions.items()]
+            busiest = _busiest(revisions)
             described.append({
                 "name": state.name, "namespace": state.namespace,
                 "ready": all(c["status"] == "True" for c in status.get("conditions", [])),
@@ -249,6 +255,9 @@ class ServingController:
                 "instances": sum(r["instances"] for r in revisions),
                 "revisions": revisions,
                 "traffic": status.get("traffic", []),
+                # Each revision is a queue of its own; the Service shows its busiest.
+                "utilization": busiest.get("utilization"),
+                "predicted_p95_wait_s": busiest.get("predicted_p95_wait_s"),
             })
         return described
 
@@ -273,3 +282,14 @@ class ServingController:
             states, self._services = list(self._services.values()), {}
         for state in states:
             self._shut(state)
+
+
+def _busiest(revisions: list[Obj]) -> Obj:
+    """The revision with the highest utilisation; one with traffic but no instance (rho
+    unknown) counts as busiest of all, since its requests wait for a cold start."""
+    def load(revision: Obj) -> float:
+        if revision["utilization"] is None:
+            return float("inf") if revision["arrival_rate"] else -1.0
+        return float(revision["utilization"])
+
+    return max(revisions, key=load, default={})

@@ -10,6 +10,8 @@ from typing import Any, Final
 from troupe.local.controlplane.resources import Obj
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
+from troupe.local.serving.autoscaling import ScalingPolicy, scaling_policy
+from troupe.local.serving.priority import PRIORITY_ANNOTATION, PriorityRules, PrioritySyntaxError
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default.
@@ -40,11 +42,18 @@ class Revision:
     max_scale: int
     retention_seconds: float | None  # None: the runtime's grace period
     timeout_seconds: float
+    scaling: ScalingPolicy
+    priorities: PriorityRules
     template: Obj = field(repr=False, compare=False)
 
     @property
     def threads(self) -> int:
         return self.container_concurrency or min(self.target, 16)
+
+    @property
+    def slots(self) -> int:
+        """Requests one instance serves at once: the queueing model's servers per instance."""
+        return self.container_concurrency or self.threads
 
 
 def build_revision(namespace: str, service: str, template: Obj, name: str,
@@ -72,6 +81,8 @@ def build_revision(namespace: str, service: str, template: Obj, name: str,
         max_scale=max_scale,
         retention_seconds=parse_go_duration(str(retention)) if retention is not None else None,
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
+        scaling=scaling_policy(annotations, container),
+        priorities=_priorities(annotations.get(PRIORITY_ANNOTATION)),
         template=copy.deepcopy(template),
     )
 
@@ -118,6 +129,16 @@ def same_template(revision: Revision, template: Obj) -> bool:
     if wanted is not None and wanted != revision.name:
         return False
     return essence(revision.template) == essence(template)
+
+
+def _priorities(text: Any) -> PriorityRules:
+    if text is None:
+        return PriorityRules()
+    try:
+        return PriorityRules.parse(str(text))
+    except PrioritySyntaxError as error:
+        raise InvalidFieldError(f"spec.template.metadata.annotations[{PRIORITY_ANNOTATION}]",
+                                str(error)) from None
 
 
 def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[str, str]:

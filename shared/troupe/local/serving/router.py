@@ -70,23 +70,25 @@ class _ProxyHandler(KeepAliveHandler):
 
     def _proxy_to(self, pool: RevisionPool, body: bytes) -> int:
         try:
-            instance = pool.acquire()
+            instance = pool.acquire(pool.revision.priorities.level_of(self.headers.items(), body))
         except Unavailable as error:
             self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
             self._answer(503, f"{error}\n")
             return 503
+        served: float | None = None
         try:
             sent = time.monotonic()
             status, reason, headers, payload = self._forward(instance.port, body,
                                                              pool.revision.timeout_seconds)
-            pool.meter.service_finished(status, time.monotonic() - sent)
+            served = time.monotonic() - sent
+            pool.meter.service_finished(status, served)
         except OSError as error:
             if not instance.alive():
                 pool.forget(instance)
             self._answer(502, f"{instance.name} did not answer: {error}\n")
             return 502
         finally:
-            pool.release(instance)
+            pool.release(instance, served)
         self.send_response(status, reason)
         for name, value in headers:
             if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
