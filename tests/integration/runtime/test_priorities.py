@@ -87,7 +87,8 @@ def _promotions(runtime: Runtime) -> int:
 def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRuntime) -> None:
     runtime, url = _start("30s@p95", start_runtime)  # a bound no request comes near
 
-    order = _queue_behind_a_blocker(runtime, url, 1.0, [
+    # The blocker holds the slot long enough for all five to queue on a loaded machine.
+    order = _queue_behind_a_blocker(runtime, url, 5.0, [
         ("low-1", "dev.example.routine", 0.1), ("low-2", "dev.example.routine", 0.1),
         ("high-1", "dev.example.urgent", 0.1), ("normal-1", "dev.example.other", 0.1),
         ("high-2", "dev.example.urgent", 0.1)])
