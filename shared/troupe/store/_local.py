@@ -76,6 +76,23 @@ class LocalBackend:
             self.write(path, new)
             return new
 
+    def delete_if(self, path: str, condition: Callable[[bytes], bool]) -> bool:
+        """Remove the file if `condition(its bytes)` holds; True if it was removed.
+
+        Holds the same lock as `update`, so an update can never land between the check and
+        the removal (a plain `write` does not take it: keys deleted this way are changed
+        through `create` and `update` only)."""
+        with self._locked(path):
+            try:
+                current = self.read(path)
+            except NotFoundError:
+                return False
+            if not condition(current):
+                return False
+            _unlink_quietly(path)
+        _sync_folder(os.path.dirname(path))
+        return True
+
     def list(self, folder: str) -> list[str]:
         """Absolute paths of the files under `folder` (not following links to folders)."""
         if os.path.isfile(folder):

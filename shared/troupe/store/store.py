@@ -52,6 +52,7 @@ class _Backend(Protocol):
     def write(self, path: str, data: bytes) -> None: ...
     def create(self, path: str, data: bytes) -> bool: ...
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes: ...
+    def delete_if(self, path: str, condition: Callable[[bytes], bool]) -> bool: ...
     def list(self, folder: str) -> list[str]: ...
 
 
@@ -202,6 +203,17 @@ class Store:
 
         self._backend.update(location.native, change_bytes)
         return result[0]
+
+    def delete_json_if(self, key: str, condition: Callable[[Any], bool]) -> bool:
+        """Atomically delete the value at `key` if `condition(value)` holds; True if deleted.
+
+        The check and the delete are one step against `update_json` and `create_json` (a
+        lock on file://, If-Match on s3://), so a value changed meanwhile is never deleted
+        on the strength of the old one. A value that is not JSON raises StoreError."""
+        location = self._locate_for_writing(key)
+        return self._backend.delete_if(
+            location.native, lambda data: bool(condition(_decode(data, location.url)))
+        )
 
     # datasets
 
