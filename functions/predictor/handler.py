@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from predictor_feedback import FeedbackDesk
 from predictor_serving import ModelUnavailableError, Predictor, PredictorError, PredictorSettings
 from troupe.function import register_health, register_metrics
 from troupe.store import Store
@@ -24,6 +25,7 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     Knative keeps traffic on the previous revision and a human can read why.
     """
     predictor = Predictor(settings, store)
+    feedback_desk = FeedbackDesk(predictor)
     app = Flask("predictor")
     app.extensions["troupe.predictor"] = predictor
 
@@ -53,7 +55,7 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
 
     @app.post("/v1/models/<name>:feedback")
     def feedback(name: str) -> Response:
-        return jsonify(predictor.feedback(name, _json_body()))
+        return jsonify(feedback_desk.take(name, _json_body()))
 
     def ready() -> bool:
         # With no model configured the service is up and says so on every model route;
