@@ -67,7 +67,7 @@ class EventDelivery:
         self.consumes = consumes
         self._validate_incoming = validate_incoming
         self._deduplicate = deduplicate
-        self._ledger = ReplyLedger(settings.service)
+        self._ledger = ReplyLedger(settings, lambda: self.store)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
 
@@ -97,21 +97,8 @@ class EventDelivery:
             validate(event)
         if not self._deduplicate:
             return self._run_handler(event)
-        source, event_id = event.get_source(), event.get_id()
-        with self._ledger.exclusive(source, event_id):
-            remembered = self._ledger.recall(self.store, source, event_id)
-            if remembered is not None:
-                return remembered
-            answer = self._run_handler(event)
-            try:
-                self._ledger.remember(self.store, source, event_id, answer)
-            except Exception:
-                # The handler's work is done; answering is right. A redelivery will run
-                # the handler again, which idempotent handlers tolerate.
-                self._handler_logger.exception(
-                    "could not keep the reply to %s from %s in the reply cache", event_id, source
-                )
-            return answer
+        return self._ledger.deliver_once(event.get_source(), event.get_id(),
+                                         lambda: self._run_handler(event))
 
     def _run_handler(self, event: CloudEvent) -> Answer:
         context: Context[Any] = Context(

@@ -23,14 +23,17 @@ from .errors import (
 )
 from .expiry import EXPIRES_AT, Compactor, entry_key, is_expired, sweep_interval
 from .registry import ModelRegistry, ModelVersion
-from .replies import Reply, ReplyCache
+from .replies import REPLIES_FOLDER, Claim, EventRef, Reply, ReplyCache
 from .store import DEFAULT_URL, ObjectRef, Store
 
 __all__ = [
     "DEFAULT_URL",
     "EXPIRES_AT",
+    "REPLIES_FOLDER",
+    "Claim",
     "Compactor",
     "ConflictError",
+    "EventRef",
     "IntegrityError",
     "InvalidNameError",
     "ModelRegistry",
