@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 import prediction_ids
+from predictor_body import NotJSONError, TooManyInstancesError, parse_predict_body
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from troupe.function import Settings, SettingsError
 from troupe.ml.drift import FeatureBaseline, psi
@@ -29,6 +30,8 @@ from troupe.store import Store, StoreError
 
 # Latency buckets for in-process scikit-learn scoring: sub-millisecond to seconds.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+NOT_JSON: Final = ('the body must be JSON (Content-Type: application/json), '
+                   'e.g. {"instances": [[1.0, 2.0]]}')
 # 32 characters of hex or base64 hold 128 bits or more: not guessable offline from ids.
 MIN_FEEDBACK_KEY_LENGTH: Final = 32
 
@@ -229,10 +232,17 @@ class Predictor:
         }
 
     # -- predict -----------------------------------------------------------------------
-    def predict(self, name: str, body: Any) -> dict[str, Any]:
+    def predict(self, name: str, body: bytes) -> dict[str, Any]:
+        """Score the instances in the JSON `body` (KServe V1: {"instances": [...]})."""
         model = self.serving(name)
         started = time.perf_counter()
-        rows = self._rows(model, body)
+        try:
+            parsed = parse_predict_body(body, self.settings.max_instances)
+        except TooManyInstancesError as error:
+            raise BadRequestError(str(error)) from None
+        except NotJSONError as error:
+            raise BadRequestError(f"{NOT_JSON} ({error})") from None
+        rows = self._rows(model, parsed)
         try:
             predictions = np.asarray(model.estimator.predict(self._matrix(model, rows))).tolist()
         except (ValueError, TypeError) as error:

@@ -91,6 +91,13 @@ class EventDelivery:
         self._account(event, answer, time.perf_counter() - started)
         return answer
 
+    def refuse(self, error: Exception) -> Answer:
+        """The answer to a request refused before it became an event (its body was not
+        even read), counted and logged as every delivery is."""
+        answer = error_answer(error)
+        self._account(None, answer, 0.0)
+        return answer
+
     def _answer(self, event: CloudEvent) -> Answer:
         self.consumes.check(event.get_type())
         if self._validate_incoming and is_known(event.get_type()):

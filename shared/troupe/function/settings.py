@@ -50,6 +50,9 @@ class Settings:
     reply_ttl_seconds: float = 7 * 24 * 3600.0
     reply_lease_seconds: float = 30.0
     reply_wait_seconds: float = 5.0
+    # Larger request bodies are refused (413) before they are read: the Knative Kafka
+    # Broker's own limit on an event (Kafka's default message.max.bytes).
+    max_event_bytes: int = 1024 * 1024
 
     @property
     def event_source(self) -> str:

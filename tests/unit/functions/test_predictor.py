@@ -186,6 +186,47 @@ def test_too_many_instances_are_refused(served: Served) -> None:
     assert "at most 2" in answer.json["error"]
 
 
+def test_a_body_over_the_limit_is_413_before_it_is_read(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_EVENT_BYTES="1024").test_client()
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 60  # about 1.3 KiB of JSON
+    answer = client.post("/v1/models/default:predict", json={"instances": rows})
+    assert answer.status_code == 413
+    assert "TROUPE_MAX_EVENT_BYTES" in answer.json["error"]
+    assert client.post("/v1/models/default:predict",
+                       json={"instances": rows[:20]}).status_code == 200
+    default = make_app(served).test_client()
+    assert default.post("/v1/models/default:feedback", data=b" " * (1024 * 1024 + 1),
+                        content_type="application/json").status_code == 413
+
+
+def test_instances_are_counted_while_parsing(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_INSTANCES="2").test_client()
+    # Three instances, then what would take long to parse (here: not even JSON). The
+    # third instance stops the parse; the rest is never looked at.
+    body = b'{"instances": [[5, 3, 1, 0.2], [5, 3, 1, 0.2], [5, 3, 1, 0.2], ' + b"?" * 100_000
+    answer = client.post("/v1/models/default:predict", data=body,
+                         content_type="application/json")
+    assert answer.status_code == 400
+    assert "more than 2 instances" in answer.json["error"]
+
+
+def test_brackets_inside_strings_do_not_count_as_instances(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_INSTANCES="2").test_client()
+    body = {"instances": [[5, 3, 1, 0.2], [6, 3, 5, 2]], "note": "[[{{[[{{" * 10}
+    answer = client.post("/v1/models/default:predict", json=body)
+    assert answer.status_code == 200
+    assert len(answer.json["predictions"]) == 2
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"instances": ' + b"[" * 100_000])
+def test_a_body_nested_too_deep_is_a_400_never_a_500(client: FlaskClient, body: bytes) -> None:
+    for route in ("predict", "feedback"):
+        answer = client.post(f"/v1/models/default:{route}", data=body,
+                             content_type="application/json")
+        assert answer.status_code == 400
+        assert "must be JSON" in answer.json["error"]
+
+
 # -- feedback and metrics ------------------------------------------------------------------
 def test_feedback_counts_labeled_and_correct(client: FlaskClient, served: Served) -> None:
     rows = served.frame.iloc[[0, 1, 2, 3]].to_numpy().tolist()
