@@ -133,8 +133,10 @@ class FeedbackDesk:
                   EXPIRES_AT: made.issued_at + self._settings.feedback_ttl_seconds
                   + _CLOCK_SKEW_SECONDS}
         try:
+            # Not fsynced: it would cost each label milliseconds, and a record forgotten in
+            # an operating-system crash lets that one id be counted twice, no more.
             first = store.create_json(entry_key(FEEDBACK_FOLDER, model.name, prediction_id),
-                                      record)
+                                      record, durable=False)
         except StoreError as error:
             raise FeedbackUnavailableError(
                 f"the feedback could not be recorded ({error}); send it again later"

@@ -73,7 +73,8 @@ class S3Backend:
         except _S3Failure as failure:
             raise failure.as_store_error(f"s3://{path}") from None
 
-    def create(self, path: str, data: bytes) -> bool:
+    def create(self, path: str, data: bytes, *, durable: bool = True) -> bool:
+        # A PUT that S3 acknowledged is durable, whatever `durable` asks for.
         bucket, key = _split(path)
         for _ in range(self.max_attempts):
             try:

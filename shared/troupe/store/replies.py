@@ -73,7 +73,9 @@ class ReplyCache:
         was given or another delivery holds a live lease on it."""
         claim = event.entry(state=_CLAIMED, owner=owner, lease_until=now + lease_seconds,
                             **{EXPIRES_AT: now + lease_seconds})
-        if self._store.create_json(event.key, claim):
+        # Not fsynced: a claim forgotten in an operating-system crash lets a redelivery run
+        # the handler again, which at-least-once delivery allows; the answer is durable.
+        if self._store.create_json(event.key, claim, durable=False):
             return Claim(owned=True)
         found = self.peek(event, now=now)
         if found is not None:

@@ -50,7 +50,7 @@ class _Backend(Protocol):
     def read(self, path: str, limit: int | None = None) -> bytes: ...
     def exists(self, path: str) -> bool: ...
     def write(self, path: str, data: bytes) -> None: ...
-    def create(self, path: str, data: bytes) -> bool: ...
+    def create(self, path: str, data: bytes, *, durable: bool = True) -> bool: ...
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes: ...
     def delete_if(self, path: str, condition: Callable[[bytes], bool]) -> bool: ...
     def list(self, folder: str) -> list[str]: ...
@@ -182,10 +182,14 @@ class Store:
         self._backend.write(location.native, _encode(value))
         return location.url
 
-    def create_json(self, key: str, value: Any) -> bool:
-        """Atomically store `value` at `key` unless something is there; False if it was."""
+    def create_json(self, key: str, value: Any, *, durable: bool = True) -> bool:
+        """Atomically store `value` at `key` unless something is there; False if it was.
+
+        `durable=False` is for records whose loss in an operating-system crash costs a
+        repeat, never a loss (a claim, a note that something was counted): file:// then
+        skips the fsyncs, which cost milliseconds each; an S3 PUT is durable anyway."""
         location = self._locate_for_writing(key)
-        return self._backend.create(location.native, _encode(value))
+        return self._backend.create(location.native, _encode(value), durable=durable)
 
     def update_json(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
         """Atomically replace the value at `key` with `change(current)`; `change` gets a copy

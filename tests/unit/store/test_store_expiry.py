@@ -41,6 +41,13 @@ def test_an_entry_changed_during_the_check_is_never_lost(store: Store) -> None:
     assert store.read_json("claims/b.json") == {"owner": "new"}
 
 
+def test_a_create_that_skips_fsync_is_as_atomic(store: Store) -> None:
+    assert store.create_json("claims/d.json", {"owner": "a"}, durable=False) is True
+    assert store.create_json("claims/d.json", {"owner": "b"}, durable=False) is False
+    assert store.create_json("claims/d.json", {"owner": "c"}) is False
+    assert store.read_json("claims/d.json") == {"owner": "a"}
+
+
 def test_a_damaged_entry_is_named_not_deleted(file_store: Store) -> None:
     file_store.write_bytes("claims/c.json", b"{not json")
     with pytest.raises(StoreError, match="valid JSON"):
