@@ -42,6 +42,7 @@ from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
+from troupe.local.run_secrets import with_run_secrets
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.revision import ConfigSource
@@ -136,9 +137,11 @@ class Runtime:
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env)
-        self.serving = ServingController(self.objects, launch,
-                                         ConfigSource(project.config_maps, project.secrets),
-                                         self.metrics, options.serving)
+        namespaces = {options.namespace, *(m.obj["metadata"]["namespace"]
+                                           for m in project.resources)}
+        config = ConfigSource(project.config_maps, with_run_secrets(project.secrets, namespaces))
+        self.serving = ServingController(self.objects, launch, config, self.metrics,
+                                         options.serving)
         self._parts.append(self.serving.close)
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
