@@ -8,6 +8,7 @@ through the API takes effect the same way, and every change is written back to d
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,19 +19,30 @@ import yaml
 
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
-from troupe.local.controlplane.manifests import ManifestError, Project, load_project
-from troupe.local.controlplane.objects import NotFound, ObjectStore
-from troupe.local.controlplane.resources import (
+from troupe.local.controlplane.kinds import (
     BROKER,
+    CONFIGMAP,
+    CONFIGURATION,
+    EVENTPOLICY,
+    EVENTTYPE,
     KAFKASOURCE,
+    NAMESPACE,
+    NETWORKPOLICY,
     PINGSOURCE,
     REVISION,
+    ROLE,
+    ROLEBINDING,
+    ROUTE,
+    SECRET,
     SERVICE,
+    SERVICEACCOUNT,
     STORED_KINDS,
     TRIGGER,
     Kind,
     Obj,
 )
+from troupe.local.controlplane.manifests import ManifestError, Project, load_project
+from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore
 from troupe.local.controlplane.saved_objects import (
     STATE_FILE_NAME,
     SavedObjects,
@@ -44,12 +56,15 @@ from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
-from troupe.local.serving.revision import ConfigSource
+from troupe.local.serving.revision import config_in_store
 
-# Apply order, so that references (a Trigger's subscriber, a source's sink) resolve at once.
-_APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+# Apply order, as kubectl's numbered files have it: namespaces, RBAC and configuration
+# first, then what refers to them, so that references (a Service's ConfigMap, a Trigger's
+# subscriber, a source's sink) resolve at once.
+_APPLY_ORDER = (NAMESPACE, SERVICEACCOUNT, ROLE, ROLEBINDING, NETWORKPOLICY, CONFIGMAP, SECRET,
+                BROKER, EVENTPOLICY, SERVICE, TRIGGER, EVENTTYPE, PINGSOURCE, KAFKASOURCE)
 # Kept Revisions come back before their Services, so that traffic finds what it names.
-_RESTORE_ORDER = (BROKER, REVISION, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+_RESTORE_ORDER = (*_APPLY_ORDER[:9], REVISION, CONFIGURATION, ROUTE, *_APPLY_ORDER[9:])
 if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-python
     from troupe.local.eventing.controller import Eventing
 
@@ -119,7 +134,7 @@ class Runtime:
         options = self.options
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
-                             status=self.status)
+                             runtime_status=self.status)
         self._parts.append(self.api.close)
         self._write_kubeconfig(self.api.url)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
@@ -136,8 +151,7 @@ class Runtime:
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env)
-        self.serving = ServingController(self.objects, launch,
-                                         ConfigSource(project.config_maps, project.secrets),
+        self.serving = ServingController(self.objects, launch, config_in_store(self.objects),
                                          self.metrics, options.serving)
         self._parts.append(self.serving.close)
         self.serving.on_instances_changed(self.observability.refresh)
@@ -145,6 +159,8 @@ class Runtime:
         self._parts.append(sources.close)
         if saved is not None:
             self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+        self._ensure_namespaces({options.namespace, "default", *(
+            m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
         self._apply(project)
         writer = SavedObjectsWriter(options.state_file)
         self.objects.subscribe(lambda *_: writer.write(*self.objects.snapshot()))
@@ -172,7 +188,7 @@ class Runtime:
         for kind in _APPLY_ORDER:
             for manifest in (m for m in project.resources if m.kind == kind):
                 metadata = manifest.obj["metadata"]
-                applied.add((kind.plural, metadata["namespace"], metadata["name"]))
+                applied.add((kind.plural, metadata.get("namespace", ""), metadata["name"]))
                 resource = f"{kind.kind}/{metadata['name']}"
                 try:
                     self._apply_one(kind, manifest.obj, self._relative(manifest.file))
@@ -184,16 +200,25 @@ class Runtime:
         for kind in reversed(_APPLY_ORDER):  # like `kubectl apply --prune`
             for obj in self.objects.list(kind):
                 metadata = obj["metadata"]
-                if from_manifest(obj) and (kind.plural, metadata["namespace"],
+                if from_manifest(obj) and (kind.plural, metadata.get("namespace", ""),
                                            metadata["name"]) not in applied:
-                    self.objects.delete(kind, metadata["namespace"], metadata["name"])
+                    self.objects.delete(kind, metadata.get("namespace", ""), metadata["name"])
                     self._say(f"{kind.kind}/{metadata['name']} is no longer in the manifests: "
                               "deleted")
+
+    def _ensure_namespaces(self, names: set[str]) -> None:
+        """The namespaces the runtime and its manifests use exist, as `default` does on a
+        cluster: an object cannot be created in a namespace that does not."""
+        for name in sorted(names):
+            with contextlib.suppress(AlreadyExists):
+                self.objects.create(NAMESPACE, {
+                    "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"}})
 
     def _apply_one(self, kind: Kind, manifest: Obj, file: str) -> None:
         metadata = manifest["metadata"]
         try:
-            live = self.objects.get(kind, metadata["namespace"], metadata["name"])
+            live = self.objects.get(kind, metadata.get("namespace", ""), metadata["name"])
         except NotFound:
             self.objects.create(kind, as_applied(manifest, file))
             return

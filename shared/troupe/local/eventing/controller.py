@@ -11,8 +11,9 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from troupe.local.controlplane.objects import Change, ObjectStore
-from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import BROKER, TRIGGER, Kind, Obj
+from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.broker import DataPlane, InvalidResourceError
 from troupe.local.eventing.broker.spec import parse_broker, parse_trigger

@@ -9,8 +9,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from troupe.local.controlplane.objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
-from troupe.local.controlplane.resources import REVISION, SERVICE, Kind, Obj
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import REVISION, SERVICE, Kind, Obj
+from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore, now_iso
 from troupe.local.errors import InvalidFieldError
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import LaunchSettings

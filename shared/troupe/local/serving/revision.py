@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from troupe.local.controlplane.resources import Obj
+from troupe.local.controlplane.kinds import CONFIGMAP, SECRET, Kind, Obj
+from troupe.local.controlplane.objects import NotFound, ObjectStore
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
 
@@ -25,6 +27,37 @@ class ConfigSource:
 
     config_maps: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
     secrets: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+
+
+class _StoredData(Mapping[tuple[str, str], Mapping[str, str]]):
+    """The data of the ConfigMaps or Secrets in the object store, as they are now, so that
+    a revision made after `kubectl apply` of a ConfigMap reads the new values, as a pod
+    started after it would. Secrets' values are base64, as the API keeps them."""
+
+    def __init__(self, objects: ObjectStore, kind: Kind) -> None:
+        self._objects, self._kind = objects, kind
+
+    def __getitem__(self, key: tuple[str, str]) -> Mapping[str, str]:
+        try:
+            obj = self._objects.get(self._kind, *key)
+        except NotFound:
+            raise KeyError(key) from None
+        data = {k: str(v) for k, v in (obj.get("data") or {}).items()}
+        if self._kind == SECRET:
+            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
+            data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
+        return data
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter([(o["metadata"]["namespace"], o["metadata"]["name"])
+                     for o in self._objects.list(self._kind)])
+
+    def __len__(self) -> int:
+        return len(self._objects.list(self._kind))
+
+
+def config_in_store(objects: ObjectStore) -> ConfigSource:
+    return ConfigSource(_StoredData(objects, CONFIGMAP), _StoredData(objects, SECRET))
 
 
 @dataclass(frozen=True)
