@@ -4,7 +4,7 @@ It is served by waitress, a maintained WSGI server: HTTP/1.1 keep-alive for ever
 (bodies are read whole before dispatch, so a DELETE's DeleteOptions cannot spill into the
 next request), and chunked streaming for watches. Requests are dispatched by `ApiApp`:
 first the request checks (the place where authentication and a Host check go), then
-discovery and OpenAPI, then the resource paths (`rest.Resources`). Every failure is a
+discovery and OpenAPI (openapi.py), then the resource paths (`rest.Resources`). Every failure is a
 `Status` object with the API server's reason and code. The runtime's own metrics are at
 /metrics and its status at /troupe/status.
 """
@@ -19,7 +19,7 @@ from typing import Any, Final
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
-from troupe.local.controlplane import discovery, status
+from troupe.local.controlplane import discovery, openapi, status
 from troupe.local.controlplane.kinds import Obj, kind_by_plural
 from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
@@ -124,6 +124,8 @@ class ApiApp:
             return Response(self._metrics(), content_type="text/plain; version=0.0.4")
         if path in ("/healthz", "/readyz", "/livez"):
             return Response(b"ok", content_type="text/plain")
+        if path.startswith("/openapi/"):
+            return self._openapi(path)
         document: Obj | None = None
         if path == "/troupe/status":
             document = self._runtime_status()
@@ -144,6 +146,23 @@ class ApiApp:
                 if document is None:
                     raise status.path_not_found("GET", path)
         return None if document is None else json_response(200, document)
+
+
+    @staticmethod
+    def _openapi(path: str) -> Response:
+        if path == "/openapi/v2":
+            served: bytes | None = openapi.v2_document()
+        elif path == "/openapi/v3":
+            served = openapi.v3_root()
+        else:
+            parts = path.split("/")[3:]  # /openapi/v3/apis/<group>/<version>, /api/v1
+            served = (openapi.group_version_document(parts[1], parts[2])
+                      if len(parts) == 3 and parts[0] == "apis"
+                      else openapi.group_version_document("", parts[1])
+                      if len(parts) == 2 and parts[0] == "api" else None)
+        if served is None:
+            raise status.path_not_found("GET", path)
+        return Response(served, content_type="application/json")
 
 
 class ApiServer:
