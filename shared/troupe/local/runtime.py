@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
 from troupe.local.controlplane.kinds import (
@@ -49,8 +50,10 @@ from troupe.local.controlplane.saved_objects import (
     SavedObjectsWriter,
     read_saved_objects,
 )
+from troupe.local.controlplane.status import ApiError
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.errors import InvalidFieldError
+from troupe.local.eventing.checks import add_eventing_checks
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
@@ -132,9 +135,10 @@ class Runtime:
 
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
+        add_eventing_checks(self.objects, options.namespace)
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
-                             runtime_status=self.status)
+                             runtime_status=self.status, admit=admit)
         self._parts.append(self.api.close)
         self._write_kubeconfig(self.api.url)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
@@ -195,6 +199,11 @@ class Runtime:
                 except InvalidFieldError as error:
                     raise ManifestError(manifest.file, resource, error.field,
                                         error.problem) from None
+                except ApiError as error:  # refused by admission: name every field
+                    causes = error.details.get("causes") or [{"field": "-", "message": ""}]
+                    raise ManifestError(manifest.file, resource, causes[0]["field"], "; ".join(
+                        [causes[0]["message"], *(f"{c['field']}: {c['message']}"
+                                                 for c in causes[1:])])) from None
                 if kind == SERVICE:
                     self._check_service(manifest.file, resource, manifest.obj)
         for kind in reversed(_APPLY_ORDER):  # like `kubectl apply --prune`
@@ -216,14 +225,17 @@ class Runtime:
                     "status": {"phase": "Active"}})
 
     def _apply_one(self, kind: Kind, manifest: Obj, file: str) -> None:
+        """Apply one manifest as kubectl would, through the same admission as the API."""
         metadata = manifest["metadata"]
+        version = str(manifest.get("apiVersion", "")).rpartition("/")[2]
         try:
             live = self.objects.get(kind, metadata.get("namespace", ""), metadata["name"])
         except NotFound:
-            self.objects.create(kind, as_applied(manifest, file))
+            self.objects.create(kind, admit(kind, version, as_applied(manifest, file), None,
+                                            "Strict").obj)
             return
-        updated = applied_onto(live, manifest, file)
-        if updated != live:
+        updated = admit(kind, version, applied_onto(live, manifest, file), live, "Strict").obj
+        if {**updated, "status": None} != {**live, "status": None}:
             self.objects.replace(kind, updated)
 
     def _relative(self, file: Path) -> str:

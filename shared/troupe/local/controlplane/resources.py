@@ -130,7 +130,42 @@ def _validate_trigger(obj: Obj) -> None:
     broker = _get(obj, "spec.broker")
     if not isinstance(broker, str) or not broker:
         raise InvalidFieldError("spec.broker", "missing: name the Broker, e.g. default")
+    for key, value in (_get(obj, "spec.filter.attributes") or {}).items():
+        if not isinstance(value, str):
+            raise InvalidFieldError(f"spec.filter.attributes.{key}",
+                                    f"{value!r} must be a string")
+    for index, expression in enumerate(_get(obj, "spec.filters") or []):
+        _validate_filter(expression, f"spec.filters[{index}]")
     _validate_destination(obj, "spec.subscriber")
+
+
+_ATTRIBUTE: Final = re.compile(r"^[a-z0-9]+$")
+
+
+def _validate_filter(expression: Any, field: str) -> None:
+    """Knative's checks of a `filters` dialect: exact, prefix and suffix each take one
+    attribute, named as CloudEvents names them, and a value that is not empty."""
+    if not isinstance(expression, dict):
+        raise InvalidFieldError(field, "must be a mapping with one dialect, e.g. exact")
+    for dialect in ("exact", "prefix", "suffix"):
+        if dialect not in expression:
+            continue
+        argument = expression[dialect]
+        if not isinstance(argument, dict) or len(argument) != 1:
+            raise InvalidFieldError(f"{field}.{dialect}", "takes exactly one attribute and "
+                                    "its value, e.g. {type: dev.troupe.data.arrived}")
+        (name, value), = argument.items()
+        if not _ATTRIBUTE.match(str(name)):
+            raise InvalidFieldError(f"{field}.{dialect}.{name}", "is not a CloudEvents "
+                                    "attribute name (lowercase letters and digits)")
+        if not isinstance(value, str) or not value:
+            raise InvalidFieldError(f"{field}.{dialect}.{name}",
+                                    "must be a string that is not empty")
+    for nested in ("all", "any"):
+        for index, child in enumerate(expression.get(nested) or []):
+            _validate_filter(child, f"{field}.{nested}[{index}]")
+    if "not" in expression:
+        _validate_filter(expression["not"], f"{field}.not")
 
 
 def _validate_pingsource(obj: Obj) -> None:

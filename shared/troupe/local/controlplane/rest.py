@@ -11,6 +11,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Final
 
 from werkzeug.wrappers import Request, Response
@@ -60,19 +61,22 @@ class Admitted:
     warnings: tuple[str, ...] = field(default=())
 
 
-# (kind, object, the object it replaces or None, fieldValidation) -> the admitted object;
-# raises ApiError (422) for an object that is not valid.
-Admit = Callable[[Kind, Obj, Obj | None, str], Admitted]
+# (kind, the version the client wrote, object, the object it replaces or None,
+# fieldValidation) -> the admitted object; raises ApiError (422) for an invalid object.
+Admit = Callable[[Kind, str, Obj, Obj | None, str], Admitted]
 
 
-def admit_unchanged(kind: Kind, obj: Obj, old: Obj | None, field_validation: str) -> Admitted:
+def admit_unchanged(kind: Kind, version: str, obj: Obj, old: Obj | None,
+                    field_validation: str) -> Admitted:
     return Admitted(obj)
 
 
 def json_response(code: int, payload: Obj,
                   headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status=code,
-                    content_type=_JSON, headers=headers)
+    # The reason phrase as Go's net/http writes it ("404 Not Found"), which kubectl prints.
+    return Response(json.dumps(payload, separators=(",", ":")),
+                    status=f"{code} {HTTPStatus(code).phrase}", content_type=_JSON,
+                    headers=headers)
 
 
 class Resources:
@@ -188,7 +192,8 @@ class Resources:
             raise status.invalid(target.kind, None, [Cause("metadata.name", "name or "
                                  "generateName is required", "FieldValueRequired")])
         name = str(metadata["name"])
-        admitted = self._admit(target.kind, body, None, _field_validation(request))
+        admitted = self._admit(target.kind, target.version, body, None,
+                               _field_validation(request))
         try:
             created = self._objects.create(target.kind, admitted.obj, dry_run=_dry_run(request))
         except AlreadyExists:
@@ -244,7 +249,8 @@ class Resources:
         body["metadata"].update(name=target.name)
         if target.kind.namespaced:
             body["metadata"]["namespace"] = target.namespace
-        admitted = self._admit(target.kind, body, current, _field_validation(request))
+        admitted = self._admit(target.kind, target.version, body, current,
+                               _field_validation(request))
         try:
             stored = self._objects.replace(target.kind, admitted.obj, dry_run=_dry_run(request))
         except NotFound:
@@ -318,6 +324,13 @@ def _delete_options(request: Request) -> DeleteOptions:
 
 
 def _json_body(request: Request) -> Any:
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+    if content_type.startswith("application/vnd.kubernetes.protobuf"):
+        # kubectl's `create namespace|configmap|secret` send Kubernetes' protobuf, which
+        # is not decoded here; `kubectl apply -f` sends JSON for every kind.
+        raise ApiError(415, "UnsupportedMediaType", f"the body's content type {content_type}"
+                       " is not decoded by the local control plane: send application/json "
+                       "(`kubectl apply -f` a manifest instead of `kubectl create <kind>`)")
     raw = request.get_data()
     try:
         return json.loads(raw or b"null")

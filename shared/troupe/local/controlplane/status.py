@@ -82,9 +82,12 @@ def conflict(kind: Kind, name: str, why: str = "the object has been modified; pl
 def invalid(kind: Kind, name: str | None, causes: Iterable[Cause]) -> ApiError:
     listed = list(causes)
     summary = ", ".join(f"{c.field}: {c.message}" for c in listed)
+    # Invalid names the Kind (kubectl prints 'The Trigger "x" is invalid'), NotFound the
+    # resource, as the API server's errors do.
     return ApiError(422, "Invalid", f'{kind.kind}.{kind.group} "{name}" is invalid: {summary}'
                     if kind.group else f'{kind.kind} "{name}" is invalid: {summary}',
-                    {**details(kind, name), "causes": [c.as_dict() for c in listed]})
+                    {**details(kind, name), "kind": kind.kind,
+                     "causes": [c.as_dict() for c in listed]})
 
 
 def bad_request(message: str) -> ApiError:
