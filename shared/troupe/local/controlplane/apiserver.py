@@ -194,9 +194,13 @@ class ApiServer:
         """End the watches, close every connection and the listening socket, and wait."""
         self.app.stopping.set()
         self._objects.events.wake_all()
-        while self._server._map:  # what waitress' own test servers do to stop the loop
-            for dispatcher in list(self._server._map.values()):
-                dispatcher.handle_close()
-        self._server.task_dispatcher.shutdown(timeout=5)
+        # Closed in the loop's own thread (a trigger's thunk runs there): the loop ends
+        # when nothing is left to watch, and no socket closes under a select() call.
+        self._server.trigger.pull_trigger(self._close_all)
         self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown(timeout=5)
+
+    def _close_all(self) -> None:
+        for dispatcher in list(self._server._map.values()):
+            dispatcher.handle_close()
 
