@@ -233,6 +233,12 @@ def status(project: Path | None, as_json: bool) -> None:
                             for t in service["traffic"])
         click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
                    f"{service['instances']:<10} {service['url']:<24} {traffic}")
+        for revision in service["revisions"]:
+            if not revision["ready"] and revision.get("reason") not in (None, "", "Deploying"):
+                # Why a revision failed to start: its reason and the last lines of its log.
+                click.echo(f"  revision {revision['name']} is not ready ({revision['reason']})")
+                for line in str(revision.get("message") or "").splitlines()[-10:]:
+                    click.echo(f"    {line}")
     click.echo("\nTRIGGER              BROKER     READY  LAG")
     for trigger in state["triggers"]:
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "

@@ -248,8 +248,12 @@ class Runtime:
         metadata = obj["metadata"]
         status = self.objects.get(SERVICE, metadata["namespace"], metadata["name"])["status"]
         for condition in status.get("conditions", []):
-            if condition["type"] == "ConfigurationsReady" and condition["status"] != "True":
-                field_name, _, problem = condition.get("message", "").partition(": ")
+            message = str(condition.get("message", ""))
+            # A field the runtime cannot run stops `troupe up`; a revision that fails to
+            # start later is reported on its Service and Revision (and `troupe status`).
+            if (condition["type"] == "ConfigurationsReady" and condition["status"] == "False"
+                    and message.startswith(("spec.", "metadata."))):
+                field_name, _, problem = message.partition(": ")
                 raise ManifestError(file, resource, field_name, problem)
 
     def stop(self) -> None:

@@ -178,6 +178,17 @@ def test_wait_for_ready_returns_once_the_service_is_ready(
     assert waited.stdout.strip() == "service.serving.knative.dev/ingest condition met"
 
 
+def test_get_revisions_shows_traffic_and_readiness(
+        kubectl: Kubectl, first_apply: subprocess.CompletedProcess[str]) -> None:
+    kubectl("wait", "--for=condition=Ready", "ksvc/ingest", "--timeout=120s")
+
+    table = kubectl("get", "revisions", "-l", "serving.knative.dev/service=ingest").stdout
+    header, *rows = table.splitlines()
+
+    assert header.split()[:6] == ["NAME", "CONFIG", "NAME", "GENERATION", "TRAFFIC", "READY"]
+    assert rows and rows[0].split()[:5] == ["ingest-00001", "ingest", "1", "100%", "True"]
+
+
 def test_explain_reads_the_crd_schema(
         kubectl: Kubectl, first_apply: subprocess.CompletedProcess[str]) -> None:
     explained = kubectl("explain", "ksvc.spec.template").stdout

@@ -76,7 +76,7 @@ def _validate_service(obj: Obj) -> None:
                               f"{concurrency!r} must be a whole number >= 0")
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     for key in ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
-                "autoscaling.knative.dev/target"):
+                "autoscaling.knative.dev/target", "autoscaling.knative.dev/initial-scale"):
         if key in annotations:
             _whole(annotations[key], f"spec.template.metadata.annotations[{key}]")
     retention = annotations.get("autoscaling.knative.dev/scale-to-zero-pod-retention-period")

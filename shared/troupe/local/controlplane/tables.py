@@ -15,7 +15,8 @@ from typing import Any, Final
 from troupe.local.controlplane.kinds import Kind, Obj
 
 Getter = Callable[[Obj], str]
-# The annotation where the serving controller puts a revision's share of traffic.
+# The annotation where the serving controller puts a revision's share of traffic
+# (serving/revision.py spells it too: the control plane does not import serving).
 TRAFFIC_ANNOTATION: Final = "troupe.dev/traffic"
 
 

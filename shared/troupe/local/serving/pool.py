@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from troupe.local.errors import LocalError
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
@@ -25,6 +26,17 @@ class Unavailable(LocalError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a revision has passed its readiness probe, as its Ready condition says:
+    "True" once an instance has, "False" with the reason and the last lines of its log
+    when its instances failed to start, "Unknown" while one is starting."""
+
+    status: str
+    reason: str = ""
+    message: str = ""
 
 
 class RevisionPool:
@@ -44,6 +56,8 @@ class RevisionPool:
         self._waiting = 0
         self._ordinal = 0
         self._failure: tuple[float, str] | None = None
+        self._failed_start = Readiness("Unknown", "Deploying")
+        self.ever_ready = False
         self._closed = False
         self._cond = threading.Condition()
 
@@ -111,6 +125,27 @@ class RevisionPool:
             self._start_instance()
 
     # -- the autoscaler's side ----------------------------------------------------------
+    def start_initial(self) -> None:
+        """Start a new revision at its initial scale, as Knative does, so that it is
+        probed (and ready, or failed) before traffic moves to it."""
+        with self._cond:
+            while len(self._instances) < max(self.revision.initial_scale,
+                                              self.revision.min_scale):
+                self._start_instance()
+
+    def readiness(self) -> Readiness:
+        with self._cond:
+            if self.ever_ready:
+                return Readiness("True")
+            if self._failure is not None and not self._starting():
+                return self._failed_start
+            return Readiness("Unknown", "Deploying", "an instance is starting")
+
+    def replicas(self) -> tuple[int, int]:
+        """(ready instances, instances wanted): a Revision's actual and desired replicas."""
+        with self._cond:
+            return sum(1 for i in self._instances if i.ready), len(self._instances)
+
     def _start_instance(self) -> None:
         self._ordinal += 1
         instance = Instance(self.revision, self._launch, self._ordinal)
@@ -119,6 +154,7 @@ class RevisionPool:
                          daemon=True).start()
 
     def _boot(self, instance: Instance) -> None:
+        reason = "StartFailed"
         try:
             instance.start()
             ok = instance.wait_ready()
@@ -128,10 +164,13 @@ class RevisionPool:
             problem = str(error)
         else:
             problem = instance.log_tail()
+            code = instance.exit_code
+            reason = f"ExitCode{code}" if code is not None else "ProgressDeadlineExceeded"
         elapsed = time.monotonic() - instance.started_at
         labels = (self.revision.service, self.revision.name)
         with self._cond:
             if ok and not self._closed:
+                self.ever_ready = True
                 self._metrics.cold_starts.labels(*labels).inc()
                 self._metrics.cold_start_seconds.labels(self.revision.service).observe(elapsed)
                 instance.last_used = time.monotonic()
@@ -141,6 +180,8 @@ class RevisionPool:
                 if not self._closed:
                     self._failure = (time.monotonic(), f"{self.revision.name} failed to start "
                                      f"(functions/{self.revision.image}): {problem}")
+                    self._failed_start = Readiness("False", reason, "Container failed with: "
+                                                   + (problem or "no output"))
             self._set_gauge()
             self._cond.notify_all()
         if not ok or self._closed:

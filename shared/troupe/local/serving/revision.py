@@ -71,6 +71,7 @@ class Revision:
     target: int  # soft limit per instance, what the autoscaler aims for
     min_scale: int
     max_scale: int
+    initial_scale: int  # instances a new revision starts with, to pass its readiness probe
     retention_seconds: float | None  # None: the runtime's grace period
     timeout_seconds: float
     template: Obj = field(repr=False, compare=False)
@@ -103,25 +104,33 @@ def build_revision(namespace: str, service: str, template: Obj, name: str,
         target=target,
         min_scale=min(int(annotations.get(_SCALE + "min-scale", 0)), max_scale),
         max_scale=max_scale,
+        initial_scale=min(int(annotations.get(_SCALE + "initial-scale", 1)), max_scale),
         retention_seconds=parse_go_duration(str(retention)) if retention is not None else None,
         timeout_seconds=float(spec.get("timeoutSeconds") or 300),
         template=copy.deepcopy(template),
     )
 
 
-# Labels Knative puts on a Revision; they are not part of the template it was made from.
+# Labels Knative puts on a Revision; they are not part of the template it was made from,
+# nor is the annotation with its share of traffic (for `kubectl get revisions`).
 SERVICE_LABEL: Final = "serving.knative.dev/service"
+ROUTING_STATE: Final = "serving.knative.dev/routingState"
+ROUTE_LABEL: Final = "serving.knative.dev/route"
+TRAFFIC_ANNOTATION: Final = "troupe.dev/traffic"
 _OWN_LABELS: Final = (SERVICE_LABEL, "serving.knative.dev/configuration",
-                      "serving.knative.dev/configurationGeneration")
+                      "serving.knative.dev/configurationGeneration", ROUTING_STATE, ROUTE_LABEL)
 
 
-def revision_object(revision: Revision, generation: int) -> Obj:
-    """The Revision resource Knative would create for `revision`."""
+def revision_object(revision: Revision, generation: int, owner: Obj | None = None) -> Obj:
+    """The Revision resource Knative would create for `revision`, owned by `owner`
+    (an owner reference to its Configuration)."""
     template_metadata = revision.template.get("metadata") or {}
     labels = {**(template_metadata.get("labels") or {}), SERVICE_LABEL: revision.service,
               "serving.knative.dev/configuration": revision.service,
               "serving.knative.dev/configurationGeneration": str(generation)}
     metadata: Obj = {"name": revision.name, "namespace": revision.namespace, "labels": labels}
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
     if template_metadata.get("annotations"):
         metadata["annotations"] = copy.deepcopy(template_metadata["annotations"])
     return {"metadata": metadata, "spec": copy.deepcopy(revision.template.get("spec") or {})}
@@ -134,8 +143,10 @@ def template_of(revision: Obj) -> Obj:
     template_metadata: Obj = {"name": metadata["name"]}
     if labels:
         template_metadata["labels"] = labels
-    if metadata.get("annotations"):
-        template_metadata["annotations"] = copy.deepcopy(metadata["annotations"])
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                   if k != TRAFFIC_ANNOTATION}
+    if annotations:
+        template_metadata["annotations"] = annotations
     return {"metadata": template_metadata, "spec": copy.deepcopy(revision.get("spec") or {})}
 
 
