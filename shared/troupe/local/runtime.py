@@ -20,6 +20,7 @@ import yaml
 from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
+from troupe.local.controlplane.collector import GarbageCollector
 from troupe.local.controlplane.kinds import (
     BROKER,
     CONFIGMAP,
@@ -158,6 +159,7 @@ class Runtime:
         self.serving = ServingController(self.objects, launch, config_in_store(self.objects),
                                          self.metrics, options.serving)
         self._parts.append(self.serving.close)
+        GarbageCollector(self.objects)
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)

@@ -17,6 +17,7 @@ from typing import Any, Final
 from werkzeug.wrappers import Request, Response
 
 from troupe.local.controlplane import status
+from troupe.local.controlplane.collector import FOREGROUND, dependents, orphan
 from troupe.local.controlplane.kinds import NAMESPACE, Kind, Obj, api_version
 from troupe.local.controlplane.objects import (
     AlreadyExists,
@@ -266,10 +267,15 @@ class Resources:
         self._writable(target)
         assert target.name is not None
         options = _delete_options(request)
+        current = self._read(target, target.name)
+        if options.propagation == "Orphan" and not options.dry_run:
+            orphan(self._objects, current["metadata"]["uid"])
         try:
             obj, gone = self._objects.delete(
                 target.kind, target.namespace or "", target.name,
-                preconditions=options.preconditions, dry_run=options.dry_run)
+                preconditions=options.preconditions, dry_run=options.dry_run,
+                finalizers=[FOREGROUND] if options.propagation == "Foreground"
+                and dependents(self._objects, current["metadata"]["uid"]) else [])
         except NotFound:
             raise status.not_found(target.kind, target.name) from None
         except Conflict as error:

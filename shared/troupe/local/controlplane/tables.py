@@ -21,7 +21,10 @@ TRAFFIC_ANNOTATION: Final = "troupe.dev/traffic"
 
 
 def _status(key: str) -> Getter:
-    return lambda obj: str((obj.get("status") or {}).get(key) or "")
+    def get(obj: Obj) -> str:
+        value = (obj.get("status") or {}).get(key)
+        return "" if value is None else str(value)  # 0 replicas shows as 0
+    return get
 
 
 def _spec(key: str) -> Getter:

@@ -87,30 +87,24 @@ class ServingController:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         with self._lock:
             if change == "DELETED":
+                # What it owns (Configuration, Route, through them its Revisions) goes
+                # with it through the garbage collector, unless the delete orphaned it.
                 state = self._services.pop(key, None)
                 if state is not None:
                     self._shut(state)
-                self._delete_owned(*key)
                 return
+            if obj["metadata"].get("deletionTimestamp"):
+                return  # being deleted (foreground): nothing new is made for it
             self._reconcile(obj)
-
-    def _delete_owned(self, namespace: str, service: str) -> None:
-        """A Service's Revisions, Configuration and Route go with it, as Kubernetes'
-        garbage collector removes what an owner reference ties to a deleted object."""
-        owned = [(REVISION, r["metadata"]["name"]) for r in self._objects.list(REVISION, namespace)
-                 if (r["metadata"].get("labels") or {}).get(SERVICE_LABEL) == service]
-        for kind, name in [*owned, (CONFIGURATION, service), (ROUTE, service)]:
-            with contextlib.suppress(NotFound):  # deleted meanwhile, or never made
-                self._objects.delete(kind, namespace, name)
 
     def _reconcile(self, obj: Obj) -> None:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        configuration = self._keep_child(CONFIGURATION, obj, {"template": obj["spec"]["template"]})
         state = self._services.get((namespace, name))
         if state is None:
             state = _ServiceState(namespace, name, Front(name, self._metrics))
             self._services[(namespace, name)] = state
-            self._restore_revisions(state)
-        configuration = self._keep_child(CONFIGURATION, obj, {"template": obj["spec"]["template"]})
+            self._restore_revisions(state, configuration)
         config_problem = None
         try:
             self._ensure_revision(state, obj, configuration)
@@ -122,9 +116,10 @@ class ServingController:
         configurations_ready = config_problem or self._latest_readiness(state)
         self._write_status(state, obj, traffic, configurations_ready, routes_ready)
 
-    def _restore_revisions(self, state: _ServiceState) -> None:
+    def _restore_revisions(self, state: _ServiceState, configuration: Obj) -> None:
         """Take back the Revisions kept from an earlier run, oldest first, so that traffic
-        finds the revisions it names and new ones continue the numbering."""
+        finds the revisions it names and new ones continue the numbering. One kept
+        without an owner (by an older runtime) is adopted by the Configuration."""
         def generation(revision: Obj) -> int:
             labels = revision["metadata"].get("labels") or {}
             return int(labels.get("serving.knative.dev/configurationGeneration") or 0)
@@ -132,6 +127,10 @@ class ServingController:
         kept = [r for r in self._objects.list(REVISION, state.namespace)
                 if (r["metadata"].get("labels") or {}).get(SERVICE_LABEL) == state.name]
         for kept_revision in sorted(kept, key=generation):
+            if not kept_revision["metadata"].get("ownerReferences"):
+                kept_revision["metadata"]["ownerReferences"] = [
+                    owner_reference(CONFIGURATION, configuration)]
+                kept_revision = self._objects.replace(REVISION, kept_revision)
             try:
                 revision = build_revision(state.namespace, state.name, template_of(kept_revision),
                                           kept_revision["metadata"]["name"], self._config)
