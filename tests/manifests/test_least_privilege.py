@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from troupe.local.controlplane.kinds import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
 from troupe.local.controlplane.manifests import load_project
-from troupe.local.controlplane.resources import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "troupe"
@@ -212,12 +212,16 @@ def test_every_secret_referenced_is_documented_and_none_is_shipped() -> None:
 
 # The local runtime reads the same files
 
-def test_the_local_runtime_runs_the_manifests_and_ignores_cluster_only_kinds() -> None:
+def test_the_local_runtime_runs_the_manifests_and_keeps_every_other_kind() -> None:
     project = load_project(REPO)
 
     loaded = {(m.kind, m.obj["metadata"]["name"]) for m in project.resources}
     assert {name for kind, name in loaded if kind == SERVICE} == set(SERVICES)
     assert {name for kind, name in loaded if kind == TRIGGER} == {
         t["metadata"]["name"] for t in of_kind("Trigger", "eventing")}
-    assert {kind for kind, _ in loaded} == {SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE}
+    assert {kind for kind, _ in loaded} >= {SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE}
+    # Nothing the manifests declare is lost: the control plane serves every kind in them.
+    declared = {(d["kind"], d["metadata"]["name"]) for _, d in documents_with_files(
+        "knative", "eventing")}
+    assert {(kind.kind, name) for kind, name in loaded} == declared
     assert project.secrets == {}  # credentials are created on the cluster, never shipped

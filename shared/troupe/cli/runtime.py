@@ -238,6 +238,12 @@ def status(project: Path | None, as_json: bool) -> None:
                    f"{service['instances']:<10} {'-' if rho is None else f'{rho:.0%}':<5} "
                    f"{'-' if p95 is None else format_seconds(p95):<9} "
                    f"{service['url']:<24} {traffic}")
+        for revision in service["revisions"]:
+            if not revision["ready"] and revision.get("reason") not in (None, "", "Deploying"):
+                # Why a revision failed to start: its reason and the last lines of its log.
+                click.echo(f"  revision {revision['name']} is not ready ({revision['reason']})")
+                for line in str(revision.get("message") or "").splitlines()[-10:]:
+                    click.echo(f"    {line}")
     click.echo("RHO: utilisation over the last window; P95 WAIT: the queueing model's "
                "predicted wait for an instance (troupe capacity)")
     click.echo("\nTRIGGER              BROKER     READY  LAG")

@@ -12,7 +12,7 @@ import requests
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from .conftest import StartRuntime, service, service_status
+from .conftest import StartRuntime, ready_service, service, service_status
 
 GROUP, VERSION, NS = "serving.knative.dev", "v1", "troupe"
 
@@ -43,6 +43,7 @@ def test_a_patch_through_the_kubernetes_client_makes_a_revision_and_routes_traff
 
     assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    ready_service(runtime, "echo", after["metadata"]["generation"])
     read = api.get_namespaced_custom_object(GROUP, VERSION, NS, "services", "echo")
     assert _ready(read)
     assert read["status"]["latestReadyRevisionName"] == "echo-v2"
@@ -67,6 +68,7 @@ def test_a_json_patch_moves_all_traffic_to_the_latest_revision(
         {"op": "replace", "path": "/spec/traffic",
          "value": [{"latestRevision": True, "percent": 100}]}])
 
+    ready_service(runtime, "echo", 2)
     status = api.get_namespaced_custom_object(GROUP, VERSION, NS, "services", "echo")["status"]
     assert status["traffic"] == [
         {"revisionName": "echo-v2", "percent": 100, "latestRevision": True}]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from troupe.local.controlplane.resources import Kind, Obj, kind_by_plural
+from troupe.local.controlplane.kinds import Kind, Obj, kind_by_plural
 from troupe.local.errors import LocalError
 
 # Bumped whenever the layout below changes; an older file is refused, never guessed at.

@@ -11,11 +11,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from troupe.local.controlplane.objects import Change, ObjectStore
-from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
-from troupe.local.errors import InvalidFieldError
-from troupe.local.eventing.broker import DataPlane, InvalidResourceError
-from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import BROKER, TRIGGER, Kind, Obj
+from troupe.local.controlplane.objects import ObjectStore
+from troupe.local.eventing.broker import DataPlane
 from troupe.local.host.kafka import KafkaUnavailableError, TansuBroker, bootstrap_servers_from_env
 
 # (namespace, destination) -> URL or None; the runtime's resolver for refs.
@@ -53,19 +52,9 @@ class Eventing:
             raise KafkaUnavailableError(
                 f"Kafka at {bootstrap} did not answer ({error}): check {where}, or unset "
                 "KAFKA_BOOTSTRAP_SERVERS to use the embedded one") from None
-        self._objects.add_validator(BROKER, self._check(parse_broker))
-        self._objects.add_validator(TRIGGER, self._check(parse_trigger))
         self._objects.subscribe(self._on_change)
         self._status_thread.start()
         return bootstrap
-
-    def _check(self, parse: Callable[[Mapping[str, Any], str], Any]) -> Callable[[Obj], None]:
-        def check(obj: Obj) -> None:
-            try:
-                parse(obj, self._namespace)
-            except InvalidResourceError as error:
-                raise InvalidFieldError(error.field, error.problem) from None
-        return check
 
     def _resolve_ref(self, namespace: str, ref: Mapping[str, Any]) -> str:
         url = self._resolve(namespace, {"ref": dict(ref)})

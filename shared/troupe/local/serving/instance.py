@@ -91,6 +91,11 @@ class Instance:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process' exit status once it has ended, as Knative's ExitCode<N> reports it."""
+        return self._process.poll() if self._process is not None else None
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])

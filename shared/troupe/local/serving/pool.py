@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from troupe.capacity import UnstableQueueError, Workload, predict_wait
@@ -45,6 +46,17 @@ class Unavailable(LocalError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a revision has passed its readiness probe, as its Ready condition says:
+    "True" once an instance has, "False" with the reason and the last lines of its log
+    when its instances failed to start, "Unknown" while one is starting."""
+
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
 class RevisionPool:
     def __init__(self, revision: Revision, launch: LaunchSettings, metrics: RuntimeMetrics,
                  *, grace_period: float, buffer_size: int, activation_timeout: float,
@@ -61,6 +73,8 @@ class RevisionPool:
         self._instances: list[Instance] = []
         self._ordinal = 0
         self._failure: tuple[float, str] | None = None
+        self._failed_start = Readiness("Unknown", "Deploying")
+        self.ever_ready = False
         self._closed = False
         self._lock = threading.RLock()
         self._queue = WaitQueue(self._lock)
@@ -212,6 +226,27 @@ class RevisionPool:
         return surplus
 
     # -- the autoscaler's side ----------------------------------------------------------
+    def start_initial(self) -> None:
+        """Start a new revision at its initial scale, as Knative does, so that it is
+        probed (and ready, or failed) before traffic moves to it."""
+        with self._lock:
+            while len(self._instances) < max(self.revision.initial_scale,
+                                              self.revision.min_scale):
+                self._start_instance()
+
+    def readiness(self) -> Readiness:
+        with self._lock:
+            if self.ever_ready:
+                return Readiness("True")
+            if self._failure is not None and not self._starting():
+                return self._failed_start
+            return Readiness("Unknown", "Deploying", "an instance is starting")
+
+    def replicas(self) -> tuple[int, int]:
+        """(ready instances, instances wanted): a Revision's actual and desired replicas."""
+        with self._lock:
+            return sum(1 for i in self._instances if i.ready), len(self._instances)
+
     def _start_instance(self) -> None:
         self._ordinal += 1
         instance = Instance(self.revision, self._launch, self._ordinal)
@@ -220,6 +255,7 @@ class RevisionPool:
                          daemon=True).start()
 
     def _boot(self, instance: Instance) -> None:
+        reason = "StartFailed"
         try:
             instance.start()
             ok = instance.wait_ready()
@@ -229,11 +265,14 @@ class RevisionPool:
             problem = str(error)
         else:
             problem = instance.log_tail()
+            code = instance.exit_code
+            reason = f"ExitCode{code}" if code is not None else "ProgressDeadlineExceeded"
         elapsed = time.monotonic() - instance.started_at
         labels = (self.revision.service, self.revision.name)
         with self._lock:
             if ok and not self._closed:
                 self._start_ups.append(elapsed)
+                self.ever_ready = True
                 self._metrics.cold_starts.labels(*labels).inc()
                 self._metrics.cold_start_seconds.labels(self.revision.service).observe(elapsed)
                 instance.last_used = time.monotonic()
@@ -243,6 +282,8 @@ class RevisionPool:
                 if not self._closed:
                     self._failure = (time.monotonic(), f"{self.revision.name} failed to start "
                                      f"(functions/{self.revision.image}): {problem}")
+                    self._failed_start = Readiness("False", reason, "Container failed with: "
+                                                   + (problem or "no output"))
             self._set_gauge()
             self._hand_out()
             self._queue.wake_all()  # those that waited for it to start, should it fail

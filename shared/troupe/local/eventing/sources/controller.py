@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from troupe.local.controlplane.objects import Change, ObjectStore, now_iso
-from troupe.local.controlplane.resources import KAFKASOURCE, PINGSOURCE, Kind, Obj
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import KAFKASOURCE, PINGSOURCE, Kind, Obj
+from troupe.local.controlplane.objects import ObjectStore, now_iso
 from troupe.local.eventing.sources.runners import KafkaSourceRunner, PingSourceRunner, SinkResolver
 
 Runner = PingSourceRunner | KafkaSourceRunner

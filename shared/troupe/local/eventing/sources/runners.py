@@ -17,7 +17,8 @@ import requests
 from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import PING, MalformedEventError, from_kafka, to_http_binary
-from troupe.local.controlplane.resources import INTERVAL_ANNOTATION, Obj
+from troupe.local.controlplane.kinds import Obj
+from troupe.local.controlplane.resources import INTERVAL_ANNOTATION
 from troupe.local.errors import LocalError
 from troupe.local.eventing.sources.cron import CronSchedule
 
