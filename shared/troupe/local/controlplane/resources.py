@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
-from troupe.local.eventing.sources.cron import CronError, CronSchedule
+from troupe.local.eventing.sources.cron import CronSchedule
 
 Obj = dict[str, Any]
 
@@ -160,10 +160,10 @@ def _validate_pingsource(obj: Obj) -> None:
     schedule = _get(obj, "spec.schedule")
     if not isinstance(schedule, str):
         raise InvalidFieldError("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
-    try:
-        CronSchedule.parse(schedule)
-    except CronError as error:
-        raise InvalidFieldError("spec.schedule", str(error)) from None
+    timezone = _get(obj, "spec.timezone")
+    if timezone is not None and not isinstance(timezone, str):
+        raise InvalidFieldError("spec.timezone", "must be an IANA time zone name, e.g. UTC")
+    CronSchedule.parse(schedule, timezone)  # a CronError names spec.schedule or spec.timezone
     interval = (obj["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION)
     if interval is not None:
         try:

@@ -63,7 +63,7 @@ class PingSourceRunner:
         self._spec = obj["spec"]
         interval = (metadata.get("annotations") or {}).get(INTERVAL_ANNOTATION)
         self._interval = float(interval) if interval is not None else None
-        self._schedule = CronSchedule.parse(self._spec["schedule"])
+        self._schedule = CronSchedule.parse(self._spec["schedule"], self._spec.get("timezone"))
         self._resolve_sink = resolve_sink
         self._stopping = threading.Event()
         self.ticks = 0
