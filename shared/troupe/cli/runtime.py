@@ -233,7 +233,9 @@ def status(project: Path | None, as_json: bool) -> None:
                             for t in service["traffic"])
         click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
                    f"{service['instances']:<10} {service['url']:<24} {traffic}")
-    click.echo("\nTRIGGER              BROKER     READY  LAG")
+    click.echo("\nTRIGGER              BROKER     READY  LAG     WHY NOT READY")
     for trigger in state["triggers"]:
+        why = "" if trigger["ready"] else trigger.get("reason") or ""
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "
-                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')}")
+                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')!s:<7} "
+                   f"{why}".rstrip())

@@ -292,9 +292,19 @@ def to_kafka(event: CloudEvent) -> KafkaMessage:
     return KafkaMessage(headers=headers, key=record.key, value=value)
 
 
-def from_kafka(headers: Iterable[tuple[str, bytes]], key: bytes | None, value: bytes) -> CloudEvent:
-    """Decode a record written by `to_kafka` (or by any CloudEvents Kafka producer)."""
-    header_map = {name: raw for name, raw in headers}
+def from_kafka(headers: Iterable[tuple[str, bytes | None]], key: bytes | None,
+               value: bytes | None) -> CloudEvent:
+    """Decode a record written by `to_kafka` (or by any CloudEvents Kafka producer).
+
+    Kafka allows a header without a value (null) and a record without one (a tombstone):
+    a null header is malformed here, a null value is an event without data.
+    """
+    header_map: dict[str, bytes] = {}
+    for name, raw in headers:
+        if raw is None:
+            raise MalformedEventError(f"Kafka header {name!r} has no value (null)")
+        header_map[name] = raw
+    value = value or b""
     if header_map.get("content-type", b"").startswith(STRUCTURED_JSON.encode()):
         return from_structured_json(value)
     attributes: dict[str, Any] = {}

@@ -115,7 +115,8 @@ class Eventing:
             return {}
         return {"lag": status.lag, "delivered": status.delivered, "retries": status.retries,
                 "dead_lettered": status.dead_lettered, "filter_errors": status.filter_errors,
-                "reason": status.reason}
+                "unreadable": status.unreadable, "dropped": status.dropped,
+                "failures": status.failures, "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
         counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0,

@@ -224,8 +224,10 @@ class DataPlane:
         if dispatcher is None:
             status.ready, status.reason = False, f"broker {trigger.broker} does not exist"
         else:
-            status.ready = dispatcher.ready
-            status.reason = dispatcher.error or ("ready" if dispatcher.ready else "joining")
+            problem = dispatcher.error or dispatcher.failure
+            status.ready = dispatcher.ready and problem is None
+            status.reason = problem or ("ready" if dispatcher.ready else "joining")
+            status.failures = dispatcher.failures
             status.in_flight, status.lag = dispatcher.in_flight, dispatcher.lag
             status.seen, status.filtered_out = dispatcher.seen, dispatcher.filtered_out
             status.filter_errors = trigger.filter_errors.count

@@ -93,10 +93,10 @@ def arrival_time() -> str:
 
 def ttl_of(event: CloudEvent) -> int:
     """The event's remaining broker hops; an event without the extension gets the default."""
-    return _hops(event.get_extension(KNATIVE_BROKER_TTL))
+    return hops_of(event.get_extension(KNATIVE_BROKER_TTL))
 
 
-def _hops(raw: Any) -> int:
+def hops_of(raw: Any) -> int:
     if raw is None:
         return DEFAULT_TTL
     try:
@@ -203,7 +203,7 @@ class Publisher:
         """The record `message` is stored as: checked, with the Knative extensions set."""
         headers = dict(message.headers)
         ttl_header = f"ce_{KNATIVE_BROKER_TTL}"
-        hops = ttl if ttl is not None else _hops(
+        hops = ttl if ttl is not None else hops_of(
             headers[ttl_header].decode("utf-8", "replace") if ttl_header in headers else None)
         if hops <= 0:
             raise RejectedEventError(

@@ -48,6 +48,9 @@ _POLL_TIMEOUT_MS: Final = 50
 # (`offer`), so only records produced elsewhere wait up to _IDLE_WAIT_MAX_S.
 _IDLE_WAIT_MIN_S: Final = 0.005
 _IDLE_WAIT_MAX_S: Final = 0.5
+# After an error the reader starts over after this pause, doubled while errors repeat.
+_RESTART_BACKOFF_S: Final = 1.0
+_RESTART_BACKOFF_MAX_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class Follower(Protocol):
     @property
     def accepting(self) -> bool: ...  # False while all its deliveries are in flight
     progress: dict[TopicPartition, PartitionProgress]
-    error: str | None
+    error: str | None  # why its records cannot be read now, if they cannot
+    failures: int  # unexpected errors, counted
     lag: int
 
     def accept(self, partition: TopicPartition, record: KafkaRecord,
@@ -164,16 +168,32 @@ class TopicReader:
 
     # the fetch loop ----------------------------------------------------------------------
     def _run(self) -> None:
+        backoff = _RESTART_BACKOFF_S
         while not self._stopping.is_set():
             try:
                 self._read()
             except KafkaError as error:  # a broken connection: start afresh
-                message = f"{type(error).__name__}: {error}"
+                message = f"Kafka cannot be read: {type(error).__name__}: {error}"
                 log.warning("reader of %s: %s; reconnecting", self.topic, message)
-                with self._lock:
-                    for follower in self._followers:
-                        follower.error = message
-                self._stopping.wait(1.0)
+                self._tell_followers(message, failed=False)
+                backoff = _RESTART_BACKOFF_S
+            except Exception as error:  # a bug must not end the reading for good
+                message = f"reading {self.topic} failed unexpectedly: " \
+                          f"{type(error).__name__}: {error}"
+                log.exception("reader of %s: %s; restarting", self.topic, message)
+                self._tell_followers(message, failed=True)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(2 * backoff, _RESTART_BACKOFF_MAX_S)
+
+    def _tell_followers(self, message: str, *, failed: bool) -> None:
+        """Every follower shows `message` as its error until the reader reads again."""
+        with self._lock:
+            followers = self._followers + self._joining
+        for follower in followers:
+            follower.error = message
+            if failed:
+                follower.failures += 1
 
     def _read(self) -> None:
         settings = self._settings
@@ -194,9 +214,7 @@ class TopicReader:
             positions: dict[TopicPartition, int] = {}
             last_commit = last_poll = time.monotonic()
             offers_seen = self._offers
-            with self._lock:  # after a reconnect, everybody starts again from its progress
-                for follower in self._followers:
-                    follower.error = None
+            recovered = False  # errors are cleared once a fetch has worked again
             while not self._stopping.is_set():
                 # Waited out before the seek, so that a fetch after a back-off starts from
                 # what `offer` handed over meanwhile instead of bringing it back.
@@ -228,6 +246,11 @@ class TopicReader:
                 # Nudged: records are there, wait for them. Otherwise a short look, a fetch.
                 batches = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS if nudged
                                         else 2 * self._settings.fetch_max_wait_ms + 2)
+                if not recovered:
+                    with self._lock:
+                        for follower in self._followers:
+                            follower.error = None
+                    recovered = True
                 handed = 0
                 for partition, records in batches.items():
                     handed += self._fan_out(partition, records,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from cloudevents.core.v1.event import CloudEvent
 
@@ -43,9 +43,11 @@ MAX_RETRY_AFTER_S: Final = 300.0
 _VERBATIM: Final = re.compile(rb'[!#$&-~]+')
 _VERBATIM_CONTENT_TYPE: Final = re.compile(rb'[ !#$&-~]+')
 _REQUIRED: Final = ("ce_specversion", "ce_id", "ce_source", "ce_type")
+# What percent-encoding leaves as it is in a binary-mode header (HTTP binding 3.1.3.2).
+_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
-def http_binary_of_record(headers: list[tuple[str, bytes]],
+def http_binary_of_record(headers: list[tuple[str, bytes | None]],
                           value: bytes | None) -> tuple[dict[str, str], bytes] | None:
     """A binary-mode Kafka record as binary-mode HTTP headers and body, without decoding it.
 
@@ -59,6 +61,8 @@ def http_binary_of_record(headers: list[tuple[str, bytes]],
         return None
     http_headers: dict[str, str] = {}
     for name, raw in headers:
+        if raw is None:
+            return None  # a null header: the codec says what is wrong with it
         if name.startswith("ce_"):
             if not _VERBATIM.fullmatch(raw):
                 return None
@@ -212,15 +216,31 @@ def reply_of(response: Response) -> CloudEvent | None:
         return None
 
 
-def dead_letter(event: CloudEvent, destination: str, attempt: Attempt) -> CloudEvent:
-    """The event as the dead-letter sink gets it: unchanged, plus the knativeerror* extensions."""
-    attributes = dict(event.get_attributes())
-    attributes[KNATIVE_ERROR_DEST] = destination
+def error_extensions(destination: str, attempt: Attempt) -> dict[str, str]:
+    """The knativeerror* extensions saying why an event is dead-lettered."""
+    extensions = {KNATIVE_ERROR_DEST: destination}
     if attempt.response is not None:
-        attributes[KNATIVE_ERROR_CODE] = str(attempt.response.status)
+        extensions[KNATIVE_ERROR_CODE] = str(attempt.response.status)
         body = attempt.response.body[:ERROR_DATA_MAX_BYTES]
     else:
         body = (attempt.error or "connection failed").encode()[:ERROR_DATA_MAX_BYTES]
     if body:
-        attributes[KNATIVE_ERROR_DATA] = base64.b64encode(body).decode()
+        extensions[KNATIVE_ERROR_DATA] = base64.b64encode(body).decode()
+    return extensions
+
+
+def dead_letter(event: CloudEvent, destination: str, attempt: Attempt) -> CloudEvent:
+    """The event as the dead-letter sink gets it: unchanged, plus the knativeerror* extensions."""
+    attributes = {**event.get_attributes(), **error_extensions(destination, attempt)}
     return CloudEvent(attributes, event.get_data())
+
+
+def dead_letter_headers(headers: Mapping[str, str], destination: str,
+                        attempt: Attempt) -> dict[str, str]:
+    """A binary-mode HTTP event's headers as its dead letter's: the same event, plus the
+    knativeerror* extensions, without decoding it (a body that does not match its content
+    type is still dead-lettered, byte for byte)."""
+    letter = {name: value for name, value in headers.items() if name.lower() != "prefer"}
+    for name, value in error_extensions(destination, attempt).items():
+        letter[f"ce-{name}"] = quote(value, safe=_HEADER_SAFE)
+    return letter

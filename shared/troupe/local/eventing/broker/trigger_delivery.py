@@ -18,15 +18,16 @@ from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import codec
 from troupe.events.errors import EventError
+from troupe.events.extensions import KNATIVE_BROKER_TTL
 from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
 from troupe.local.eventing.broker.errors import RejectedEventError
 from troupe.local.eventing.broker.first_attempt import FirstAttempts
-from troupe.local.eventing.broker.publish import Publisher, ttl_of
+from troupe.local.eventing.broker.publish import Publisher, hops_of
 from troupe.local.eventing.broker.retries import (
     Attempt,
     HttpSender,
     Response,
-    dead_letter,
+    dead_letter_headers,
     http_binary_of_record,
     reply_of,
     send_with_retries,
@@ -39,6 +40,7 @@ from troupe.local.eventing.broker.spec import (
     KafkaRecord,
     TriggerSpec,
 )
+from troupe.local.eventing.broker.unreadable import unreadable_record_event
 
 log = logging.getLogger(__name__)
 # Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
@@ -60,7 +62,9 @@ class TriggerStatus:
     replies: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    unreadable: int = 0  # records that were not CloudEvents, sent to the dead-letter sink
     dropped: int = 0
+    failures: int = 0  # unexpected errors in its reader or dispatcher, each logged
     in_flight: int = 0
     lag: int = 0
 
@@ -104,26 +108,27 @@ class TriggerDelivery:
         # Knative: with both, the uri is relative to the ref's address.
         return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
 
-    def _prepare(self, trigger: TriggerSpec, record: KafkaRecord) -> _Outgoing | None:
-        """The request a record becomes for the trigger's subscriber; None if undeliverable."""
+    def _prepare(self, trigger: TriggerSpec, record: KafkaRecord) -> _Outgoing:
+        """The request a record becomes for the trigger's subscriber, or why it cannot."""
         stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
                                                               False, "", "")
-        transcoded = http_binary_of_record(record.headers, record.value)
-        try:
-            event = None if transcoded else self._event_of(record)
-        except EventError as error:  # not written by us and not a CloudEvent: cannot deliver
-            log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
-                      *trigger.key, record.offset, error)
-            stats.dropped += 1
-            return None
         broker = self._brokers.get(trigger.broker_key) or BrokerSpec(*trigger.broker_key)
         delivery, timeout = self._delivery_of(trigger, broker)
+        transcoded = http_binary_of_record(record.headers, record.value)
+        event, unreadable = None, None
         if transcoded is None:
-            assert event is not None
-            message = codec.to_http_binary(event)
-            transcoded = dict(message.headers), message.body
+            try:
+                event = self._event_of(record)
+                message = codec.to_http_binary(event)
+                transcoded = dict(message.headers), message.body
+            except EventError as error:  # not a CloudEvent: it goes to the dead-letter sink
+                unreadable = str(error) or type(error).__name__
+                event = unreadable_record_event(trigger, record)
+                message = codec.to_http_binary(event)
+                transcoded = dict(message.headers), message.body
         headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
-        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1])
+        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1],
+                         unreadable)
 
     def _delivery_of(self, trigger: TriggerSpec, broker: BrokerSpec) -> tuple[DeliverySpec,
                                                                                float]:
@@ -139,15 +144,12 @@ class TriggerDelivery:
     def deliver_first(self, trigger: TriggerSpec, record: KafkaRecord, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
         outgoing = self._prepare(trigger, record)
-        if outgoing is None:
-            then(True, None)
-            return
         first_attempts = self._first_attempts
         try:
             url = self._url_of(trigger.namespace, trigger.subscriber)
         except LookupError:
             first_attempts = None  # the worker's attempts report it, retry and dead-letter it
-        if first_attempts is None:
+        if first_attempts is None or outgoing.unreadable is not None:
             then(False, None)
             return
 
@@ -163,14 +165,20 @@ class TriggerDelivery:
 
     def deliver(self, trigger: TriggerSpec, record: KafkaRecord,
                 first: Attempt | None = None) -> None:
-        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+        """Deliver one Kafka record to the trigger's subscriber: retried as Knative retries,
+        then its reply re-published or its dead letter sent."""
         outgoing = self._prepare(trigger, record)
-        if outgoing is None:
-            return
-        stats, event, broker, delivery = (outgoing.stats, outgoing.event, outgoing.broker,
-                                          outgoing.delivery)
+        stats, broker, delivery = outgoing.stats, outgoing.broker, outgoing.delivery
         dispatcher = self._dispatchers.get(trigger.key)
         stopping = dispatcher.stopping if dispatcher else threading.Event()
+        if outgoing.unreadable is not None:
+            stats.unreadable += 1
+            log.warning("trigger %s/%s: offset %s of partition %s is not a CloudEvent (%s); "
+                        "it goes to the dead-letter sink", *trigger.key, record.offset,
+                        record.partition, outgoing.unreadable)
+            self._dead_letter(trigger, outgoing, Attempt(
+                None, f"the record is not a CloudEvent: {outgoing.unreadable}"), stopping)
+            return
         subscriber = trigger.subscriber
 
         def send() -> Any:
@@ -181,34 +189,23 @@ class TriggerDelivery:
             stats.retries += 1
 
         attempt = send_with_retries(send, delivery, stopping, count_retry, first)
-        if attempt.ok:
-            stats.delivered += 1
-            assert attempt.response is not None
-            reply = reply_of(attempt.response)
-            if reply is None:
-                return
-        try:  # only replies and dead letters need the event itself
-            event = event or self._event_of(record)
-        except EventError as error:
-            log.error("trigger %s/%s: offset %s was delivered as it is, but is not a valid "
-                      "CloudEvent (%s); its reply or dead letter is dropped",
-                      *trigger.key, record.offset, error)
-            stats.dropped += 1
+        if not attempt.ok:
+            self._dead_letter(trigger, outgoing, attempt, stopping)
             return
-        if attempt.ok:
-            assert reply is not None
-            self._republish(trigger, broker, event, reply)
-            return
-        self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+        stats.delivered += 1
+        assert attempt.response is not None
+        reply = reply_of(attempt.response)
+        if reply is not None:
+            self._republish(trigger, broker, outgoing.headers, reply)
 
     @staticmethod
     def _event_of(record: KafkaRecord) -> CloudEvent:
-        return codec.from_kafka(record.headers, record.key, record.value or b"")
+        return codec.from_kafka(record.headers, record.key, record.value)
 
-    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
+    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: Mapping[str, str],
                    reply: CloudEvent) -> None:
         try:
-            ttl = ttl_of(cause) - 1
+            ttl = hops_of(cause.get(f"ce-{KNATIVE_BROKER_TTL}")) - 1
         except RejectedEventError:
             ttl = 0
         assert self._publisher is not None
@@ -220,31 +217,32 @@ class TriggerDelivery:
             return
         self._stats[trigger.key].replies += 1
 
-    def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
-                     delivery: DeliverySpec, stopping: threading.Event,
-                     stats: TriggerStatus) -> None:
+    def _dead_letter(self, trigger: TriggerSpec, outgoing: _Outgoing, attempt: Attempt,
+                     stopping: threading.Event) -> None:
+        stats, delivery = outgoing.stats, outgoing.delivery
         try:
             destination = self._url_of(trigger.namespace, trigger.subscriber)
         except LookupError:
             destination = trigger.subscriber.describe()
         sink = delivery.dead_letter_sink
+        event_id = outgoing.headers.get("ce-id", "?")
         if sink is None:
             stats.dropped += 1
             log.warning("trigger %s/%s: event %s dropped after %s (no deadLetterSink)",
-                        *trigger.key, event.get_id(), _describe(attempt))
+                        *trigger.key, event_id, _describe(attempt))
             return
-        letter = codec.to_http_binary(dead_letter(event, destination, attempt))
-        headers = {**letter.headers, "Kn-Namespace": trigger.namespace}
+        headers = dead_letter_headers(outgoing.headers, destination, attempt)
         result = send_with_retries(
             lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
-                                      letter.body, timeout_of(delivery)),
+                                      outgoing.body, timeout_of(delivery)),
             delivery, stopping)
         if result.ok:
             stats.dead_lettered += 1
         else:
             stats.dropped += 1
             log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
-                      *trigger.key, event.get_id(), _describe(result))
+                      *trigger.key, event_id, _describe(result))
+
 
 @dataclass(frozen=True)
 class _Outgoing:
@@ -257,6 +255,7 @@ class _Outgoing:
     timeout: float
     headers: dict[str, str]
     body: bytes
+    unreadable: str | None = None  # why the record is not a CloudEvent, if it is not
 
 
 def _describe(attempt: Attempt) -> str:

@@ -16,13 +16,11 @@ from typing import Any, Final
 import requests
 from cloudevents.core.v1.event import CloudEvent
 
-from troupe.events import PING, MalformedEventError, from_kafka, to_http_binary
+from troupe.events import KAFKA_RECORD, PING, MalformedEventError, from_kafka, to_http_binary
 from troupe.local.controlplane.resources import INTERVAL_ANNOTATION, Obj
 from troupe.local.errors import LocalError
 from troupe.local.eventing.sources.cron import CronSchedule
 
-# The type Knative's KafkaSource gives a record that is not itself a CloudEvent.
-KAFKA_RECORD_TYPE: Final = "dev.knative.kafka.event"
 _ATTEMPTS: Final = 5
 _log = logging.getLogger("troupe.local.eventing.sources.runners")
 
@@ -136,7 +134,7 @@ class KafkaSourceRunner:
             except MalformedEventError:
                 pass  # not a valid CloudEvent after all: wrap it like any other record
         attributes = {
-            "type": KAFKA_RECORD_TYPE, "specversion": "1.0",
+            "type": KAFKA_RECORD, "specversion": "1.0",
             "id": f"partition:{record.partition}/offset:{record.offset}",
             "source": f"/apis/v1/namespaces/{self.namespace}/kafkasources/{self.name}"
                       f"#{record.topic}",
