@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from troupe.local.controlplane.objects import AlreadyExists, Change, NotFound, ObjectStore, now_iso
 from troupe.local.controlplane.resources import REVISION, SERVICE, Kind, Obj
+from troupe.local.delivery import DeliveryClient
 from troupe.local.errors import InvalidFieldError
+from troupe.local.host.loop import LoopThread
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.pool import RevisionPool
@@ -55,6 +57,9 @@ class ServingController:
         self._metrics = metrics
         self._settings = settings
         self._services: dict[tuple[str, str], _ServiceState] = {}
+        # The fronts' calls to function instances, on a loop of their own (delivery/).
+        self._loop = LoopThread("serving-fronts").start()
+        self._client = DeliveryClient(self._loop)
         self._lock = threading.RLock()
         self._instance_listeners: list[Callable[[], None]] = []
         self._stopping = threading.Event()
@@ -89,7 +94,7 @@ class ServingController:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         state = self._services.get((namespace, name))
         if state is None:
-            state = _ServiceState(namespace, name, Front(name, self._metrics))
+            state = _ServiceState(namespace, name, Front(name, self._metrics, self._client))
             self._services[(namespace, name)] = state
             self._restore_revisions(state)
         problems: dict[str, tuple[str, str]] = {}
@@ -177,7 +182,8 @@ class ServingController:
         for tag in set(state.tag_fronts) - set(tags):
             state.tag_fronts.pop(tag).close()
         for tag, revision_name in tags.items():
-            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics)
+            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics,
+                                                        self._client)
             state.tag_fronts[tag] = front
             pool = state.revisions[revision_name]
             front.route(lambda pool=pool: pool)  # type: ignore[misc]
@@ -273,3 +279,5 @@ class ServingController:
             states, self._services = list(self._services.values()), {}
         for state in states:
             self._shut(state)
+        self._client.stop()
+        self._loop.stop()

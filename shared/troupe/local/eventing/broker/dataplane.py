@@ -26,14 +26,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.delivery import DeliveryClient
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
-from troupe.local.eventing.broker.first_attempt import FirstAttempts
 from troupe.local.eventing.broker.ingress import IngressServer
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
-from troupe.local.eventing.broker.retries import HttpSender
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
     TriggerSpec,
@@ -45,6 +43,7 @@ from troupe.local.eventing.broker.trigger_delivery import (
     TriggerDelivery,
     TriggerStatus,
 )
+from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 4
@@ -82,9 +81,9 @@ class DataPlane:
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._delivery = TriggerDelivery(resolve_subscriber or _no_refs, self._brokers,
-                                         self._stats, self._dispatchers, HttpSender())
+                                         self._stats, self._dispatchers)
         self._loop: LoopThread | None = None
-        self._first_attempts: FirstAttempts | None = None
+        self._client: DeliveryClient | None = None
         self._publisher: Publisher | None = None
         self._ingress: IngressServer | None = None
         self._admin: KafkaAdminClient | None = None
@@ -99,8 +98,8 @@ class DataPlane:
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,
                                       self._loop)
         self._ingress.start()
-        self._first_attempts = FirstAttempts(self._loop)
-        self._delivery.attach(self._first_attempts, self._publisher)
+        self._client = DeliveryClient(self._loop)
+        self._delivery.attach(self._client, self._publisher)
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
@@ -120,9 +119,9 @@ class DataPlane:
         for reader in readers:
             reader.stop()
         self._delivery.detach()
-        if self._first_attempts is not None:
-            self._first_attempts.stop()
-            self._first_attempts = None
+        if self._client is not None:
+            self._client.stop()
+            self._client = None
         if self._ingress is not None:
             self._ingress.stop()
             self._ingress = None

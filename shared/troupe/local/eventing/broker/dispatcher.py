@@ -20,10 +20,10 @@ from typing import Final
 
 from kafka import TopicPartition
 
+from troupe.local.delivery import Attempt, DeliveryAborted
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
-from troupe.local.eventing.broker.retries import Attempt, DeliveryAborted
 from troupe.local.eventing.broker.spec import BrokerSpec, KafkaRecord, TriggerSpec
 from troupe.local.eventing.broker.workers import WorkerPool
 

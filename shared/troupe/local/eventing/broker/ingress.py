@@ -25,9 +25,9 @@ from troupe.events.errors import EventError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.http11 import Request
 from troupe.local.eventing.broker.ingress_connection import IngressConnection, Respond, UnreadBody
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
 ALLOW: Final = "POST, OPTIONS"

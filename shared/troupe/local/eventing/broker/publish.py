@@ -32,8 +32,8 @@ from troupe.events import codec
 from troupe.events.codec import KafkaMessage
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 DEFAULT_TTL: Final = 255
 # Kafka's default max.request.size is 1 MiB; the event (headers and value) must fit in it.

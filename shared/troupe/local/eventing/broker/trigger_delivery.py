@@ -19,20 +19,22 @@ from cloudevents.core.v1.event import CloudEvent
 from troupe.events import codec
 from troupe.events.errors import EventError
 from troupe.events.extensions import KNATIVE_BROKER_TTL
+from troupe.local.delivery import (
+    Attempt,
+    DeliveryAborted,
+    DeliveryClient,
+    Response,
+    send_with_retries,
+)
 from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
 from troupe.local.eventing.broker.errors import RejectedEventError
-from troupe.local.eventing.broker.first_attempt import FirstAttempts
-from troupe.local.eventing.broker.publish import Publisher, hops_of
-from troupe.local.eventing.broker.retries import (
-    Attempt,
-    HttpSender,
-    Response,
+from troupe.local.eventing.broker.http_messages import (
     dead_letter_headers,
     http_binary_of_record,
     reply_of,
-    send_with_retries,
     timeout_of,
 )
+from troupe.local.eventing.broker.publish import Publisher, hops_of
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
     DeliverySpec,
@@ -75,26 +77,24 @@ class TriggerDelivery:
     def __init__(self, resolve: ResolveSubscriber,
                  brokers: Mapping[tuple[str, str], BrokerSpec],
                  stats: Mapping[tuple[str, str], TriggerStatus],
-                 dispatchers: Mapping[tuple[str, str], TriggerDispatcher],
-                 sender: HttpSender) -> None:
+                 dispatchers: Mapping[tuple[str, str], TriggerDispatcher]) -> None:
         self._resolve = resolve
         self._brokers = brokers
         self._stats = stats
         self._dispatchers = dispatchers
-        self._sender = sender
-        self._first_attempts: FirstAttempts | None = None
+        self._client: DeliveryClient | None = None
         self._publisher: Publisher | None = None
         # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its
         # timeout.
         self._deliveries: dict[tuple[str, str],
                                tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]] = {}
 
-    def attach(self, first_attempts: FirstAttempts, publisher: Publisher) -> None:
+    def attach(self, client: DeliveryClient, publisher: Publisher) -> None:
         """What the running data plane delivers and re-publishes with."""
-        self._first_attempts, self._publisher = first_attempts, publisher
+        self._client, self._publisher = client, publisher
 
     def detach(self) -> None:
-        self._first_attempts = self._publisher = None
+        self._client = self._publisher = None
 
     def forget(self, key: tuple[str, str]) -> None:
         """A removed Trigger's cached delivery goes with it."""
@@ -144,12 +144,12 @@ class TriggerDelivery:
     def deliver_first(self, trigger: TriggerSpec, record: KafkaRecord, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
         outgoing = self._prepare(trigger, record)
-        first_attempts = self._first_attempts
+        client = self._client
         try:
             url = self._url_of(trigger.namespace, trigger.subscriber)
-        except LookupError:
-            first_attempts = None  # the worker's attempts report it, retry and dead-letter it
-        if first_attempts is None or outgoing.unreadable is not None:
+        except Exception:  # unresolved: the worker's attempts report, retry, dead-letter it
+            client = None
+        if client is None or outgoing.unreadable is not None:
             then(False, None)
             return
 
@@ -161,7 +161,7 @@ class TriggerDelivery:
             else:  # a reply to re-publish, a retry or a dead letter: a worker carries on
                 then(False, attempt)
 
-        first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
+        client.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
 
     def deliver(self, trigger: TriggerSpec, record: KafkaRecord,
                 first: Attempt | None = None) -> None:
@@ -181,9 +181,9 @@ class TriggerDelivery:
             return
         subscriber = trigger.subscriber
 
-        def send() -> Any:
-            return self._sender.post(self._url_of(trigger.namespace, subscriber),
-                                     outgoing.headers, outgoing.body, outgoing.timeout)
+        def send() -> Response:
+            return self._send(self._url_of(trigger.namespace, subscriber), outgoing.headers,
+                              outgoing.body, outgoing.timeout, stopping)
 
         def count_retry() -> None:
             stats.retries += 1
@@ -197,6 +197,13 @@ class TriggerDelivery:
         reply = reply_of(attempt.response)
         if reply is not None:
             self._republish(trigger, broker, outgoing.headers, reply)
+
+    def _send(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float,
+              stopping: threading.Event) -> Response:
+        client = self._client
+        if client is None:
+            raise DeliveryAborted  # the data plane is stopping
+        return client.send(url, headers, body, timeout, stopping=stopping)
 
     @staticmethod
     def _event_of(record: KafkaRecord) -> CloudEvent:
@@ -222,26 +229,26 @@ class TriggerDelivery:
         stats, delivery = outgoing.stats, outgoing.delivery
         try:
             destination = self._url_of(trigger.namespace, trigger.subscriber)
-        except LookupError:
+        except Exception:  # what the attempts failed on: the dead letter names the ref
             destination = trigger.subscriber.describe()
         sink = delivery.dead_letter_sink
         event_id = outgoing.headers.get("ce-id", "?")
         if sink is None:
             stats.dropped += 1
             log.warning("trigger %s/%s: event %s dropped after %s (no deadLetterSink)",
-                        *trigger.key, event_id, _describe(attempt))
+                        *trigger.key, event_id, attempt.describe())
             return
         headers = dead_letter_headers(outgoing.headers, destination, attempt)
         result = send_with_retries(
-            lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
-                                      outgoing.body, timeout_of(delivery)),
+            lambda: self._send(self._url_of(trigger.namespace, sink), headers, outgoing.body,
+                               timeout_of(delivery), stopping),
             delivery, stopping)
         if result.ok:
             stats.dead_lettered += 1
         else:
             stats.dropped += 1
             log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
-                      *trigger.key, event_id, _describe(result))
+                      *trigger.key, event_id, result.describe())
 
 
 @dataclass(frozen=True)
@@ -256,9 +263,3 @@ class _Outgoing:
     headers: dict[str, str]
     body: bytes
     unreadable: str | None = None  # why the record is not a CloudEvent, if it is not
-
-
-def _describe(attempt: Attempt) -> str:
-    if attempt.response is not None:
-        return f"HTTP {attempt.response.status}"
-    return attempt.error or "a connection error"

@@ -13,15 +13,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import requests
 from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import KAFKA_RECORD, PING, MalformedEventError, from_kafka, to_http_binary
 from troupe.local.controlplane.resources import INTERVAL_ANNOTATION, Obj
+from troupe.local.delivery import (
+    DEFAULT_TIMEOUT_S,
+    Backoff,
+    DeliveryAborted,
+    DeliveryClient,
+    RetryPlan,
+    send_with_retries,
+)
 from troupe.local.errors import LocalError
 from troupe.local.eventing.sources.cron import CronSchedule
 
-_ATTEMPTS: Final = 5
+# Knative's PingSource has no delivery spec: its ticks are retried this way.
+PING_RETRIES: Final = Backoff(retry=5, delay_s=0.2)
+# A PingSource's attempts; its adapter's default is Knative's per-request one.
+PING_TIMEOUT_S: Final = 30.0
 _log = logging.getLogger("troupe.local.eventing.sources.runners")
 
 SinkResolver = Callable[[str, Obj], str | None]  # (namespace, destination) -> URL
@@ -31,32 +41,25 @@ class SinkUnavailable(LocalError):
     pass
 
 
-def deliver(session: requests.Session, url: str, event: CloudEvent,
-            stopping: threading.Event) -> None:
-    """POST `event` in binary mode, retrying 5xx and connection errors with backoff."""
+def deliver(client: DeliveryClient, url: str, event: CloudEvent, plan: RetryPlan,
+            timeout: float, stopping: threading.Event) -> None:
+    """POST `event` in binary mode, retried as the runtime's one policy says; raises
+    SinkUnavailable with the last attempt's outcome when it failed for good."""
     message = to_http_binary(event)
-    problem = ""
-    for attempt in range(_ATTEMPTS):
-        try:
-            response = session.post(url, data=message.body, headers=dict(message.headers),
-                                    timeout=30)
-            if response.status_code < 300:
-                return
-            problem = f"{url} answered {response.status_code}"
-            if 400 <= response.status_code < 500 and response.status_code not in (404, 429):
-                break
-        except requests.RequestException as error:
-            problem = f"{url} unreachable: {error}"
-        if stopping.wait(0.2 * 2**attempt):
-            break
-    raise SinkUnavailable(problem)
+    headers = dict(message.headers)
+    attempt = send_with_retries(
+        lambda: client.send(url, headers, message.body, timeout, stopping=stopping),
+        plan, stopping)
+    if not attempt.ok:
+        raise SinkUnavailable(f"{url}: {attempt.describe()}")
 
 
 class PingSourceRunner:
     """Ticks on the cron schedule (or every `troupe.dev/interval-seconds`)."""
 
-    def __init__(self, obj: Obj, resolve_sink: SinkResolver) -> None:
+    def __init__(self, obj: Obj, resolve_sink: SinkResolver, client: DeliveryClient) -> None:
         metadata = obj["metadata"]
+        self._client = client
         self.namespace, self.name = metadata["namespace"], metadata["name"]
         self._spec = obj["spec"]
         interval = (metadata.get("annotations") or {}).get(INTERVAL_ANNOTATION)
@@ -89,16 +92,18 @@ class PingSourceRunner:
         return CloudEvent(attributes, data)
 
     def _run(self) -> None:
-        session = requests.Session()
         while not self._stopping.wait(self._next_wait()):
             url = self._resolve_sink(self.namespace, self._spec["sink"])
             if url is None:
                 self.last_error = f"sink {self._spec['sink']} does not resolve"
                 continue
             try:
-                deliver(session, url, self._event(), self._stopping)
+                deliver(self._client, url, self._event(), PING_RETRIES, PING_TIMEOUT_S,
+                        self._stopping)
                 self.ticks += 1
                 self.last_error = None
+            except DeliveryAborted:
+                return
             except (SinkUnavailable, ValueError) as error:
                 self.last_error = str(error)
                 _log.warning("pingsource %s/%s: %s", self.namespace, self.name, error)
@@ -112,8 +117,10 @@ class KafkaSourceRunner:
     """Consumes `spec.topics` and delivers each record; offsets are committed only after
     the sink accepted it, so a crash duplicates rather than loses."""
 
-    def __init__(self, obj: Obj, resolve_sink: SinkResolver, bootstrap_servers: str) -> None:
+    def __init__(self, obj: Obj, resolve_sink: SinkResolver, bootstrap_servers: str,
+                 client: DeliveryClient) -> None:
         metadata = obj["metadata"]
+        self._client = client
         self.namespace, self.name = metadata["namespace"], metadata["name"]
         self._spec = obj["spec"]
         self._group = self._spec.get("consumerGroup") or f"knative-kafkasource-{metadata['uid']}"
@@ -148,7 +155,6 @@ class KafkaSourceRunner:
     def _run(self) -> None:
         from kafka import KafkaConsumer
 
-        session = requests.Session()
         consumer = None
         while consumer is None and not self._stopping.is_set():
             try:
@@ -164,21 +170,24 @@ class KafkaSourceRunner:
             while consumer is not None and not self._stopping.is_set():
                 for records in consumer.poll(timeout_ms=200).values():
                     for record in records:
-                        self._deliver_record(session, record)
+                        self._deliver_record(record)
                     consumer.commit()
         finally:
             if consumer is not None:
                 consumer.close()
 
-    def _deliver_record(self, session: requests.Session, record: Any) -> None:
+    def _deliver_record(self, record: Any) -> None:
         while not self._stopping.is_set():
             url = self._resolve_sink(self.namespace, self._spec["sink"])
             try:
                 if url is None:
                     raise SinkUnavailable(f"sink {self._spec['sink']} does not resolve")
-                deliver(session, url, self._event(record), self._stopping)
+                deliver(self._client, url, self._event(record), Backoff(),
+                        DEFAULT_TIMEOUT_S, self._stopping)
                 self.delivered += 1
                 self.last_error = None
+                return
+            except DeliveryAborted:
                 return
             except SinkUnavailable as error:
                 self.last_error = str(error)
