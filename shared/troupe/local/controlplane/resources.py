@@ -180,6 +180,12 @@ def _validate_kafkasource(obj: Obj) -> None:
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
         raise InvalidFieldError("spec.topics", "needs a list of topic names")
     _validate_destination(obj, "spec.sink")
+    delivery = _get(obj, "spec.delivery")
+    if delivery is not None:
+        if not isinstance(delivery, dict):
+            raise InvalidFieldError("spec.delivery", "must be a mapping")
+        if delivery.get("deadLetterSink") is not None:
+            _validate_destination(obj, "spec.delivery.deadLetterSink")
 
 
 def _validate_destination(obj: Obj, path: str) -> None:

@@ -8,7 +8,6 @@ it). What is retried, and the client that sends, are `troupe.local.delivery`'s.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -18,16 +17,9 @@ from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import codec
 from troupe.events.errors import EventError
-from troupe.events.extensions import (
-    KNATIVE_ERROR_CODE,
-    KNATIVE_ERROR_DATA,
-    KNATIVE_ERROR_DEST,
-)
 from troupe.local.delivery import DEFAULT_TIMEOUT_S, Attempt, Response
+from troupe.local.delivery.dead_letters import error_extensions
 from troupe.local.eventing.broker.spec import DeliverySpec
-
-ERROR_DATA_MAX_BYTES: Final = 1024
-
 
 # Header values a binary-mode HTTP event may carry as they are: printable ASCII but space,
 # '"' and '%'; anything else must be percent-encoded, which the CloudEvents SDK does for us.
@@ -85,25 +77,6 @@ def reply_of(response: Response) -> CloudEvent | None:
         return codec.from_http(response.headers, response.body)
     except EventError:
         return None
-
-
-def error_extensions(destination: str, attempt: Attempt) -> dict[str, str]:
-    """The knativeerror* extensions saying why an event is dead-lettered."""
-    extensions = {KNATIVE_ERROR_DEST: destination}
-    if attempt.response is not None:
-        extensions[KNATIVE_ERROR_CODE] = str(attempt.response.status)
-        body = attempt.response.body[:ERROR_DATA_MAX_BYTES]
-    else:
-        body = (attempt.error or "connection failed").encode()[:ERROR_DATA_MAX_BYTES]
-    if body:
-        extensions[KNATIVE_ERROR_DATA] = base64.b64encode(body).decode()
-    return extensions
-
-
-def dead_letter(event: CloudEvent, destination: str, attempt: Attempt) -> CloudEvent:
-    """The event as the dead-letter sink gets it: unchanged, plus the knativeerror* extensions."""
-    attributes = {**event.get_attributes(), **error_extensions(destination, attempt)}
-    return CloudEvent(attributes, event.get_data())
 
 
 def dead_letter_headers(headers: Mapping[str, str], destination: str,

@@ -7,7 +7,8 @@ import threading
 from troupe.local.controlplane.objects import Change, ObjectStore, now_iso
 from troupe.local.controlplane.resources import KAFKASOURCE, PINGSOURCE, Kind, Obj
 from troupe.local.delivery import DeliveryClient
-from troupe.local.eventing.sources.runners import KafkaSourceRunner, PingSourceRunner, SinkResolver
+from troupe.local.eventing.sources.kafka_source import KafkaSourceRunner
+from troupe.local.eventing.sources.runners import PingSourceRunner, SinkResolver
 from troupe.local.host.loop import LoopThread
 
 Runner = PingSourceRunner | KafkaSourceRunner
