@@ -223,6 +223,7 @@ def status(project: Path | None, as_json: bool) -> None:
         echo_json(state)
         return
     click.echo(f"api {state['api']}   kubeconfig {state['kubeconfig']}")
+    click.echo(f"kafka {state.get('kafka', 'unknown')}")
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")

@@ -288,6 +288,7 @@ class Runtime:
             "api": self.api.url if self.api else None,
             "kubeconfig": str(self.kubeconfig),
             "brokers": self.broker_urls(),
+            "kafka": self.eventing.kafka_status() if self.eventing else "not running",
             "prometheus": self.observability.url if self.observability else None,
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,

@@ -1,5 +1,12 @@
 """The data plane inside `troupe up`: Kafka (Tansu, or KAFKA_BOOTSTRAP_SERVERS), the Broker
 ingress and one dispatcher per Trigger, following Brokers and Triggers in the object store.
+
+What survives what: with the embedded Kafka (Tansu, in memory), events the ingress
+acknowledged and no Trigger has delivered yet are lost when Tansu stops or dies; it is
+restarted on its own port within a second, its topics are created again and the Triggers
+start over on them. With KAFKA_BOOTSTRAP_SERVERS pointing at a durable Kafka, nothing
+acknowledged is lost when the runtime is killed: the Triggers resume from their committed
+offsets. Stopping stops the data plane first and Kafka last.
 """
 
 from __future__ import annotations
@@ -16,7 +23,12 @@ from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.broker import DataPlane, InvalidResourceError
 from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
-from troupe.local.host.kafka import KafkaUnavailableError, TansuBroker, bootstrap_servers_from_env
+from troupe.local.host.kafka import (
+    KafkaUnavailableError,
+    TansuBroker,
+    TansuSupervisor,
+    bootstrap_servers_from_env,
+)
 
 # (namespace, destination) -> URL or None; the runtime's resolver for refs.
 ResolveDestination = Callable[[str, Obj], str | None]
@@ -31,6 +43,7 @@ class Eventing:
         self._namespace = namespace
         self._resolve = resolve
         self._kafka: TansuBroker | None = None
+        self._supervisor: TansuSupervisor | None = None
         self.plane: DataPlane | None = None
         self._stopping = threading.Event()
         self._status_thread = threading.Thread(target=self._report_status_forever,
@@ -42,6 +55,7 @@ class Eventing:
         if bootstrap is None:
             self._kafka = TansuBroker(self._workdir / "kafka").start()
             bootstrap = self._kafka.bootstrap_servers
+
         plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
                           default_namespace=self._namespace)
         try:
@@ -53,6 +67,10 @@ class Eventing:
             raise KafkaUnavailableError(
                 f"Kafka at {bootstrap} did not answer ({error}): check {where}, or unset "
                 "KAFKA_BOOTSTRAP_SERVERS to use the embedded one") from None
+        if self._kafka is not None:
+            # Told of a death at once; the data plane puts the topics back once the
+            # restarted Tansu answers (kafka_watch.py).
+            self._supervisor = TansuSupervisor(self._kafka, plane.kafka_lost).start()
         self._objects.add_validator(BROKER, self._check(parse_broker))
         self._objects.add_validator(TRIGGER, self._check(parse_trigger))
         self._objects.subscribe(self._on_change)
@@ -148,10 +166,12 @@ class Eventing:
         plane = self.plane
         if plane is None:
             return
+        problem = plane.kafka_problem
         for broker in plane.brokers():
             address = {"url": plane.broker_url(*broker.key)}
             self._objects.update_status(BROKER, broker.namespace, broker.name, {
-                "conditions": [_condition(True, "")], "address": address})
+                "conditions": [_condition(problem is None, problem or "")],
+                "address": address})
         for trigger in plane.triggers():
             try:
                 state = plane.trigger_status(trigger.namespace, trigger.name)
@@ -166,8 +186,22 @@ class Eventing:
                 status["subscriberUri"] = url
             self._objects.update_status(TRIGGER, trigger.namespace, trigger.name, status)
 
+    def kafka_status(self) -> str:
+        """What `troupe status` says about Kafka."""
+        plane = self.plane
+        if plane is None:
+            return "not running"
+        where = "embedded" if self._kafka is not None else "KAFKA_BOOTSTRAP_SERVERS"
+        restarts = self._supervisor.restarts if self._supervisor is not None else 0
+        state = plane.kafka_problem or "up"
+        return f"{plane.bootstrap_servers} ({where}): {state}" + (
+            f", restarted {restarts} times" if restarts else "")
+
     def stop(self) -> None:
+        """The data plane first, then Kafka: nothing is written to a Kafka that is gone."""
         self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.stop()
         if self.plane is not None:
             self.plane.stop()
         if self._kafka is not None:

@@ -40,6 +40,15 @@ class ChildProcess:
     def log_path(self) -> Path:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started); its exit code once it has died."""
+        return self._process.poll() if self._process is not None else None
+
     def start(self) -> Self:
         raise NotImplementedError
 

@@ -23,13 +23,14 @@ from typing import Any, Final
 from cloudevents.core.v1.event import CloudEvent
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.delivery import DeliveryClient
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.ingress import IngressServer
+from troupe.local.eventing.broker.kafka_watch import KafkaWatch
 from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
 from troupe.local.eventing.broker.spec import (
@@ -87,6 +88,11 @@ class DataPlane:
         self._publisher: Publisher | None = None
         self._ingress: IngressServer | None = None
         self._admin: KafkaAdminClient | None = None
+        self._watch: KafkaWatch | None = None
+        # Why Kafka cannot take events now (it does not answer), or None; how often it went.
+        self.kafka_problem: str | None = None
+        self.kafka_outages = 0
+        self._memory_lost = False  # set by kafka_lost() until the topics are back
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> DataPlane:
@@ -105,9 +111,14 @@ class DataPlane:
                 self._create_topic(broker)
             for key in self._triggers:
                 self._start_dispatcher(key)
+        self._watch = KafkaWatch(self.bootstrap_servers, self._kafka_down,
+                                 self._kafka_up).start()
         return self
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         with self._lock:
             dispatchers = list(self._dispatchers.values())
             self._dispatchers.clear()
@@ -246,7 +257,9 @@ class DataPlane:
 
     def _broker_status(self, broker: BrokerSpec, running: bool) -> dict[str, Any]:
         reader = self._readers.get(broker.topic)
+        problem = self.kafka_problem if running else "the data plane is not running"
         return {"namespace": broker.namespace, "name": broker.name, "topic": broker.topic,
+                "ready": problem is None, "reason": problem or "ready",
                 "url": self.broker_url(*broker.key) if running else None,
                 "ingested": self._publisher.stored(broker.topic) if self._publisher else 0,
                 # How the Triggers got their records: straight from Kafka's acknowledgement
@@ -264,6 +277,74 @@ class DataPlane:
         if self._publisher is None:
             raise DataPlaneError("the data plane is not running: call start() first")
         self._publisher.publish(spec, event, ttl=ttl)
+
+    # Kafka going and coming back -----------------------------------------------------------
+    def kafka_lost(self, problem: str) -> None:
+        """Kafka is gone and will come back without its memory (the embedded one died and
+        is being restarted): refuse events now, and put its topics back once it answers."""
+        self._memory_lost = True
+        if self._watch is not None:
+            self._watch.lost(problem)
+
+    def _kafka_down(self, problem: str) -> None:
+        log.error("%s: the ingress answers 503 until it is back", problem)
+        if self.kafka_problem is None:
+            self.kafka_outages += 1
+        self.kafka_problem = problem
+        if self._publisher is not None:
+            self._publisher.unavailable = problem
+
+    def _kafka_up(self) -> bool:
+        """Kafka answers again. A Kafka that lost its memory (the embedded one, restarted)
+        has no topics and no offsets: each topic is created again (a client may have had
+        it created meanwhile) and its Triggers start over from its beginning, so that
+        nothing stored since is skipped. A Kafka that kept its memory only gets the topics
+        it lacks. True once the data plane takes events again."""
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                     client_id="troupe-broker-admin")
+            existing = set(admin.list_topics())
+        except KafkaError as error:
+            log.warning("Kafka answers but cannot be used yet (%s): trying again", error)
+            return False
+        with self._lock:
+            old, self._admin = self._admin, admin
+            forgotten = self._memory_lost
+            brokers = [b for b in self._brokers.values()
+                       if forgotten or b.topic not in existing]
+            for broker in brokers:
+                self._renew_topic(broker)
+        if old is not None:
+            with contextlib.suppress(Exception):  # its connections went with the old Kafka
+                old.close()
+        if brokers and self._publisher is not None:
+            self._publisher.renew()
+        self._memory_lost = False
+        if brokers:
+            log.warning("Kafka is back without what it held for %s: topics created again, "
+                        "Triggers start over on them", ", ".join(f"{b.namespace}/{b.name}"
+                                                     for b in brokers))
+        self.kafka_problem = None
+        if self._publisher is not None:
+            self._publisher.unavailable = None
+        log.info("Kafka at %s answers again: the ingress takes events", self.bootstrap_servers)
+        return True
+
+    def _renew_topic(self, broker: BrokerSpec) -> None:
+        """The topic again, and a reader and dispatchers for it that start at offset 0."""
+        keys = [key for key, trigger in self._triggers.items()
+                if trigger.broker_key == broker.key]
+        reader = self._readers.pop(broker.topic, None)
+        if reader is not None:
+            reader.abandon()
+        for key in keys:
+            self._stop_dispatcher(key)
+        self._create_topic(broker)
+        self._readers[broker.topic] = TopicReader(
+            broker.topic, self._settings,
+            restart_groups=[self._triggers[key].consumer_group for key in keys]).start()
+        for key in keys:
+            self._start_dispatcher(key)
 
     # internals ---------------------------------------------------------------------------
     def _broker_lookup(self, namespace: str, name: str) -> BrokerSpec | None:

@@ -103,6 +103,10 @@ class IngressServer:
         if broker is None:
             answer(404, f"no broker at {path}: POST to /<namespace>/<broker>", None)
             return
+        unavailable = self.publisher.unavailable
+        if unavailable is not None:  # not stored: the producer should send it again
+            answer(503, f"{unavailable}; retry later", _RETRY_LATER)
+            return
 
         def stored(error: BaseException | None) -> None:
             if error is None:

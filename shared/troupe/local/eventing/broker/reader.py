@@ -84,9 +84,13 @@ class Follower(Protocol):
 
 
 class TopicReader:
-    def __init__(self, topic: str, settings: ConsumerSettings) -> None:
+    def __init__(self, topic: str, settings: ConsumerSettings,
+                 restart_groups: Iterable[str] = ()) -> None:
         self.topic = topic
         self._settings = settings
+        # Groups that start at the beginning, whatever they committed, when they first join:
+        # the Triggers of a topic made again on a Kafka that lost its memory.
+        self._restart_groups = set(restart_groups)
         self._lock = threading.Lock()
         # Held while records are handed to followers, by the fetch loop or by `offer`, so
         # that each follower takes a partition's records one at a time and in order.
@@ -103,6 +107,10 @@ class TopicReader:
         self._offered_end: dict[TopicPartition, int] = {}
         self._offers = 0
         self._stopping = threading.Event()
+        # True while fetches work: only then is a leaving follower's progress committed
+        # (with Kafka gone, waiting for that commit would hold `troupe down`).
+        self._reading = False
+        self._abandoned = False  # its followers' progress belongs to a topic that is gone
         self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
 
     # lifecycle ---------------------------------------------------------------------------
@@ -114,7 +122,15 @@ class TopicReader:
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            # Not reading (Kafka is gone): it may be blocked in a client call for long, and
+            # has nothing to commit; it is a daemon, and ends once that call returns.
+            self._thread.join(timeout if self._reading else 1.0)
+
+    def abandon(self) -> None:
+        """Stop without committing anything more: the topic it read is gone (a Kafka that
+        lost its memory), and its offsets would be wrong on the topic made again."""
+        self._abandoned = True
+        self.stop(timeout=1.0)
 
     def attach(self, follower: Follower) -> None:
         """Start feeding `follower` from its group's committed offsets (or the initial one)."""
@@ -129,7 +145,8 @@ class TopicReader:
             if follower in self._joining:
                 self._joining.remove(follower)
                 return
-            if follower not in self._followers or not self._thread.is_alive():
+            if follower not in self._followers or not self._thread.is_alive() or \
+                    not self._reading or self._stopping.is_set():
                 if follower in self._followers:
                     self._followers.remove(follower)
                 return
@@ -173,11 +190,13 @@ class TopicReader:
             try:
                 self._read()
             except KafkaError as error:  # a broken connection: start afresh
+                self._reading = False
                 message = f"Kafka cannot be read: {type(error).__name__}: {error}"
                 log.warning("reader of %s: %s; reconnecting", self.topic, message)
                 self._tell_followers(message, failed=False)
                 backoff = _RESTART_BACKOFF_S
             except Exception as error:  # a bug must not end the reading for good
+                self._reading = False
                 message = f"reading {self.topic} failed unexpectedly: " \
                           f"{type(error).__name__}: {error}"
                 log.exception("reader of %s: %s; restarting", self.topic, message)
@@ -223,7 +242,8 @@ class TopicReader:
                 self._release(admin)
                 with self._lock:
                     followers = list(self._followers)
-                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
+                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S and \
+                        not self._abandoned:
                     commit(admin, followers)
                     measure_lag(consumer, followers)
                     last_commit = time.monotonic()
@@ -247,6 +267,7 @@ class TopicReader:
                 batches = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS if nudged
                                         else 2 * self._settings.fetch_max_wait_ms + 2)
                 if not recovered:
+                    self._reading = True
                     with self._lock:
                         for follower in self._followers:
                             follower.error = None
@@ -264,7 +285,8 @@ class TopicReader:
                     max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
             with self._lock:
                 followers = list(self._followers)
-            commit(admin, followers)
+            if not self._abandoned:
+                commit(admin, followers)
         finally:
             consumer.close()
             admin.close()
@@ -357,8 +379,14 @@ class TopicReader:
         with self._lock:
             joining, self._joining = self._joining, []
         for follower in joining:
-            starts = start_offsets(admin, consumer, follower.consumer_group, partitions,
-                                   self._settings.initial_offset)
+            group = follower.consumer_group
+            if group in self._restart_groups:  # the topic is new: all of it is theirs
+                self._restart_groups.discard(group)
+                starts = start_offsets(admin, consumer, group, partitions, "earliest",
+                                       forget_committed=True)
+            else:
+                starts = start_offsets(admin, consumer, group, partitions,
+                                       self._settings.initial_offset)
             for partition in partitions:
                 follower.progress[partition] = PartitionProgress(starts[partition])
             with self._lock:
@@ -373,7 +401,8 @@ class TopicReader:
             leaving = [f for f in self._followers if id(f) in self._leaving]
         for follower in leaving:
             try:
-                commit(admin, [follower])
+                if not self._abandoned:
+                    commit(admin, [follower])
             finally:
                 with self._lock:
                     self._followers.remove(follower)
