@@ -155,7 +155,7 @@ class Eventing:
             return {}
         brokers = self.plane.brokers()
         return {"bootstrap_servers": self.plane.bootstrap_servers,
-                "topic": brokers[0].topic if brokers else None}
+                "topic": brokers[0].topic if brokers else None, "kafka_pid": self.kafka_pid}
 
     # -- status ------------------------------------------------------------------------------
     def _report_status_forever(self) -> None:
@@ -196,6 +196,18 @@ class Eventing:
         state = plane.kafka_problem or "up"
         return f"{plane.bootstrap_servers} ({where}): {state}" + (
             f", restarted {restarts} times" if restarts else "")
+
+    @property
+    def kafka_pid(self) -> int | None:
+        """The embedded Kafka's process, for `troupe down` to kill if all else fails."""
+        return self._kafka.pid if self._kafka is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL the embedded Kafka: for a stop that ran out of time."""
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        if self._kafka is not None:
+            self._kafka.kill()
 
     def stop(self) -> None:
         """The data plane first, then Kafka: nothing is written to a Kafka that is gone."""

@@ -63,6 +63,12 @@ class ChildProcess:
             self.stop()
             raise
 
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def stop(self) -> None:
         process, self._process = self._process, None
         stop_process(process, timeout=self.stop_timeout)

@@ -273,6 +273,14 @@ class ServingController:
         for pool in state.revisions.values():
             pool.close()
 
+    def kill(self) -> None:
+        """SIGKILL every function process: for a stop that ran out of time."""
+        with self._lock:
+            states = list(self._services.values())
+        for state in states:
+            for pool in list(state.revisions.values()):
+                pool.kill()
+
     def close(self) -> None:
         self._stopping.set()
         with self._lock:

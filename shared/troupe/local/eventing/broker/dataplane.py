@@ -31,6 +31,7 @@ from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.ingress import IngressServer
 from troupe.local.eventing.broker.kafka_watch import KafkaWatch
+from troupe.local.eventing.broker.parking import PARKING_TOPIC
 from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
 from troupe.local.eventing.broker.spec import (
@@ -361,6 +362,8 @@ class DataPlane:
         assert self._admin is not None
         with contextlib.suppress(TopicAlreadyExistsError):
             self._admin.create_topics([NewTopic(broker.topic, self._partitions, 1)])
+        with contextlib.suppress(TopicAlreadyExistsError):  # one for every Broker
+            self._admin.create_topics([NewTopic(PARKING_TOPIC, 1, 1)])
 
     def _start_dispatcher(self, key: tuple[str, str]) -> None:
         self._stop_dispatcher(key)

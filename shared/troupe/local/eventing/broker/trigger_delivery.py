@@ -27,13 +27,18 @@ from troupe.local.delivery import (
     send_with_retries,
 )
 from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
-from troupe.local.eventing.broker.errors import RejectedEventError
+from troupe.local.eventing.broker.errors import (
+    ParkingFailedError,
+    PublishFailedError,
+    RejectedEventError,
+)
 from troupe.local.eventing.broker.http_messages import (
     dead_letter_headers,
     http_binary_of_record,
     reply_of,
     timeout_of,
 )
+from troupe.local.eventing.broker.parking import PARKING_TOPIC, ParkedRecord, parked_record
 from troupe.local.eventing.broker.publish import Publisher, hops_of
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
@@ -64,6 +69,7 @@ class TriggerStatus:
     replies: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    parked: int = 0  # its dead-letter sink failed too: kept on the parking topic
     unreadable: int = 0  # records that were not CloudEvents, sent to the dead-letter sink
     dropped: int = 0
     failures: int = 0  # unexpected errors in its reader or dispatcher, each logged
@@ -245,10 +251,23 @@ class TriggerDelivery:
             delivery, stopping)
         if result.ok:
             stats.dead_lettered += 1
-        else:
-            stats.dropped += 1
-            log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
-                      *trigger.key, event_id, result.describe())
+            return
+        reason = f"the deadLetterSink {sink.describe()} failed too: {result.describe()}"
+        self._park(trigger, parked_record(trigger, headers, outgoing.body, reason))
+        stats.parked += 1
+        log.error("trigger %s/%s: event %s parked on %s (%s); `troupe dead-letters list` "
+                  "shows it", *trigger.key, event_id, PARKING_TOPIC, reason)
+
+    def _park(self, trigger: TriggerSpec, record: ParkedRecord) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            raise DeliveryAborted  # the data plane is stopping: it stays uncommitted
+        try:
+            publisher.park(PARKING_TOPIC, record.key, record.value, record.headers)
+        except PublishFailedError as error:
+            raise ParkingFailedError(
+                f"trigger {trigger.namespace}/{trigger.name}: the event could not be "
+                f"parked either ({error}); it stays uncommitted") from error
 
 
 @dataclass(frozen=True)
