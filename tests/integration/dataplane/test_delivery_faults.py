@@ -135,7 +135,9 @@ def test_an_unexpected_error_is_a_failed_attempt_and_ends_in_the_dead_letter_sin
         assert letter.ce_id == "unlucky"
         assert "RuntimeError: the resolver has a bug" in _error_data(letter.headers)
         assert letter.headers["ce-knativeerrordest"] == "Service/broken"
-        status = plane.trigger_status(NAMESPACE, f"{broker}-t")
-        assert (status.retries, status.dead_lettered) == (2, 1)
+        # The sink records a request before it answers: wait for the count too.
+        wait_until(lambda: plane.trigger_status(NAMESPACE, f"{broker}-t").dead_lettered == 1,
+                   10, "the dead letter to be counted")
+        assert plane.trigger_status(NAMESPACE, f"{broker}-t").retries == 2
         wait_until(lambda: plane.trigger_status(NAMESPACE, f"{broker}-t").lag == 0, 15,
                    "the offset to be committed")

@@ -31,9 +31,11 @@ from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.ingress import IngressServer
 from troupe.local.eventing.broker.kafka_watch import KafkaWatch
+from troupe.local.eventing.broker.lease import LEASE_TOPIC, Leases
 from troupe.local.eventing.broker.parking import PARKING_TOPIC
 from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
+from troupe.local.eventing.broker.recovery import KafkaRecovery
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
     TriggerSpec,
@@ -57,7 +59,7 @@ def _no_refs(namespace: str, ref: Mapping[str, Any]) -> str:
         "plane was started without resolve_subscriber; use a uri or run it inside `troupe up`")
 
 
-class DataPlane:
+class DataPlane(KafkaRecovery):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -90,6 +92,7 @@ class DataPlane:
         self._ingress: IngressServer | None = None
         self._admin: KafkaAdminClient | None = None
         self._watch: KafkaWatch | None = None
+        self._leases: Leases | None = None
         # Why Kafka cannot take events now (it does not answer), or None; how often it went.
         self.kafka_problem: str | None = None
         self.kafka_outages = 0
@@ -102,6 +105,9 @@ class DataPlane:
                                     max_event_bytes=self._max_event_bytes, on_stored=self._stored)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
+        publisher = self._publisher
+        self._leases = Leases(self.bootstrap_servers, lambda topic, key, value, wait:
+                              publisher.write_record(topic, key, value, wait=wait)).start()
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,
                                       self._loop)
         self._ingress.start()
@@ -110,6 +116,7 @@ class DataPlane:
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
+                self._leases.claim(broker.topic, f"{broker.namespace}/{broker.name}")
             for key in self._triggers:
                 self._start_dispatcher(key)
         self._watch = KafkaWatch(self.bootstrap_servers, self._kafka_down,
@@ -134,6 +141,9 @@ class DataPlane:
         if self._client is not None:
             self._client.stop()
             self._client = None
+        if self._leases is not None:
+            self._leases.stop()
+            self._leases = None
         if self._ingress is not None:
             self._ingress.stop()
             self._ingress = None
@@ -165,12 +175,14 @@ class DataPlane:
 
     # resources ---------------------------------------------------------------------------
     def add_broker(self, resource: Mapping[str, Any]) -> BrokerSpec:
-        """Create or update a Broker; its topic is created if missing."""
+        """Create or update a Broker; its topic is created if missing. BrokerClaimedError
+        if another data plane runs it on the same Kafka."""
         broker = parse_broker(resource, self.default_namespace)
         with self._lock:
-            self._brokers[broker.key] = broker
-            if self._admin is not None:
+            if self._admin is not None and self._leases is not None:
                 self._create_topic(broker)
+                self._leases.claim(broker.topic, f"{broker.namespace}/{broker.name}")
+            self._brokers[broker.key] = broker
             for key, trigger in self._triggers.items():
                 if trigger.broker_key == broker.key:
                     self._start_dispatcher(key)  # picks up the Broker's delivery defaults
@@ -187,6 +199,8 @@ class DataPlane:
             reader = self._readers.pop(broker.topic, None)
         if reader is not None:
             reader.stop()
+        if self._leases is not None:
+            self._leases.release(broker.topic)
         return True
 
     def add_trigger(self, resource: Mapping[str, Any]) -> TriggerSpec:
@@ -203,12 +217,23 @@ class DataPlane:
         return trigger
 
     def remove_trigger(self, namespace: str, name: str) -> bool:
+        """Stop a Trigger and delete its consumer group: a Trigger made again under the
+        same name starts where a new one starts, not where this one stopped."""
         with self._lock:
-            if self._triggers.pop((namespace, name), None) is None:
+            trigger = self._triggers.pop((namespace, name), None)
+            if trigger is None:
                 return False
             self._stop_dispatcher((namespace, name))
             self._stats.pop((namespace, name), None)
             self._delivery.forget((namespace, name))
+            admin = self._admin
+        if admin is not None and self.kafka_problem is None:
+            try:
+                admin.delete_groups([trigger.consumer_group])
+            except KafkaError as error:
+                log.warning("trigger %s/%s: deleting its consumer group %s failed (%s); a "
+                            "Trigger of the same name would resume from its offsets",
+                            namespace, name, trigger.consumer_group, error)
         return True
 
     def brokers(self) -> list[BrokerSpec]:
@@ -279,74 +304,6 @@ class DataPlane:
             raise DataPlaneError("the data plane is not running: call start() first")
         self._publisher.publish(spec, event, ttl=ttl)
 
-    # Kafka going and coming back -----------------------------------------------------------
-    def kafka_lost(self, problem: str) -> None:
-        """Kafka is gone and will come back without its memory (the embedded one died and
-        is being restarted): refuse events now, and put its topics back once it answers."""
-        self._memory_lost = True
-        if self._watch is not None:
-            self._watch.lost(problem)
-
-    def _kafka_down(self, problem: str) -> None:
-        log.error("%s: the ingress answers 503 until it is back", problem)
-        if self.kafka_problem is None:
-            self.kafka_outages += 1
-        self.kafka_problem = problem
-        if self._publisher is not None:
-            self._publisher.unavailable = problem
-
-    def _kafka_up(self) -> bool:
-        """Kafka answers again. A Kafka that lost its memory (the embedded one, restarted)
-        has no topics and no offsets: each topic is created again (a client may have had
-        it created meanwhile) and its Triggers start over from its beginning, so that
-        nothing stored since is skipped. A Kafka that kept its memory only gets the topics
-        it lacks. True once the data plane takes events again."""
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                     client_id="troupe-broker-admin")
-            existing = set(admin.list_topics())
-        except KafkaError as error:
-            log.warning("Kafka answers but cannot be used yet (%s): trying again", error)
-            return False
-        with self._lock:
-            old, self._admin = self._admin, admin
-            forgotten = self._memory_lost
-            brokers = [b for b in self._brokers.values()
-                       if forgotten or b.topic not in existing]
-            for broker in brokers:
-                self._renew_topic(broker)
-        if old is not None:
-            with contextlib.suppress(Exception):  # its connections went with the old Kafka
-                old.close()
-        if brokers and self._publisher is not None:
-            self._publisher.renew()
-        self._memory_lost = False
-        if brokers:
-            log.warning("Kafka is back without what it held for %s: topics created again, "
-                        "Triggers start over on them", ", ".join(f"{b.namespace}/{b.name}"
-                                                     for b in brokers))
-        self.kafka_problem = None
-        if self._publisher is not None:
-            self._publisher.unavailable = None
-        log.info("Kafka at %s answers again: the ingress takes events", self.bootstrap_servers)
-        return True
-
-    def _renew_topic(self, broker: BrokerSpec) -> None:
-        """The topic again, and a reader and dispatchers for it that start at offset 0."""
-        keys = [key for key, trigger in self._triggers.items()
-                if trigger.broker_key == broker.key]
-        reader = self._readers.pop(broker.topic, None)
-        if reader is not None:
-            reader.abandon()
-        for key in keys:
-            self._stop_dispatcher(key)
-        self._create_topic(broker)
-        self._readers[broker.topic] = TopicReader(
-            broker.topic, self._settings,
-            restart_groups=[self._triggers[key].consumer_group for key in keys]).start()
-        for key in keys:
-            self._start_dispatcher(key)
-
     # internals ---------------------------------------------------------------------------
     def _broker_lookup(self, namespace: str, name: str) -> BrokerSpec | None:
         return self._brokers.get((namespace, name))
@@ -362,8 +319,9 @@ class DataPlane:
         assert self._admin is not None
         with contextlib.suppress(TopicAlreadyExistsError):
             self._admin.create_topics([NewTopic(broker.topic, self._partitions, 1)])
-        with contextlib.suppress(TopicAlreadyExistsError):  # one for every Broker
-            self._admin.create_topics([NewTopic(PARKING_TOPIC, 1, 1)])
+        for shared in (PARKING_TOPIC, LEASE_TOPIC):  # one each for every Broker
+            with contextlib.suppress(TopicAlreadyExistsError):
+                self._admin.create_topics([NewTopic(shared, 1, 1)])
 
     def _start_dispatcher(self, key: tuple[str, str]) -> None:
         self._stop_dispatcher(key)

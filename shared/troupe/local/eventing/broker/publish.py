@@ -181,15 +181,18 @@ class Publisher:
             # arrived together with this one.
             self._loop.loop.call_soon(self._produce_turn)
 
-    def park(self, topic: str, key: bytes, value: bytes,
-             headers: list[tuple[str, bytes]]) -> None:
-        """Write a record as it is to `topic` (the parking topic) and wait for Kafka's
-        acknowledgement; PublishFailedError if it does not come."""
+    def write_record(self, topic: str, key: bytes, value: bytes,
+                     headers: list[tuple[str, bytes]] | None = None, *,
+                     wait: bool = True) -> None:
+        """Write a record as it is to `topic` (the parking or the lease topic) and, unless
+        told not to, wait for Kafka's acknowledgement; PublishFailedError if it does not
+        come."""
         if self.unavailable is not None:
             raise PublishFailedError(self.unavailable)
         try:
-            self._producer.send(topic, value=value, key=key, headers=headers).get(
-                timeout=ACK_TIMEOUT_S)
+            future = self._producer.send(topic, value=value, key=key, headers=headers or [])
+            if wait:
+                future.get(timeout=ACK_TIMEOUT_S)
         except KafkaError as error:
             raise PublishFailedError(f"Kafka did not take the record for {topic}: {error}") \
                 from error

@@ -27,14 +27,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
+from troupe.local.eventing.broker.follower import ConsumerSettings, Follower
 from troupe.local.eventing.broker.offsets import commit, measure_lag, start_offsets
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.spec import KafkaRecord
@@ -51,36 +51,6 @@ _IDLE_WAIT_MAX_S: Final = 0.5
 # After an error the reader starts over after this pause, doubled while errors repeat.
 _RESTART_BACKOFF_S: Final = 1.0
 _RESTART_BACKOFF_MAX_S: Final = 10.0
-
-
-@dataclass(frozen=True)
-class ConsumerSettings:
-    bootstrap_servers: str
-    max_in_flight: int = 64
-    initial_offset: str = "latest"
-    # Tansu gathers records for a fetch until this wait is spent: with 2 ms a fetch brought
-    # back one to five small batches, and a Trigger catching up on a backlog (after a
-    # restart, or after being full) crawled at ~200 events/s instead of ~20,000. Latency
-    # does not depend on it: this data plane's own writes are offered on acknowledgement.
-    fetch_max_wait_ms: int = 100
-    max_poll_records: int = 500
-
-
-class Follower(Protocol):
-    """What the reader needs from a Trigger's dispatcher."""
-
-    @property
-    def consumer_group(self) -> str: ...
-    @property
-    def accepting(self) -> bool: ...  # False while all its deliveries are in flight
-    progress: dict[TopicPartition, PartitionProgress]
-    error: str | None  # why its records cannot be read now, if they cannot
-    failures: int  # unexpected errors, counted
-    lag: int
-
-    def accept(self, partition: TopicPartition, record: KafkaRecord,
-               attributes: Attributes) -> None: ...
-    def joined(self) -> None: ...
 
 
 class TopicReader:
@@ -378,6 +348,15 @@ class TopicReader:
                partitions: list[TopicPartition]) -> None:
         with self._lock:
             joining, self._joining = self._joining, []
+        try:
+            self._admit_each(consumer, admin, partitions, joining)
+        except BaseException:
+            with self._lock:  # not admitted yet: they join after the reader starts over
+                self._joining[:0] = [f for f in joining if f not in self._followers]
+            raise
+
+    def _admit_each(self, consumer: KafkaConsumer, admin: KafkaAdminClient,
+                    partitions: list[TopicPartition], joining: list[Follower]) -> None:
         for follower in joining:
             group = follower.consumer_group
             if group in self._restart_groups:  # the topic is new: all of it is theirs

@@ -263,7 +263,7 @@ class TriggerDelivery:
         if publisher is None:
             raise DeliveryAborted  # the data plane is stopping: it stays uncommitted
         try:
-            publisher.park(PARKING_TOPIC, record.key, record.value, record.headers)
+            publisher.write_record(PARKING_TOPIC, record.key, record.value, record.headers)
         except PublishFailedError as error:
             raise ParkingFailedError(
                 f"trigger {trigger.namespace}/{trigger.name}: the event could not be "
