@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_in
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.errors import LocalError
-from troupe.local.runtime import Runtime, RuntimeOptions
+from troupe.local.runtime import STOP_BUDGET_S, Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
 
 _READY_TIMEOUT = 120.0
@@ -146,8 +147,13 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
         stop.wait()
         click.echo("stopping...", err=True)
     finally:
-        runtime.stop()
+        clean = runtime.shutdown()
         (root / RUNTIME_FILE).unlink(missing_ok=True)
+    if not clean:
+        # Threads stuck on what was killed must not hold the exit (nor its atexit hooks).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _up_detached(root: Path, port: int, grace_period: float) -> None:
@@ -197,11 +203,20 @@ def _stop(root: Path) -> None:
         click.echo(f"the runtime is not running for {root}")
         return
     os.kill(info["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 60
+    # The runtime kills what it could not stop within STOP_BUDGET_S; past that, it is
+    # stuck itself: SIGKILL it and the Kafka it started (in a session of its own).
+    deadline = time.monotonic() + STOP_BUDGET_S + 2
     while _alive(info["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _alive(info["pid"]):
-        raise click.ClickException(f"the runtime (pid {info['pid']}) did not stop within 60s")
+        for pid in (info["pid"], info.get("kafka_pid")):
+            if pid and _alive(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        (root / RUNTIME_FILE).unlink(missing_ok=True)
+        click.echo(f"the runtime (pid {info['pid']}) did not stop within "
+                   f"{STOP_BUDGET_S + 2:.0f} s: killed")
+        return
     click.echo("stopped")
 
 
@@ -224,6 +239,7 @@ def status(project: Path | None, as_json: bool) -> None:
         echo_json(state)
         return
     click.echo(f"api {state['api']}   kubeconfig {state['kubeconfig']}")
+    click.echo(f"kafka {state.get('kafka', 'unknown')}")
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
@@ -246,7 +262,9 @@ def status(project: Path | None, as_json: bool) -> None:
                     click.echo(f"    {line}")
     click.echo("RHO: utilisation over the last window; P95 WAIT: the queueing model's "
                "predicted wait for an instance (troupe capacity)")
-    click.echo("\nTRIGGER              BROKER     READY  LAG")
+    click.echo("\nTRIGGER              BROKER     READY  LAG     WHY NOT READY")
     for trigger in state["triggers"]:
+        why = "" if trigger["ready"] else trigger.get("reason") or ""
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "
-                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')}")
+                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')!s:<7} "
+                   f"{why}".rstrip())

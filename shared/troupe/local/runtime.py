@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
@@ -74,6 +75,9 @@ if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-pyth
     from troupe.local.eventing.controller import Eventing
 
 KUBE_CONTEXT = "troupe-local"
+# `troupe down` and Ctrl-C finish within 15 s: the runtime stops what it can in this long,
+# then kills the rest.
+STOP_BUDGET_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,28 @@ class Runtime:
                 field_name, _, problem = message.partition(": ")
                 raise ManifestError(file, resource, field_name, problem)
 
+    def shutdown(self, budget_s: float = STOP_BUDGET_S) -> bool:
+        """`stop()`, given at most `budget_s` seconds: what has not stopped by then (a Kafka
+        that does not answer, a function that ignores its signal, a sink that hangs) is
+        killed with SIGKILL. False if anything had to be killed."""
+        stopping = threading.Thread(target=self.stop, name="runtime-stop", daemon=True)
+        stopping.start()
+        stopping.join(budget_s)
+        if not stopping.is_alive():
+            return True
+        self._say(f"the runtime did not stop within {budget_s:.0f} s: killing what is left")
+        self.kill()
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL every child process now (functions, Prometheus, the embedded Kafka)."""
+        for part in (self.serving, self.observability, self.eventing):
+            if part is not None:
+                try:
+                    part.kill()
+                except Exception as error:  # keep killing the rest
+                    self._say(f"while killing: {error}")
+
     def stop(self) -> None:
         parts, self._parts = self._parts, []
         for stop in reversed(parts):
@@ -341,6 +367,7 @@ class Runtime:
             "api": self.api.url if self.api else None,
             "kubeconfig": str(self.kubeconfig),
             "brokers": self.broker_urls(),
+            "kafka": self.eventing.kafka_status() if self.eventing else "not running",
             "prometheus": self.observability.url if self.observability else None,
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,

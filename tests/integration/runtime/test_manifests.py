@@ -3,7 +3,6 @@ file, resource and field."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 import yaml
 from troupe.local.controlplane.kinds import CONFIGMAP, ROLE, SERVICE
 from troupe.local.controlplane.manifests import ManifestError, load_project
-from troupe.local.eventing.sources.cron import CronError, CronSchedule
 from troupe.local.runtime import Runtime, RuntimeOptions
 
 from .conftest import ECHO, service, write_project
@@ -85,14 +83,3 @@ def test_a_service_whose_function_folder_is_missing_is_refused(tmp_path: Path) -
     with pytest.raises(ManifestError, match=r"no functions/ghost/main\.py"):
         Runtime(RuntimeOptions(tmp_path, data_plane=False, prometheus=False),
                 say=lambda _: None).start()
-
-
-def test_cron_schedules() -> None:
-    every_five = CronSchedule.parse("*/5 * * * *")
-    noon = datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
-    assert every_five.next_after(noon) == datetime(2026, 1, 5, 12, 5, tzinfo=UTC)
-    weekdays = CronSchedule.parse("CRON_TZ=UTC 0 9 * * mon-fri")
-    friday_evening = datetime(2026, 1, 9, 18, 0, tzinfo=UTC)
-    assert weekdays.next_after(friday_evening) == datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
-    with pytest.raises(CronError):
-        CronSchedule.parse("61 * * * *")

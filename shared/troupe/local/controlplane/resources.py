@@ -26,7 +26,7 @@ from troupe.local.controlplane.kinds import (
 )
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
-from troupe.local.eventing.sources.cron import CronError, CronSchedule
+from troupe.local.eventing.sources.cron import CronSchedule
 
 INTERVAL_ANNOTATION: Final = "troupe.dev/interval-seconds"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -172,10 +172,10 @@ def _validate_pingsource(obj: Obj) -> None:
     schedule = _get(obj, "spec.schedule")
     if not isinstance(schedule, str):
         raise InvalidFieldError("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
-    try:
-        CronSchedule.parse(schedule)
-    except CronError as error:
-        raise InvalidFieldError("spec.schedule", str(error)) from None
+    timezone = _get(obj, "spec.timezone")
+    if timezone is not None and not isinstance(timezone, str):
+        raise InvalidFieldError("spec.timezone", "must be an IANA time zone name, e.g. UTC")
+    CronSchedule.parse(schedule, timezone)  # a CronError names spec.schedule or spec.timezone
     interval = (obj["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION)
     if interval is not None:
         try:
@@ -192,6 +192,12 @@ def _validate_kafkasource(obj: Obj) -> None:
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
         raise InvalidFieldError("spec.topics", "needs a list of topic names")
     _validate_destination(obj, "spec.sink")
+    delivery = _get(obj, "spec.delivery")
+    if delivery is not None:
+        if not isinstance(delivery, dict):
+            raise InvalidFieldError("spec.delivery", "must be a mapping")
+        if delivery.get("deadLetterSink") is not None:
+            _validate_destination(obj, "spec.delivery.deadLetterSink")
 
 
 def _validate_destination(obj: Obj, path: str) -> None:

@@ -40,6 +40,15 @@ class ChildProcess:
     def log_path(self) -> Path:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started); its exit code once it has died."""
+        return self._process.poll() if self._process is not None else None
+
     def start(self) -> Self:
         raise NotImplementedError
 
@@ -53,6 +62,12 @@ class ChildProcess:
         except OSError:
             self.stop()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def stop(self) -> None:
         process, self._process = self._process, None

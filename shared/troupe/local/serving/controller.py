@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from troupe.local.controlplane.events import Change
 from troupe.local.controlplane.kinds import CONFIGURATION, REVISION, ROUTE, SERVICE, Kind, Obj
 from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore
+from troupe.local.delivery import DeliveryClient
 from troupe.local.errors import InvalidFieldError
+from troupe.local.host.loop import LoopThread
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.owned import (
@@ -72,6 +74,9 @@ class ServingController:
         self._metrics = metrics
         self._settings = settings
         self._services: dict[tuple[str, str], _ServiceState] = {}
+        # The fronts' calls to function instances, on a loop of their own (delivery/).
+        self._loop = LoopThread("serving-fronts").start()
+        self._client = DeliveryClient(self._loop)
         self._lock = threading.RLock()
         self._instance_listeners: list[Callable[[], None]] = []
         self._stopping = threading.Event()
@@ -102,7 +107,7 @@ class ServingController:
         configuration = self._keep_child(CONFIGURATION, obj, {"template": obj["spec"]["template"]})
         state = self._services.get((namespace, name))
         if state is None:
-            state = _ServiceState(namespace, name, Front(name, self._metrics))
+            state = _ServiceState(namespace, name, Front(name, self._metrics, self._client))
             self._services[(namespace, name)] = state
             self._restore_revisions(state, configuration)
         config_problem = None
@@ -255,7 +260,8 @@ class ServingController:
         for tag in set(state.tag_fronts) - set(tags):
             state.tag_fronts.pop(tag).close()
         for tag, revision_name in tags.items():
-            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics)
+            front = state.tag_fronts.get(tag) or Front(f"{state.name}/{tag}", self._metrics,
+                                                        self._client)
             state.tag_fronts[tag] = front
             pool = state.revisions[revision_name]
             front.route(lambda pool=pool: pool)  # type: ignore[misc]
@@ -391,12 +397,22 @@ class ServingController:
         for pool in state.revisions.values():
             pool.close()
 
+    def kill(self) -> None:
+        """SIGKILL every function process: for a stop that ran out of time."""
+        with self._lock:
+            states = list(self._services.values())
+        for state in states:
+            for pool in list(state.revisions.values()):
+                pool.kill()
+
     def close(self) -> None:
         self._stopping.set()
         with self._lock:
             states, self._services = list(self._services.values()), {}
         for state in states:
             self._shut(state)
+        self._client.stop()
+        self._loop.stop()
 
 
 def _busiest(revisions: list[Obj]) -> Obj:

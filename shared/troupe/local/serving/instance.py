@@ -108,5 +108,10 @@ class Instance:
         # sockets.
         stop_process(self._process, timeout=grace, how=signal.SIGQUIT)
 
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
     def stop_in_background(self) -> None:
         threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()

@@ -317,6 +317,13 @@ class RevisionPool:
         if stopped:
             self._on_change()
 
+    def kill(self) -> None:
+        """SIGKILL every instance: for a stop that ran out of time."""
+        with self._lock:
+            instances = list(self._instances)
+        for instance in instances:
+            instance.kill()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

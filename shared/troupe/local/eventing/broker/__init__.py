@@ -19,10 +19,13 @@ The path of one event, and the module of each step:
 5. **dispatch** (`dispatcher.py`): the Trigger's filter (`filters.py`, from `spec.py`)
    picks records; delivery is bounded, and ordered Triggers go one record at a time per
    partition; `progress.py` commits only what is finished.
-6. **first attempt** (`first_attempt.py`): on the loop, over kept-alive connections,
-   driven by `trigger_delivery.py`.
-7. **retries** (`retries.py`): Knative's retry table and backoff, on worker threads
-   (`workers.py`).
+6. **first attempt** (`troupe.local.delivery.client`): on the loop, over kept-alive
+   connections, driven by `trigger_delivery.py`, the record transcoded to binary-mode
+   HTTP (`http_messages.py`); a record that is not a CloudEvent becomes a dead letter
+   (`unreadable.py`).
+7. **retries** (`troupe.local.delivery.policy`): Knative's retry table and backoff, on
+   worker threads (`workers.py`), each attempt through the same client with a wall-clock
+   deadline and a size cap.
 8. **reply or dead letter** (`trigger_delivery.py`): a 200 with an event is re-published
    through step 2; what fails for good goes to the `deadLetterSink` with the
    `knativeerror*` extensions.

@@ -25,9 +25,9 @@ from troupe.events.errors import EventError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
 from troupe.local.eventing.broker.http11 import Request
 from troupe.local.eventing.broker.ingress_connection import IngressConnection, Respond, UnreadBody
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
 ALLOW: Final = "POST, OPTIONS"
@@ -102,6 +102,10 @@ class IngressServer:
         broker = self._broker(path)
         if broker is None:
             answer(404, f"no broker at {path}: POST to /<namespace>/<broker>", None)
+            return
+        unavailable = self.publisher.unavailable
+        if unavailable is not None:  # not stored: the producer should send it again
+            answer(503, f"{unavailable}; retry later", _RETRY_LATER)
             return
 
         def stored(error: BaseException | None) -> None:
