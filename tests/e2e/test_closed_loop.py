@@ -30,7 +30,7 @@ RETRAIN_STEPS = ["metric-degraded", "training-requested", "training-finished",
                  "model-approved", "model-deployed"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.prometheus,
-              pytest.mark.timeout(600)]
+              pytest.mark.timeout(900)]
 
 
 def troupe(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
