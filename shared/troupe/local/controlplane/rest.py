@@ -235,9 +235,9 @@ class Resources:
                 raise ApiError(415, "UnsupportedMediaType", f"the patch type {content_type!r} "
                                "is not supported here: use a JSON merge patch, a strategic "
                                "merge patch or a JSON patch (server-side apply is not served)")
-        except PatchError as error:
-            raise ApiError(422, "Invalid", f"the patch cannot be applied: {error}",
-                           status.details(target.kind, target.name)) from None
+        except PatchError as error:  # names the field at fault, and the operation's path
+            raise status.invalid(target.kind, target.name, [status.Cause(
+                error.field, f"the patch cannot be applied: {error.problem}")]) from None
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise status.bad_request("the patched object must be a mapping with metadata")
         if not (isinstance(patch, dict) and (patch.get("metadata") or {}).get("resourceVersion")):
