@@ -256,8 +256,10 @@ class Demo:
             time.sleep(0.2)  # polling a counter another thread fills, with a deadline
 
     def _predictor_url(self) -> str:
+        if self.info.get("predictor_url"):  # a cluster-local predictor, port-forwarded
+            return str(self.info["predictor_url"])
         # The same client code a user would run against a cluster: the Service's status.url.
-        cluster = Cluster.connect(self.info["kubeconfig"])
+        cluster = Cluster.connect(self.info["kubeconfig"], self.info.get("context"))
         service = cluster.get_service(self.options.namespace, self.options.predictor)
         url = (service.get("status") or {}).get("url")
         if not url:

@@ -3,6 +3,7 @@ alone (an object store behind it, no controllers), so each change is the test's 
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+from support.polling import wait_until
 from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.kinds import NAMESPACE, TRIGGER
@@ -136,3 +138,19 @@ def test_a_label_selector_sees_an_object_leave_it(
     assert [item["metadata"]["name"] for item in listed["items"]] == ["selected"]
     assert [(change, obj["metadata"]["labels"]["team"]) for change, obj in seen] == [
         ("DELETED", "ml")]
+
+
+def test_a_watch_its_client_left_frees_its_worker() -> None:
+    _, server, _ = serve()
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        for _ in range(3):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}"
+                               "?watch=true")
+            assert connection.getresponse().status == 200  # the stream is open
+            connection.close()  # and abandoned, as a killed `kubectl get -w` leaves it
+
+        wait_until(lambda: server.busy_workers == 0, 10, "the abandoned watches to end")
+    finally:
+        server.close()

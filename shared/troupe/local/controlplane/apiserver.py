@@ -175,9 +175,12 @@ class ApiServer:
         self._objects = objects
         self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
                           checks=checks, routes=routes, bookmark_interval=bookmark_interval)
+        # A request lookahead lets waitress notice a client that went away, which a
+        # watch checks so that an abandoned `kubectl get -w` frees its worker.
         self._server: Any = create_server(
             self.app, host="127.0.0.1", port=port, threads=_THREADS, ident="troupe",
-            clear_untrusted_proxy_headers=True, channel_timeout=300)
+            clear_untrusted_proxy_headers=True, channel_timeout=300,
+            channel_request_lookahead=1)
         self.app.server_address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
@@ -185,6 +188,11 @@ class ApiServer:
     @property
     def port(self) -> int:
         return int(self._server.effective_port)
+
+    @property
+    def busy_workers(self) -> int:
+        """Requests being answered now; an open watch is one until it ends."""
+        return int(self._server.task_dispatcher.active_count)
 
     @property
     def url(self) -> str:

@@ -19,8 +19,10 @@ class Kind:
     kind: str
     plural: str
     short_names: tuple[str, ...] = ()
-    # Every version served, the preferred one first; the schemas of these are identical,
-    # so an object reads the same in each (only its apiVersion differs).
+    # Every version served, the preferred one first. Each is checked against its own
+    # schema; they differ only by fields a newer version adds (KafkaSource v1's SASL
+    # options), so an object is kept as sent and reads the same in each but for its
+    # apiVersion.
     served: tuple[str, ...] = field(default=())
     namespaced: bool = True
     writable: bool = True  # False: kept by a controller, read-only through the API

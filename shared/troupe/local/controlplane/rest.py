@@ -146,7 +146,8 @@ class Resources:
         stream = watch(self._objects, WatchRequest(
             target.kind, target.api_version, target.namespace, selector, version, timeout,
             bookmarks=_flag(request.args.get("allowWatchBookmarks")),
-            send_initial_events=_flag(request.args.get("sendInitialEvents"))),
+            send_initial_events=_flag(request.args.get("sendInitialEvents")),
+            gone=request.environ.get("waitress.client_disconnected", lambda: False)),
             self._render(request, target), self._stopping, self._bookmark_interval)
         return Response(stream, status=200, content_type=_JSON, direct_passthrough=True)
 

@@ -43,10 +43,13 @@ def label_selector(selector: str) -> Selector:
         match = _SET_TERM.match(term)
         if match:
             values = {v.strip() for v in match["values"].split(",") if v.strip()}
-            key, wanted = match["key"], match["op"] == "in"
-            checks.append(lambda labels, key=key, values=values, wanted=wanted:  # type: ignore[misc]
-                          (labels.get(key) in values) == wanted
-                          if wanted or key in labels else True)
+            key = match["key"]
+            if match["op"] == "in":
+                checks.append(lambda labels, key=key, values=values:  # type: ignore[misc]
+                              labels.get(key) in values)
+            else:  # notin: also true of an object without the label, as in Kubernetes
+                checks.append(lambda labels, key=key, values=values:  # type: ignore[misc]
+                              labels.get(key) not in values)
         elif "!=" in term:
             key, value = (part.strip() for part in term.split("!=", 1))
             checks.append(lambda labels, key=key, value=value:  # type: ignore[misc]

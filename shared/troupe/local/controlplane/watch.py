@@ -41,6 +41,7 @@ class WatchRequest:
     timeout: float
     bookmarks: bool
     send_initial_events: bool
+    gone: Callable[[], bool] = lambda: False  # whether the client has disconnected
 
 
 def watch(objects: ObjectStore, request: WatchRequest, render: Callable[[Obj], Obj],
@@ -77,7 +78,7 @@ def watch(objects: ObjectStore, request: WatchRequest, render: Callable[[Obj], O
     else:
         version = request.resource_version
     next_bookmark = time.monotonic() + bookmark_interval
-    while not stopping.is_set():
+    while not stopping.is_set() and not request.gone():
         try:
             events, latest = objects.events.after(version, request.kind)
         except Expired as error:
@@ -100,7 +101,8 @@ def watch(objects: ObjectStore, request: WatchRequest, render: Callable[[Obj], O
         if request.bookmarks and now >= next_bookmark:
             yield bookmark(version)
             next_bookmark = now + bookmark_interval
-        objects.events.wait_past(version, min(deadline, next_bookmark) - now)
+        # At least once a second, to notice a client that left a quiet watch.
+        objects.events.wait_past(version, min(deadline, next_bookmark, now + 1.0) - now)
 
 
 def _change_seen(event: Event, visible: Callable[[Obj], bool]) -> str | None:
