@@ -82,6 +82,7 @@ class Case:
     steady: Waits  # ciw, a long run
     finite: Waits  # ciw, runs as long as the measurement's, from empty, averaged
     measured: Waits
+    runtime_mean: float  # the activator's own mean wait (its histogram), warm-up included
     lateness: float
 
     @property
@@ -121,15 +122,25 @@ def _finite(rate: float, service_time: float, hold: float, distribution: str,
     return Waits(float(np.mean([r.mean for r in runs])), float(np.mean([r.p95 for r in runs])))
 
 
-def _invocations(runtime: Runtime, service: str) -> tuple[float, float]:
-    """(sum, count) of the revision's service-time histogram, in the runtime's registry."""
+def _histogram(runtime: Runtime, metric: str, service: str, **extra: str) -> tuple[float, float]:
+    """(sum, count) of one of the revision's histograms, in the runtime's registry."""
     registry = runtime.metrics.registry
     labels = {"k8s_namespace_name": "troupe", "kn_service_name": service,
-              "kn_configuration_name": service, "kn_revision_name": f"{service}-00001",
-              "http_response_status_code": "200"}
-    total = registry.get_sample_value("kn_serving_invocation_duration_seconds_sum", labels)
-    count = registry.get_sample_value("kn_serving_invocation_duration_seconds_count", labels)
+              "kn_configuration_name": service, "kn_revision_name": f"{service}-00001", **extra}
+    total = registry.get_sample_value(f"{metric}_sum", labels)
+    count = registry.get_sample_value(f"{metric}_count", labels)
     return float(total or 0.0), float(count or 0.0)
+
+
+def _invocations(runtime: Runtime, service: str) -> tuple[float, float]:
+    """The service-time histogram: how long requests held their slots."""
+    return _histogram(runtime, "kn_serving_invocation_duration_seconds", service,
+                      http_response_status_code="200")
+
+
+def _queue_waits(runtime: Runtime, service: str) -> tuple[float, float]:
+    """The activator's own queue-wait histogram."""
+    return _histogram(runtime, "troupe_revision_request_queue_wait_seconds", service)
 
 
 def _mean_between(before: tuple[float, float], after: tuple[float, float]) -> float:
@@ -172,9 +183,10 @@ def _model_against_measurement() -> list[Case]:
                     rest = SERVICE_TIME - hold
                     rng = random.Random(f"{distribution}-{c}-{rho}")
                     arrivals = _arrivals(distribution, rho * c / SERVICE_TIME, rest, rng)
-                    before = _invocations(runtime, name)
+                    before, waited = _invocations(runtime, name), _queue_waits(runtime, name)
                     outcomes = drive(url, arrivals)
                     service_time = _mean_between(before, _invocations(runtime, name))
+                    runtime_mean = _mean_between(waited, _queue_waits(runtime, name))
                     holds.append(service_time - float(np.mean([a.sleep for a in arrivals])))
                     if any(o.started is None for o in outcomes):
                         raise RuntimeError(f"{name} failed requests at rho {rho}")
@@ -194,7 +206,7 @@ def _model_against_measurement() -> list[Case]:
                                   seed=len(cases) + 1),
                         _finite(rate, service_time, fixed, distribution, c, len(outcomes)),
                         _waits([w for o in outcomes if (w := o.wait(cost)) is not None]),
-                        lateness(outcomes)))
+                        runtime_mean, lateness(outcomes)))
     return cases
 
 
@@ -209,10 +221,11 @@ def _table(cases: list[Case]) -> str:
     header = (f"{'service':<13} {'c':>1} {'rho':>4} {'(got)':>5} {'s ms':>5} | "
               + " | ".join(f"{stat + ' wait ms: model':>19} {'ciw':>7} {'ciw N':>7} "
                            f"{'measured':>8} {'m/model':>7} {'ciw/mod':>7} {'m/ciw N':>7}"
-                           for stat in STATS))
+                           for stat in STATS) + f" | {'activator mean':>14}")
     lines = ["waits: the model (troupe.capacity), ciw over a long run, ciw over runs of "
-             f"{REQUESTS} requests from empty (averaged over {REPLICATIONS}), and the "
-             "measurement (troupe up)", header, "-" * len(header)]
+             f"{REQUESTS} requests from empty (averaged over {REPLICATIONS}), the measurement "
+             "(troupe up, as the handler saw it), and the activator's own mean (its "
+             "histogram, warm-up included)", header, "-" * len(header)]
     for case in cases:
         model = case.model or Waits(math.nan, math.nan)
         cells = []
@@ -224,7 +237,7 @@ def _table(cases: list[Case]) -> str:
                          f"{_ratio(steady, predicted):>7} {_ratio(measured, finite):>7}")
         lines.append(f"{case.distribution:<13} {case.servers:>1} {case.rho:>4} "
                      f"{case.utilization:>5.2f} {case.service_time * ms:>5.1f} | "
-                     + " | ".join(cells))
+                     + " | ".join(cells) + f" | {case.runtime_mean * ms:>14.2f}")
     return "\n".join(lines)
 
 
