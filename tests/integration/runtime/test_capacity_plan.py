@@ -194,8 +194,13 @@ def test_apply_patches_the_recommendation_and_sizes_each_triggers_partitions(
     assert any_order["partitions"] == 1  # a few deliveries in flight, far below 500
     assert any("echo-any-order" in note for note in in_order["notes"])  # shared subscriber
 
-    # Applying again changes nothing: no patch, so no revision for nothing.
-    again = CliRunner().invoke(cli, [*command, "--apply"])
+    # Applying again changes nothing: no patch, so no revision for nothing. The tables
+    # say so, and show both Triggers' partitions.
+    again = CliRunner().invoke(cli, [c for c in command if c != "--json"] + ["--apply"],
+                               env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
-    [row] = json.loads(again.output)["services"]
-    assert row["applied"] == {"patch": None, "note": "not patched: already as recommended"}
+    assert "echo: not patched: already as recommended" in again.output
+    assert "Kafka partitions per Trigger" in again.output
+    rows = {line.split()[1]: line for line in again.output.splitlines()
+            if "echo-in-order" in line or "echo-any-order" in line}
+    assert "ordered" in rows["echo-in-order"] and "unordered" in rows["echo-any-order"]
