@@ -11,11 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from typing import Final
 
 from troupe.local.delivery import AttemptFailed, DeliveryClient, Response
-from troupe.local.host.loopback_http import KeepAliveHandler
+from troupe.local.host.loopback_http import BoundedThreadingHTTPServer, KeepAliveHandler
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.pool import RevisionPool, Unavailable
 
@@ -47,8 +46,7 @@ class Split:
             return self._targets[best][0]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(BoundedThreadingHTTPServer):
     request_queue_size = 256  # a burst of concurrent requests must not overflow the backlog
     choose: Callable[[], RevisionPool | None]
     service: str
@@ -146,8 +144,10 @@ class Front:
     """One listener on 127.0.0.1; `choose` says which revision pool gets each request."""
 
     def __init__(self, service: str, metrics: RuntimeMetrics, client: DeliveryClient,
-                 port: int = 0) -> None:
+                 port: int = 0, *, max_connections: int | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _ProxyHandler)
+        if max_connections is not None:
+            self._server.max_connections = max_connections
         self._server.client = client
         self._server.service = service
         self._server.metrics = metrics

@@ -30,6 +30,7 @@ from troupe.local.delivery import DeliveryClient
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
 from troupe.local.eventing.broker.ingress import IngressServer
+from troupe.local.eventing.broker.ingress_connection import Timeouts
 from troupe.local.eventing.broker.kafka_watch import KafkaWatch
 from troupe.local.eventing.broker.lease import LEASE_TOPIC, Leases
 from troupe.local.eventing.broker.parking import PARKING_TOPIC
@@ -71,12 +72,16 @@ class DataPlane(KafkaRecovery):
         max_in_flight: int = 64,
         initial_offset: str = "latest",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        ingress_timeouts: Timeouts | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.default_namespace = default_namespace
         self._port = port
         self._partitions = partitions
         self._max_event_bytes = max_event_bytes
+        self._ingress_timeouts = ingress_timeouts
+        self._max_connections = max_connections
         self._settings = ConsumerSettings(bootstrap_servers, max_in_flight, initial_offset)
         self._lock = threading.RLock()
         self._brokers: dict[tuple[str, str], BrokerSpec] = {}
@@ -109,7 +114,8 @@ class DataPlane(KafkaRecovery):
         self._leases = Leases(self.bootstrap_servers, lambda topic, key, value, wait:
                               publisher.write_record(topic, key, value, wait=wait)).start()
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,
-                                      self._loop)
+                                      self._loop, timeouts=self._ingress_timeouts,
+                                      max_connections=self._max_connections)
         self._ingress.start()
         self._client = DeliveryClient(self._loop)
         self._delivery.attach(self._client, self._publisher)

@@ -5,7 +5,8 @@ Two data planes running the same Broker on the same Kafka would both deliver eve
 other's commits. So a data plane claims each of its Brokers before running it: it reads
 the latest heartbeat for the Broker's topic on LEASE_TOPIC, and if another data plane
 wrote one within EXPIRY_S, it waits for that one to age out (a data plane killed a moment
-ago stops renewing) and refuses the Broker if it does not. It then renews its own every
+ago stops renewing; one killed on this machine is seen gone at once) and refuses the
+Broker if it does not. It then renews its own every
 HEARTBEAT_S, and releases it when it stops or drops the Broker.
 """
 
@@ -132,4 +133,18 @@ class Leases:
             consumer.close()
         if latest is None or latest.get("id") == self.owner["id"]:
             return None
+        if latest.get("host") == self.owner["host"] and not _alive(latest.get("pid")):
+            return None  # killed on this machine: no need to wait for its lease to age out
         return latest if time.time() - float(latest.get("at", 0)) < EXPIRY_S else None
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # cannot tell: let the heartbeat decide
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
