@@ -2,9 +2,11 @@
 
 The revision's environment names the model (TROUPE_MODEL_URI, TROUPE_MODEL_SHA256,
 TROUPE_MODEL_VERSION); it is loaded once, after its checksum is verified. Each prediction
-gets an id so that ground truth can be sent later (`:feedback`); the labeled/correct
-counters that feedback drives are what the monitor turns into accuracy. Recent inputs are
-kept in a sliding window and compared with the training data's baseline (PSI).
+gets a signed id so that ground truth can be sent later (`:feedback`, taken in
+predictor_feedback.py); the labeled/correct counters that feedback drives are what the
+monitor turns into accuracy. Recent inputs are kept in a sliding window and compared with
+the training data's baseline (PSI). Bodies are parsed by predictor_body.py, which counts
+instances as it goes.
 
 The HTTP routes live in handler.py; this module is the serving logic, free of Flask. (Its
 name is unique across function folders, as tests import several functions in one process.)
