@@ -250,7 +250,11 @@ class Runtime:
             self.objects.create(kind, admit(kind, version, as_applied(manifest, file), None,
                                             "Strict").obj)
             return
-        updated = admit(kind, version, applied_onto(live, manifest, file), live, "Strict").obj
+        candidate = applied_onto(live, manifest, file)
+        # Status is the controllers' to write: a manifest never sets it, and kinds without
+        # one (a ServiceAccount) would be refused for the empty status the store keeps.
+        candidate.pop("status", None)
+        updated = admit(kind, version, candidate, live, "Strict").obj
         if {**updated, "status": None} != {**live, "status": None}:
             self.objects.replace(kind, updated)
 
