@@ -23,6 +23,7 @@ from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_in
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.errors import LocalError
+from troupe.local.host.processes import process_alive
 from troupe.local.runtime import STOP_BUDGET_S, Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
 
@@ -32,19 +33,9 @@ _project_option = click.option(
     help="The project folder holding knative/ and eventing/ (default: this repository).")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_info(project: Path) -> dict[str, Any] | None:
     info = runtime_info(project)
-    if info and isinstance(info.get("pid"), int) and _alive(info["pid"]):
+    if info and isinstance(info.get("pid"), int) and process_alive(info["pid"]):
         return info
     return None
 
@@ -206,11 +197,11 @@ def _stop(root: Path) -> None:
     # The runtime kills what it could not stop within STOP_BUDGET_S; past that, it is
     # stuck itself: SIGKILL it and the Kafka it started (in a session of its own).
     deadline = time.monotonic() + STOP_BUDGET_S + 2
-    while _alive(info["pid"]) and time.monotonic() < deadline:
+    while process_alive(info["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(info["pid"]):
+    if process_alive(info["pid"]):
         for pid in (info["pid"], info.get("kafka_pid")):
-            if pid and _alive(pid):
+            if pid and process_alive(pid):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         (root / RUNTIME_FILE).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from troupe.local.eventing.broker.errors import DataPlaneError
+from troupe.local.host.processes import process_alive
 
 LEASE_TOPIC: Final = "troupe-data-plane-leases"
 HEARTBEAT_S: Final = 2.0
@@ -141,10 +142,4 @@ class Leases:
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return True  # cannot tell: let the heartbeat decide
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
