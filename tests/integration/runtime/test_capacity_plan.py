@@ -53,7 +53,7 @@ def _drive_and_scrape(runtime: Runtime, prometheus: str, url: str) -> None:
     assert _drive_poisson(url) == [200] * REQUESTS
     arrivals = 'sum(http_server_request_duration_seconds_count{kn_service_name="echo"})'
     wait_until(lambda: [r for r in _query(prometheus, arrivals)
-                        if float(r["value"][1]) >= REQUESTS + 1], 30,
+                        if float(r["value"][1]) >= REQUESTS + 1], 60,
                "Prometheus to scrape every request")
 
 
@@ -179,7 +179,7 @@ def test_apply_patches_the_recommendation_and_sizes_each_triggers_partitions(
         str(recommended["target"]), recommended["container_concurrency"])
     # The changed template made a revision, as on Knative.
     wait_until(lambda: service_status(runtime, "echo")["traffic"][0]["revisionName"]
-               == "echo-00002", 15, "the patched template to become echo-00002")
+               == "echo-00002", 60, "the patched template to become echo-00002 (probed ready)")
 
     triggers = {t["trigger"]: t for t in answer["triggers"]}
     assert set(triggers) == {"echo-in-order", "echo-any-order"}
