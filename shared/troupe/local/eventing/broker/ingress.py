@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import socket
 from collections.abc import Callable
@@ -174,12 +175,17 @@ class IngressServer:
 
 
 def default_max_connections() -> int:
-    """Connections the ingress takes at once: half of what this process may open (the rest
-    is for Kafka, subscribers and the runtime), at most _MAX_CONNECTIONS."""
+    """Connections the ingress takes at once: half of the files this process may still open
+    (the rest is for Kafka, subscribers, and answering 503 past the cap), at most
+    _MAX_CONNECTIONS."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return _MAX_CONNECTIONS
-    return max(8, min(_MAX_CONNECTIONS, soft // 2))
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux: guess
+        in_use = 64
+    return max(8, min(_MAX_CONNECTIONS, (soft - in_use) // 2))
 
 
 class _Busy(asyncio.Protocol):
