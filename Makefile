@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus kubectl clean lock
+.PHONY: demo test lint bench prometheus kubectl clean lock kubectl
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
