@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus kubectl clean lock kubectl
+.PHONY: demo test lint bench prometheus kubectl clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
