@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +20,7 @@ from troupe.local.runtime import Runtime
 from .conftest import StartRuntime, service, service_status
 
 STAMP = '''
-import time
+import os, time
 from flask import Flask, request
 app = Flask(__name__)
 
@@ -27,6 +28,11 @@ app = Flask(__name__)
 def index():
     started = time.monotonic()
     time.sleep(float(request.args.get("sleep", 0)))
+    # A blocker can instead hold its slot until the test releases it by creating a file,
+    # so that a slow machine cannot let it finish before the queue behind it is built.
+    release = request.args.get("until")
+    while release and not os.path.exists(release) and time.monotonic() - started < 60:
+        time.sleep(0.01)
     return {"started": started, "id": request.headers.get("ce-id")}
 '''
 PRIORITIES = "type=dev.example.urgent:high, type=dev.example.routine:low"
@@ -51,8 +57,9 @@ def _start(wait_slo: str, start_runtime: StartRuntime) -> tuple[Runtime, str]:
 
 
 def _send(pool: ThreadPoolExecutor, url: str, event_id: str, event_type: str,
-          sleep: float) -> Future[requests.Response]:
-    return pool.submit(requests.post, f"{url}/?sleep={sleep}", timeout=60, data=b"{}",
+          sleep: float, until: Path | None = None) -> Future[requests.Response]:
+    query = {"sleep": sleep, **({"until": str(until)} if until else {})}
+    return pool.submit(requests.post, url, params=query, timeout=90, data=b"{}",
                        headers={"ce-specversion": "1.0", "ce-id": event_id,
                                 "ce-source": "/test", "ce-type": event_type,
                                 "content-type": "application/json"})
@@ -64,17 +71,19 @@ def _started_order(futures: list[Future[requests.Response]]) -> list[str]:
     return [a.json()["id"] for a in sorted(answers, key=lambda a: a.json()["started"])]
 
 
-def _queue_behind_a_blocker(runtime: Runtime, url: str, blocker: float,
+def _queue_behind_a_blocker(runtime: Runtime, url: str, release: Path,
                             events: list[tuple[str, str, float]]) -> list[str]:
-    """Hold the slot for `blocker` s, queue (id, type, sleep) events in order; returns
-    the ids in the order they started."""
+    """Hold the slot until `release` exists, queue (id, type, sleep) events in order;
+    returns the ids in the order they started."""
     with ThreadPoolExecutor(len(events) + 1) as pool:
-        first = _send(pool, url, "blocker", "dev.example.other", blocker)
+        first = _send(pool, url, "blocker", "dev.example.other", 0, until=release)
         futures: list[Future[requests.Response]] = []
         for queued, (event_id, event_type, sleep) in enumerate(events, start=1):
             futures.append(_send(pool, url, event_id, event_type, sleep))
-            wait_until(lambda queued=queued: _queued(runtime) == queued, 10,
+            wait_until(lambda queued=queued: _queued(runtime) == queued, 20,
                        f"{event_id} to wait in the activator")
+        assert not first.done()
+        release.touch()
         assert first.result().status_code == 200
         return _started_order(futures)
 
@@ -84,11 +93,12 @@ def _promotions(runtime: Runtime) -> int:
     return int(revision["promotions"])
 
 
-def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRuntime) -> None:
+def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRuntime,
+                                                          tmp_path: Path) -> None:
     runtime, url = _start("30s@p95", start_runtime)  # a bound no request comes near
 
-    # The blocker holds the slot long enough for all five to queue on a loaded machine.
-    order = _queue_behind_a_blocker(runtime, url, 5.0, [
+    # The blocker holds the slot until all five are seen waiting, however slow the machine.
+    order = _queue_behind_a_blocker(runtime, url, tmp_path / "release", [
         ("low-1", "dev.example.routine", 0.1), ("low-2", "dev.example.routine", 0.1),
         ("high-1", "dev.example.urgent", 0.1), ("normal-1", "dev.example.other", 0.1),
         ("high-2", "dev.example.urgent", 0.1)])
