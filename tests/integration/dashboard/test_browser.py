@@ -14,7 +14,7 @@ from support.polling import wait_until
 from troupe.client.broker import post_event
 from troupe.client.eventlog import read_events
 from troupe.events import TRAINING_FAILED, make_event
-from troupe.local.controlplane.resources import SERVICE, TRIGGER
+from troupe.local.controlplane.kinds import SERVICE, TRIGGER
 
 from .conftest import MODEL, REPO, RUN_STEPS, DemoRuntime
 

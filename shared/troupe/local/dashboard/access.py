@@ -25,16 +25,24 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
 
 
+# What the kubeconfig holds until the API checks a bearer token of its own per run: a
+# fixed name, not a secret, so the dashboard never takes it for one.
+_PLACEHOLDER_TOKENS: Final = frozenset({"troupe-local"})
+
+
 def api_token(kubeconfig: Path) -> str:
-    """The API's bearer token, from the kubeconfig the runtime writes; a random one of the
-    dashboard's own when that file has none. The one place the dashboard's token comes
-    from, so that it follows the API's wherever that is kept."""
+    """The token that opens the dashboard: the one place it comes from, so that it is the
+    API's own once the API has one. That is the bearer token of the kubeconfig the runtime
+    writes (owner-only); while that holds only a placeholder, a random token made for this
+    run, which the link `troupe up` and `troupe dashboard` print carries."""
     try:
         config = yaml.safe_load(kubeconfig.read_text())
         token = config["users"][0]["user"]["token"]
     except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
         token = None
-    return token if isinstance(token, str) and token else secrets.token_urlsafe(32)
+    if isinstance(token, str) and token and token not in _PLACEHOLDER_TOKENS:
+        return token
+    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

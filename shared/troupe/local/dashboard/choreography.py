@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from troupe.events import VOCABULARY, is_known, resolve
+from troupe.local.controlplane.kinds import KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER, Obj
 from troupe.local.controlplane.objects import ObjectStore
-from troupe.local.controlplane.resources import KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER, Obj
 from troupe.local.dashboard.declarations import Declarations
 from troupe.local.dashboard.http import Request, Response, Route, json_response
 from troupe.local.errors import LocalError

@@ -24,8 +24,8 @@ from troupe.events import (
     MODEL_ROLLED_BACK,
     resolve,
 )
+from troupe.local.controlplane.kinds import REVISION, SERVICE, Obj
 from troupe.local.controlplane.objects import NotFound, ObjectStore
-from troupe.local.controlplane.resources import REVISION, SERVICE, Obj
 from troupe.local.dashboard.event_feed import EventFeed, event_time
 from troupe.local.dashboard.http import Request, Response, Route, json_response
 from troupe.store import Store, StoreError

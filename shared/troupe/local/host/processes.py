@@ -3,12 +3,24 @@ way: output appended to a log file, and a stop that escalates to SIGKILL."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def stop_process(
@@ -40,6 +52,15 @@ class ChildProcess:
     def log_path(self) -> Path:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started); its exit code once it has died."""
+        return self._process.poll() if self._process is not None else None
+
     def start(self) -> Self:
         raise NotImplementedError
 
@@ -53,6 +74,12 @@ class ChildProcess:
         except OSError:
             self.stop()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def stop(self) -> None:
         process, self._process = self._process, None

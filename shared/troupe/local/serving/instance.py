@@ -92,6 +92,11 @@ class Instance:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process' exit status once it has ended, as Knative's ExitCode<N> reports it."""
+        return self._process.poll() if self._process is not None else None
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -103,6 +108,11 @@ class Instance:
         # shutdown (SIGQUIT) loses nothing and skips its graceful wait for idle keep-alive
         # sockets.
         stop_process(self._process, timeout=grace, how=signal.SIGQUIT)
+
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
 
     def stop_in_background(self) -> None:
         threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()

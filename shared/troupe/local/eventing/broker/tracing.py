@@ -5,18 +5,24 @@ trace across the broker as it is across the functions.
 The ingress writes its own span's context into the event's `traceparent` (starting a trace
 for an event that has none), so what happens to the event after it is stored descends from
 the ingress; each attempt sends its own span's context, so the subscriber's span is a child
-of the attempt that reached it. Spans go to a `SpanSink` (the runtime's SpanRecorder),
-which records a tuple; nothing here runs unless the data plane was given one.
+of the attempt that reached it. Nothing here runs unless the data plane was given a
+`SpanSink` (the runtime's SpanRecorder).
+
+Cost: this runs once or twice per event on the data plane's hot path, so it does the least
+it can there. It reads the ids it must propagate, stamps the clock, and hands the sink a
+tuple of what it saw (header values still as they came, exceptions still unformatted).
+Naming the span, decoding its attributes and building its record happen in the sink's
+own thread, a batch at a time (`_ingress_span` and the other `_..._span(s)` below).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, RUNID, TRACEPARENT
 from troupe.traces import (
@@ -29,6 +35,7 @@ from troupe.traces import (
     STATUS_CODE,
     TRIGGER,
     Role,
+    SpanRecord,
     format_traceparent,
     parse_traceparent,
 )
@@ -36,13 +43,22 @@ from troupe.traces import RUNID as RUNID_ATTRIBUTE
 from troupe.traces.records import AttributeValue
 
 _KAFKA_TRACEPARENT: Final = f"ce_{TRACEPARENT}"
+_KAFKA_RUNID: Final = f"ce_{RUNID}"
 _HTTP_TRACEPARENT: Final = f"ce-{TRACEPARENT}"
+_HTTP_ARRIVALTIME: Final = f"ce-{KNATIVE_ARRIVALTIME}"
+
+# Called in the sink's thread as expand(service, *fields): the span records of one entry.
+ExpandSpans = Callable[..., Iterable[SpanRecord]]
 
 
 class SpanSink(Protocol):
     def record(self, name: str, trace_id: str, span_id: str, parent_id: str | None,
                start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
-               error: str | None = None) -> None: ...
+               error: str | None = None) -> None:
+        """A finished span, ready as it is."""
+
+    def defer(self, expand: ExpandSpans, *fields: Any) -> None:
+        """Spans to be made later, off the caller's thread, by `expand(service, *fields)`."""
 
 
 def _span_id() -> str:
@@ -53,26 +69,27 @@ def _trace_id() -> str:
     return f"{random.getrandbits(128) or 1:032x}"
 
 
-@dataclass(slots=True)
-class IngressSpan:
-    trace_id: str
-    span_id: str
-    parent_id: str | None
-    start_ns: int
-    attributes: dict[str, AttributeValue]
+# (trace id, span id, parent span id, start, broker, then the record's ce_type, ce_id and
+# ce_runid headers as Kafka carries them): a tuple, the cheapest thing to make per event.
+IngressSpan = tuple[str, str, str | None, int, str, bytes | None, bytes | None, bytes | None]
 
 
 @dataclass(slots=True)
 class DeliveryTrace:
-    """One event on its way to one Trigger's subscriber: the spans of its hop."""
+    """One event on its way to one Trigger's subscriber: what its hop's spans share."""
 
     trace_id: str
     parent_id: str  # the ingress span the event came out of
-    arrived_ns: int | None
-    attributes: dict[str, AttributeValue]
-    attempts: int = 0
-    queued: bool = False
-    open_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    arrived: str | None  # the knativearrivaltime header, parsed only when a span is made
+    trigger: str
+    service: str
+    event_type: str
+    event_id: str
+    attempts: int = 0  # made so far; the first one also ends the wait in Kafka
+
+
+# (span id, attempt number, start, the arrival time when this attempt ended the wait).
+AttemptSpan = tuple[str, int, int, str | None]
 
 
 class DataPlaneTracing:
@@ -83,23 +100,17 @@ class DataPlaneTracing:
     def ingress(self, broker: str, headers: dict[str, bytes]) -> IngressSpan:
         """Open the ingress span of a record about to be written, and put its context in
         the record's traceparent."""
-        parent = parse_traceparent(_text(headers.get(_KAFKA_TRACEPARENT)))
+        raw = headers.get(_KAFKA_TRACEPARENT)
+        parent = _own_context(raw.decode("ascii", "replace")) if raw is not None else None
         trace_id, parent_id = parent if parent else (_trace_id(), None)
-        span = IngressSpan(trace_id, _span_id(), parent_id, time.time_ns(), {
-            ROLE: Role.INGRESS.value, BROKER: broker,
-            EVENT_TYPE: _text(headers.get("ce_type")) or "",
-            EVENT_ID: _text(headers.get("ce_id")) or ""})
-        runid = _text(headers.get(f"ce_{RUNID}"))
-        if runid:
-            span.attributes[RUNID_ATTRIBUTE] = runid
-        headers[_KAFKA_TRACEPARENT] = format_traceparent(trace_id, span.span_id).encode()
-        return span
+        span_id = _span_id()
+        headers[_KAFKA_TRACEPARENT] = f"00-{trace_id}-{span_id}-01".encode()
+        return (trace_id, span_id, parent_id, time.time_ns(), broker, headers.get("ce_type"),
+                headers.get("ce_id"), headers.get(_KAFKA_RUNID))
 
     def ingress_settled(self, span: IngressSpan, error: BaseException | None) -> None:
         """Kafka acknowledged the write, or failed it."""
-        self._sink.record(f"ingress {span.attributes[BROKER]}", span.trace_id, span.span_id,
-                          span.parent_id, span.start_ns, time.time_ns(), span.attributes,
-                          f"{type(error).__name__}: {error}" if error else None)
+        self._sink.defer(_ingress_span, span, time.time_ns(), error)
 
     # delivery ----------------------------------------------------------------------------
     def delivery(self, trigger: str, service: str,
@@ -109,57 +120,80 @@ class DataPlaneTracing:
         parent = _own_context(headers.get(_HTTP_TRACEPARENT))
         if parent is None:
             return None
-        return DeliveryTrace(parent[0], parent[1], _arrival_ns(headers), {
-            TRIGGER: trigger, SERVICE: service, EVENT_TYPE: headers.get("ce-type", ""),
-            EVENT_ID: headers.get("ce-id", "")})
+        return DeliveryTrace(parent[0], parent[1], headers.get(_HTTP_ARRIVALTIME), trigger,
+                             service, headers.get("ce-type", ""), headers.get("ce-id", ""))
 
-    def attempt(self, trace: DeliveryTrace, headers: Mapping[str, str]) -> tuple[dict[str, str],
-                                                                                   str]:
-        """Open the next attempt's span: the headers to send (carrying its context) and
-        its id. The first attempt also closes the wait in Kafka."""
-        now = time.time_ns()
-        if not trace.queued:
-            trace.queued = True
-            if trace.arrived_ns is not None:
-                self._sink.record(f"queue {trace.attributes[TRIGGER]}", trace.trace_id,
-                                  _span_id(), trace.parent_id, trace.arrived_ns, now, {
-                                      ROLE: Role.QUEUE.value, TRIGGER: trace.attributes[TRIGGER],
-                                      EVENT_ID: trace.attributes[EVENT_ID]})
+    def attempt(self, trace: DeliveryTrace, headers: dict[str, str]) -> AttemptSpan:
+        """Open the next attempt's span, and put its context in `headers`, which are about
+        to be sent (attempts of one event go one after another, each with its own)."""
+        span_id = _span_id()
+        headers[_HTTP_TRACEPARENT] = f"00-{trace.trace_id}-{span_id}-01"
         trace.attempts += 1
-        span_id = _span_id()
-        trace.open_attempts[span_id] = (trace.attempts, now)
-        sent = dict(headers)
-        sent[_HTTP_TRACEPARENT] = format_traceparent(trace.trace_id, span_id)
-        return sent, span_id
+        return (span_id, trace.attempts, time.time_ns(),
+                trace.arrived if trace.attempts == 1 else None)
 
-    def attempt_done(self, trace: DeliveryTrace, span_id: str, status: int | None,
+    def attempt_done(self, trace: DeliveryTrace, attempt: AttemptSpan, status: int | None,
                      error: str | None = None) -> None:
-        number, start = trace.open_attempts.pop(span_id)
-        attributes: dict[str, AttributeValue] = {ROLE: Role.DELIVERY.value, ATTEMPT: number,
-                                                 **trace.attributes}
-        if status is not None:
-            attributes[STATUS_CODE] = status
-        failed = error or (f"HTTP {status}" if status is not None and status >= 300 else None)
-        self._sink.record(f"deliver {trace.attributes[TRIGGER]}", trace.trace_id, span_id,
-                          trace.parent_id, start, time.time_ns(), attributes, failed)
+        self._sink.defer(_delivery_spans, trace, attempt, time.time_ns(), status, error)
 
-    def dead_letter_started(self, trace: DeliveryTrace,
-                            headers: Mapping[str, str]) -> tuple[dict[str, str], str, int]:
-        """The dead letter's headers (the sink's span becomes its child), span id, start."""
+    def dead_letter_started(self, trace: DeliveryTrace, headers: dict[str, str]) -> AttemptSpan:
+        """The dead letter's span, its context put in `headers` (the sink's span becomes
+        its child)."""
         span_id = _span_id()
-        sent = dict(headers)
-        sent[_HTTP_TRACEPARENT] = format_traceparent(trace.trace_id, span_id)
-        return sent, span_id, time.time_ns()
+        headers[_HTTP_TRACEPARENT] = f"00-{trace.trace_id}-{span_id}-01"
+        return span_id, 0, time.time_ns(), None
 
-    def dead_lettered(self, trace: DeliveryTrace, span_id: str, start_ns: int,
-                      status: int | None, error: str | None) -> None:
-        attributes: dict[str, AttributeValue] = {
-            ROLE: Role.DEAD_LETTER.value, TRIGGER: trace.attributes[TRIGGER],
-            EVENT_ID: trace.attributes[EVENT_ID]}
-        if status is not None:
-            attributes[STATUS_CODE] = status
-        self._sink.record(f"dead-letter {trace.attributes[TRIGGER]}", trace.trace_id, span_id,
-                          trace.parent_id, start_ns, time.time_ns(), attributes, error)
+    def dead_lettered(self, trace: DeliveryTrace, letter: AttemptSpan, status: int | None,
+                      error: str | None) -> None:
+        self._sink.defer(_dead_letter_span, trace, letter, time.time_ns(), status, error)
+
+
+# In the sink's thread: the span records of what the hot path handed over. -----------------
+def _ingress_span(service: str, span: IngressSpan, end_ns: int,
+                  error: BaseException | None) -> list[SpanRecord]:
+    trace_id, span_id, parent_id, start_ns, broker, event_type, event_id, runid = span
+    attributes: dict[str, AttributeValue] = {
+        ROLE: Role.INGRESS.value, BROKER: broker, EVENT_TYPE: _text(event_type),
+        EVENT_ID: _text(event_id)}
+    if runid:
+        attributes[RUNID_ATTRIBUTE] = _text(runid)
+    return [SpanRecord(trace_id, span_id, parent_id, f"ingress {broker}", service, start_ns,
+                       end_ns, f"{type(error).__name__}: {error}" if error else None,
+                       attributes)]
+
+
+def _delivery_spans(service: str, trace: DeliveryTrace, attempt: AttemptSpan, end_ns: int,
+                    status: int | None, error: str | None) -> list[SpanRecord]:
+    """The attempt's span, and before it the wait in Kafka when this attempt ended it."""
+    span_id, number, start_ns, arrived = attempt
+    spans = []
+    arrived_ns = _arrival_ns(arrived)
+    if arrived_ns is not None:
+        spans.append(SpanRecord(trace.trace_id, _span_id(), trace.parent_id,
+                                f"queue {trace.trigger}", service, arrived_ns, start_ns, None,
+                                {ROLE: Role.QUEUE.value, TRIGGER: trace.trigger,
+                                 EVENT_ID: trace.event_id}))
+    attributes: dict[str, AttributeValue] = {
+        ROLE: Role.DELIVERY.value, ATTEMPT: number, TRIGGER: trace.trigger,
+        SERVICE: trace.service, EVENT_TYPE: trace.event_type, EVENT_ID: trace.event_id}
+    if status is not None:
+        attributes[STATUS_CODE] = status
+    failed = error or (f"HTTP {status}" if status is not None and status >= 300 else None)
+    spans.append(SpanRecord(trace.trace_id, span_id, trace.parent_id,
+                            f"deliver {trace.trigger}", service, start_ns, end_ns, failed,
+                            attributes))
+    return spans
+
+
+def _dead_letter_span(service: str, trace: DeliveryTrace, letter: AttemptSpan, end_ns: int,
+                      status: int | None, error: str | None) -> list[SpanRecord]:
+    attributes: dict[str, AttributeValue] = {
+        ROLE: Role.DEAD_LETTER.value, TRIGGER: trace.trigger, EVENT_ID: trace.event_id}
+    if status is not None:
+        attributes[STATUS_CODE] = status
+    return [SpanRecord(trace.trace_id, letter[0], trace.parent_id,
+                       f"dead-letter {trace.trigger}", service, letter[2], end_ns, error,
+                       attributes)]
 
 
 def _own_context(value: str | None) -> tuple[str, str] | None:
@@ -175,12 +209,11 @@ def _own_context(value: str | None) -> tuple[str, str] | None:
 _OWN_LENGTH: Final = len(format_traceparent("0" * 32, "0" * 16))
 
 
-def _text(raw: bytes | None) -> str | None:
-    return raw.decode("utf-8", "replace") if raw is not None else None
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
-def _arrival_ns(headers: Mapping[str, str]) -> int | None:
-    stamp = headers.get(f"ce-{KNATIVE_ARRIVALTIME}")
+def _arrival_ns(stamp: str | None) -> int | None:
     if not stamp:
         return None
     try:
@@ -189,4 +222,5 @@ def _arrival_ns(headers: Mapping[str, str]) -> int | None:
         return None
 
 
-__all__ = ["DataPlaneTracing", "DeliveryTrace", "IngressSpan", "SpanSink"]
+__all__ = ["AttemptSpan", "DataPlaneTracing", "DeliveryTrace", "ExpandSpans", "IngressSpan",
+           "SpanSink"]
