@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from troupe.traces import read_span_file
 
 from bench.report import Figure
 
@@ -64,7 +65,7 @@ def tracing_figures(stack: ExitStack, workdir: Path, env: dict[str, str], sink: 
             before = cpu_seconds(pid)
             rates.append(throughput(ingress, sink, space, BROKER))
             cpu[pid] += cpu_seconds(pid) - before
-    recorded = sum(1 for _ in spans.open()) if spans.exists() else 0
+    recorded = sum(1 for _ in read_span_file(spans))
     per_event = recorded / (count * (rounds + 1))
     events = count * rounds
     return [Figure(benchmark, f"throughput with tracing on ({connections} connections, median "

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Final
 
+from .compact import spans_of_entry
 from .records import SpanRecord
 
 # Under the project's .troupe/ folder.
@@ -16,8 +17,10 @@ TRACE_FILE: Final = Path("traces") / "spans.jsonl"
 
 
 def read_span_file(path: Path) -> Iterator[SpanRecord]:
-    """The records in `path`, oldest first; a line that is not one (the last line, while
-    it is being written) is skipped. Nothing when the file does not exist."""
+    """The records in `path`, oldest first, the data plane's compact entries (a line holds
+    a JSON array of them, compact.py) made into the records they stand for; a line that is
+    neither (the last line, while it is being written) is skipped. Nothing when the file
+    does not exist."""
     try:
         handle = path.open(encoding="utf-8")
     except FileNotFoundError:
@@ -25,7 +28,12 @@ def read_span_file(path: Path) -> Iterator[SpanRecord]:
     with handle:
         for line in handle:
             try:
-                yield SpanRecord.from_json(json.loads(line))
+                value = json.loads(line)
+                if isinstance(value, list):  # a batch of compact entries
+                    for entry in value:
+                        yield from spans_of_entry(entry)
+                else:
+                    yield SpanRecord.from_json(value)
             except (ValueError, KeyError, TypeError):
                 continue
 

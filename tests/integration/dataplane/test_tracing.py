@@ -22,6 +22,7 @@ from troupe.traces import (
     SpanRecord,
     hops_of,
     parse_traceparent,
+    read_span_file,
 )
 
 from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique
@@ -33,12 +34,14 @@ SENT_CONTEXT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
-def traced(kafka_servers: str) -> Iterator[tuple[DataPlane, SpanStore]]:
-    store = SpanStore()
+def traced(kafka_servers: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DataPlane, SpanStore]]:
+    store = SpanStore(tmp_path_factory.mktemp("spans") / "spans.jsonl").open()
     recorder = SpanRecorder(store, "troupe-broker", interval=0.05).start()
     with DataPlane(kafka_servers, default_namespace=NAMESPACE, spans=recorder) as plane:
         yield plane, store
     recorder.close()
+    store.close()
 
 
 def deliver_one(plane: DataPlane, sink: RecordingSink, path: str, statuses: tuple[int, ...],
@@ -93,6 +96,11 @@ def test_a_retried_delivery_shows_each_attempt_under_the_ingress_on_the_senders_
     (hop,) = hops_of(store.run("run-retried"))
     assert (hop.attempts, hop.retries, hop.outcome) == (3, 2, "ok")
     assert hop.queue_wait_s is not None and hop.queue_wait_s >= 0
+    # The span file, which `troupe timeline` reads, holds the same spans as memory.
+    assert store.path is not None
+    kept = [span for span in read_span_file(store.path)
+            if span.attributes.get(EVENT_ID) == event_id and span.role in wanted]
+    assert sorted(kept, key=lambda span: span.start_ns) == spans
 
 
 def test_a_dead_letter_has_its_span_and_an_event_without_context_starts_a_trace(

@@ -7,7 +7,7 @@ takes names its run; open pages hear both (live.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from troupe.local.dashboard.pages import page_routes
 from troupe.local.dashboard.runs import runs_routes
 from troupe.local.dashboard.server import DashboardServer
 from troupe.local.observability.span_store import SpanStore
-from troupe.traces import SpanRecord
 
 
 @dataclass(frozen=True)
@@ -76,10 +75,8 @@ class Dashboard:
         if self.feed is not None:
             self.feed.stop()
 
-    def _spans_added(self, spans: Sequence[SpanRecord]) -> None:
-        runids = sorted({span.runid for span in spans if span.runid})
-        traces = sorted({span.trace_id for span in spans})
-        self.live.publish("spans", {"runids": runids, "traces": traces})
+    def _spans_added(self, runids: set[str], traces: set[str]) -> None:
+        self.live.publish("spans", {"runids": sorted(runids), "traces": sorted(traces)})
 
     def _event_logged(self, event: CloudEvent) -> None:
         self.live.publish("event", {"runid": str(event.get_extension(RUNID) or event.get_id()),

@@ -6,24 +6,28 @@ runtime, so they are kept as OpenTelemetry's data model says (W3C ids, parents, 
 attribute names) without its objects: recording one appends a tuple to a deque (safe from
 any thread), and a thread of its own turns them into span records for the store several
 times a second. `defer` goes further for the data plane's hot path: the tuple holds what
-the caller saw, and the function that makes records of it runs in that thread too.
+the caller saw, and that thread makes the compact entries (troupe.traces.compact) of it,
+which the store keeps as they are until someone reads them.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from troupe.local.observability.span_store import SpanStore
 from troupe.traces import SpanRecord
 from troupe.traces.records import AttributeValue
 
+log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S: Final = 0.2
-# expand(service, *fields) -> the span records; `fields` as the recording thread left them.
-_Pending = tuple[Any, tuple[Any, ...]]
+_Finished = tuple[str, str, str, str | None, int, int, Mapping[str, AttributeValue], str | None]
+# (make, fields): make(service, *fields) is the compact entry, in the recorder's thread.
+_Deferred = tuple[Any, tuple[Any, ...]]
 
 
 def new_span_id() -> str:
@@ -40,7 +44,8 @@ class SpanRecorder:
         self.service = service
         self._store = store
         self._interval = interval
-        self._pending: deque[_Pending] = deque()
+        self._finished: deque[_Finished] = deque()
+        self._deferred: deque[_Deferred] = deque()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._flush_forever, name=f"spans-{service}",
                                         daemon=True)
@@ -53,21 +58,29 @@ class SpanRecorder:
                start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
                error: str | None = None) -> None:
         """A finished span, from any thread."""
-        self._pending.append((_as_given, (name, trace_id, span_id, parent_id, start_ns,
-                                          end_ns, attributes, error)))
+        self._finished.append((name, trace_id, span_id, parent_id, start_ns, end_ns,
+                               attributes, error))
 
-    def defer(self, expand: Any, *fields: Any) -> None:
-        """Spans that `expand(service, *fields)` makes in this recorder's thread; from any
-        thread, at the cost of one tuple and one append."""
-        self._pending.append((expand, fields))
+    def defer(self, make: Any, *fields: Any) -> None:
+        """The compact entry that `make(service, *fields)` returns, made in this recorder's
+        thread; from any thread, at the cost of one tuple and one append."""
+        self._deferred.append((make, fields))
 
     def flush(self) -> None:
-        pending = [self._pending.popleft() for _ in range(len(self._pending))]
         service = self.service
-        records: list[SpanRecord] = []
-        for expand, fields in pending:
-            records.extend(expand(service, *fields))
-        self._store.add(records)
+        finished = [self._finished.popleft() for _ in range(len(self._finished))]
+        self._store.add([SpanRecord(trace_id, span_id, parent_id, name, service, start, end,
+                                    error, attributes)
+                         for name, trace_id, span_id, parent_id, start, end, attributes, error
+                         in finished])
+        deferred = [self._deferred.popleft() for _ in range(len(self._deferred))]
+        entries = []
+        for make, fields in deferred:
+            try:
+                entries.append(make(service, *fields))
+            except Exception:  # one bad entry must not stop the recorder, nor lose the rest
+                log.exception("a span entry could not be made")
+        self._store.add_entries(entries)
 
     def close(self) -> None:
         self._stopping.set()
@@ -79,9 +92,3 @@ class SpanRecorder:
         while not self._stopping.wait(self._interval):
             self.flush()
 
-
-def _as_given(service: str, name: str, trace_id: str, span_id: str, parent_id: str | None,
-              start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
-              error: str | None) -> Iterable[SpanRecord]:
-    return (SpanRecord(trace_id, span_id, parent_id, name, service, start_ns, end_ns, error,
-                       attributes),)

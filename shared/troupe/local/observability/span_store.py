@@ -3,6 +3,10 @@
 Kept in memory, indexed by trace and by run, for the dashboard; appended to a file of its
 own (`troupe.traces.TRACE_FILE`), one JSON record a line, for `troupe timeline` and for the
 next run. Memory holds the newest traces up to a bound; the file is rotated past a size.
+
+The data plane's spans come as compact entries (troupe.traces.compact): they are written
+and indexed as they are, and made into span records only when a trace they belong to is
+read, once (the trace keeps the records).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from troupe.traces import SpanRecord, read_span_file
+from troupe.traces.compact import Entry, runid_of_entry, spans_of_entry, trace_of_entry
 
 log = logging.getLogger(__name__)
 # One encoder for every line: json.dumps with separators builds a new one per call.
@@ -25,7 +30,8 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
 DEFAULT_KEEP: Final = 200_000  # spans in memory; a demo run leaves a few hundred
 ROTATE_BYTES: Final = 64 * 1024 * 1024
 
-SpansAdded = Callable[[Sequence[SpanRecord]], None]
+# Told of each batch added: the runs (runids) and traces it touched.
+SpansAdded = Callable[[set[str], set[str]], None]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class SpanStore:
         self.path = path
         self._keep = keep
         self._lock = threading.Lock()
-        self._traces: OrderedDict[str, list[SpanRecord]] = OrderedDict()  # oldest first
+        # Oldest first; a trace's list holds records, and entries not yet made into records.
+        self._traces: OrderedDict[str, list[SpanRecord | Entry]] = OrderedDict()
         self._count = 0
         self._runs: dict[str, set[str]] = {}  # runid -> trace ids
         self._listeners: list[SpansAdded] = []
@@ -80,24 +87,47 @@ class SpanStore:
             return
         self._index(spans)
         with self._lock:
-            self._write(spans)
+            self._write(_ENCODER.encode(span.to_json()) for span in spans)
+        self._tell({span.runid for span in spans if span.runid},
+                   {span.trace_id for span in spans})
+
+    def add_entries(self, entries: Sequence[Entry]) -> None:
+        """The data plane's compact entries (troupe.traces.compact), JSON-ready."""
+        if not entries:
+            return
+        runids: set[str] = set()
+        traces: set[str] = set()
+        with self._lock:
+            for entry in entries:
+                trace_id, runid = trace_of_entry(entry), runid_of_entry(entry)
+                self._add_to_trace(trace_id, entry, runid)
+                traces.add(trace_id)
+                if runid:
+                    runids.add(runid)
+            self._trim()
+            # One line for the batch: one call to the encoder, not one per entry.
+            self._write((_ENCODER.encode(list(entries)),))
+        self._tell(runids, traces)
+
+    def _tell(self, runids: set[str], traces: set[str]) -> None:
+        with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:
             try:
-                listener(spans)
+                listener(runids, traces)
             except Exception:  # a listener's bug must not lose the spans for the others
                 log.exception("a span listener failed")
 
     # reading -----------------------------------------------------------------------------
     def trace(self, trace_id: str) -> list[SpanRecord]:
         with self._lock:
-            return list(self._traces.get(trace_id, ()))
+            return self._records(trace_id)
 
     def run(self, runid: str) -> list[SpanRecord]:
         """Every span of every trace that touched `runid`, in the order they started."""
         with self._lock:
             traces = self._runs.get(runid, set())
-            spans = [span for trace in traces for span in self._traces.get(trace, ())]
+            spans = [span for trace in traces for span in self._records(trace)]
         return sorted(spans, key=lambda span: (span.start_ns, span.end_ns))
 
     def runs(self) -> list[RunSummary]:
@@ -105,7 +135,7 @@ class SpanStore:
         with self._lock:
             found = []
             for runid, traces in self._runs.items():
-                spans = [span for trace in traces for span in self._traces.get(trace, ())]
+                spans = [span for trace in traces for span in self._records(trace)]
                 if spans:
                     found.append(RunSummary(
                         runid, min(s.start_ns for s in spans), max(s.end_ns for s in spans),
@@ -116,22 +146,44 @@ class SpanStore:
     def _index(self, spans: Iterable[SpanRecord]) -> None:
         with self._lock:
             for span in spans:
-                trace = self._traces.get(span.trace_id)
-                if trace is None:
-                    trace = self._traces[span.trace_id] = []
-                trace.append(span)
-                self._count += 1
-                runid = span.runid
-                if runid is not None:
-                    self._runs.setdefault(runid, set()).add(span.trace_id)
-            while self._count > self._keep and len(self._traces) > 1:
-                _, dropped = self._traces.popitem(last=False)
-                self._count -= len(dropped)
+                self._add_to_trace(span.trace_id, span, span.runid)
+            self._trim()
 
-    def _write(self, spans: Sequence[SpanRecord]) -> None:
+    def _add_to_trace(self, trace_id: str, item: SpanRecord | Entry, runid: str | None) -> None:
+        trace = self._traces.get(trace_id)
+        if trace is None:
+            trace = self._traces[trace_id] = []
+        trace.append(item)
+        self._count += 1  # an entry counts as one: the bound is on what memory holds
+        if runid is not None:
+            self._runs.setdefault(runid, set()).add(trace_id)
+
+    def _trim(self) -> None:
+        while self._count > self._keep and len(self._traces) > 1:
+            _, dropped = self._traces.popitem(last=False)
+            self._count -= len(dropped)
+
+    def _records(self, trace_id: str) -> list[SpanRecord]:
+        """A trace's span records, its entries made into records once (under the lock)."""
+        items = self._traces.get(trace_id)
+        if items is None:
+            return []
+        if all(isinstance(item, SpanRecord) for item in items):
+            return list(items)  # type: ignore[arg-type]  # all records, as just checked
+        records: list[SpanRecord] = []
+        for item in items:
+            if isinstance(item, SpanRecord):
+                records.append(item)
+            else:
+                records.extend(spans_of_entry(item))
+        self._count += len(records) - len(items)
+        self._traces[trace_id] = list(records)
+        return records
+
+    def _write(self, lines: Iterable[str]) -> None:
         if self._file is None or self.path is None:
             return
-        self._file.write("".join(_ENCODER.encode(span.to_json()) + "\n" for span in spans))
+        self._file.write("".join(line + "\n" for line in lines))
         self._file.flush()
         if self._file.tell() > ROTATE_BYTES:
             self._file.close()

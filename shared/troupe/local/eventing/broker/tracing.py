@@ -11,35 +11,23 @@ of the attempt that reached it. Nothing here runs unless the data plane was give
 Cost: this runs once or twice per event on the data plane's hot path, so it does the least
 it can there. It reads the ids it must propagate, stamps the clock, and hands the sink a
 tuple of what it saw (header values still as they came, exceptions still unformatted).
-Naming the span, decoding its attributes and building its record happen in the sink's
-own thread, a batch at a time (`_ingress_span` and the other `_..._span(s)` below).
+Decoding and the compact entry (troupe.traces.compact) that the store keeps happen in the
+sink's own thread, a batch at a time (`_ingress_entry` and its siblings below); span
+records are made of them only when a trace is read.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, RUNID, TRACEPARENT
-from troupe.traces import (
-    ATTEMPT,
-    BROKER,
-    EVENT_ID,
-    EVENT_TYPE,
-    ROLE,
-    SERVICE,
-    STATUS_CODE,
-    TRIGGER,
-    Role,
-    SpanRecord,
-    format_traceparent,
-    parse_traceparent,
-)
-from troupe.traces import RUNID as RUNID_ATTRIBUTE
+from troupe.traces import format_traceparent, parse_traceparent
+from troupe.traces.compact import DEAD_LETTER, DELIVERY, INGRESS
 from troupe.traces.records import AttributeValue
 
 _KAFKA_TRACEPARENT: Final = f"ce_{TRACEPARENT}"
@@ -47,8 +35,9 @@ _KAFKA_RUNID: Final = f"ce_{RUNID}"
 _HTTP_TRACEPARENT: Final = f"ce-{TRACEPARENT}"
 _HTTP_ARRIVALTIME: Final = f"ce-{KNATIVE_ARRIVALTIME}"
 
-# Called in the sink's thread as expand(service, *fields): the span records of one entry.
-ExpandSpans = Callable[..., Iterable[SpanRecord]]
+# Called in the sink's thread as make(service, *fields): one compact entry
+# (troupe.traces.compact), a JSON-ready list.
+MakeEntry = Callable[..., list[Any]]
 
 
 class SpanSink(Protocol):
@@ -57,8 +46,8 @@ class SpanSink(Protocol):
                error: str | None = None) -> None:
         """A finished span, ready as it is."""
 
-    def defer(self, expand: ExpandSpans, *fields: Any) -> None:
-        """Spans to be made later, off the caller's thread, by `expand(service, *fields)`."""
+    def defer(self, make: MakeEntry, *fields: Any) -> None:
+        """Spans to be made later, off the caller's thread: `make(service, *fields)`."""
 
 
 def _span_id() -> str:
@@ -110,7 +99,7 @@ class DataPlaneTracing:
 
     def ingress_settled(self, span: IngressSpan, error: BaseException | None) -> None:
         """Kafka acknowledged the write, or failed it."""
-        self._sink.defer(_ingress_span, span, time.time_ns(), error)
+        self._sink.defer(_ingress_entry, span, time.time_ns(), error)
 
     # delivery ----------------------------------------------------------------------------
     def delivery(self, trigger: str, service: str,
@@ -134,7 +123,7 @@ class DataPlaneTracing:
 
     def attempt_done(self, trace: DeliveryTrace, attempt: AttemptSpan, status: int | None,
                      error: str | None = None) -> None:
-        self._sink.defer(_delivery_spans, trace, attempt, time.time_ns(), status, error)
+        self._sink.defer(_delivery_entry, trace, attempt, time.time_ns(), status, error)
 
     def dead_letter_started(self, trace: DeliveryTrace, headers: dict[str, str]) -> AttemptSpan:
         """The dead letter's span, its context put in `headers` (the sink's span becomes
@@ -145,55 +134,33 @@ class DataPlaneTracing:
 
     def dead_lettered(self, trace: DeliveryTrace, letter: AttemptSpan, status: int | None,
                       error: str | None) -> None:
-        self._sink.defer(_dead_letter_span, trace, letter, time.time_ns(), status, error)
+        self._sink.defer(_dead_letter_entry, trace, letter, time.time_ns(), status, error)
 
 
-# In the sink's thread: the span records of what the hot path handed over. -----------------
-def _ingress_span(service: str, span: IngressSpan, end_ns: int,
-                  error: BaseException | None) -> list[SpanRecord]:
+# In the sink's thread: the compact entries (troupe.traces.compact) of what the hot path
+# handed over. ---------------------------------------------------------------------------
+def _ingress_entry(service: str, span: IngressSpan, end_ns: int,
+                   error: BaseException | None) -> list[Any]:
     trace_id, span_id, parent_id, start_ns, broker, event_type, event_id, runid = span
-    attributes: dict[str, AttributeValue] = {
-        ROLE: Role.INGRESS.value, BROKER: broker, EVENT_TYPE: _text(event_type),
-        EVENT_ID: _text(event_id)}
-    if runid:
-        attributes[RUNID_ATTRIBUTE] = _text(runid)
-    return [SpanRecord(trace_id, span_id, parent_id, f"ingress {broker}", service, start_ns,
-                       end_ns, f"{type(error).__name__}: {error}" if error else None,
-                       attributes)]
+    return [INGRESS, service, trace_id, span_id, parent_id, start_ns, end_ns, broker,
+            _text(event_type), _text(event_id), _text(runid) or None,
+            f"{type(error).__name__}: {error}" if error else None]
 
 
-def _delivery_spans(service: str, trace: DeliveryTrace, attempt: AttemptSpan, end_ns: int,
-                    status: int | None, error: str | None) -> list[SpanRecord]:
-    """The attempt's span, and before it the wait in Kafka when this attempt ended it."""
+def _delivery_entry(service: str, trace: DeliveryTrace, attempt: AttemptSpan, end_ns: int,
+                    status: int | None, error: str | None) -> list[Any]:
+    """The attempt, and the wait in Kafka when this attempt ended it."""
     span_id, number, start_ns, arrived = attempt
-    spans = []
     arrived_ns = _arrival_ns(arrived)
-    if arrived_ns is not None:
-        spans.append(SpanRecord(trace.trace_id, _span_id(), trace.parent_id,
-                                f"queue {trace.trigger}", service, arrived_ns, start_ns, None,
-                                {ROLE: Role.QUEUE.value, TRIGGER: trace.trigger,
-                                 EVENT_ID: trace.event_id}))
-    attributes: dict[str, AttributeValue] = {
-        ROLE: Role.DELIVERY.value, ATTEMPT: number, TRIGGER: trace.trigger,
-        SERVICE: trace.service, EVENT_TYPE: trace.event_type, EVENT_ID: trace.event_id}
-    if status is not None:
-        attributes[STATUS_CODE] = status
-    failed = error or (f"HTTP {status}" if status is not None and status >= 300 else None)
-    spans.append(SpanRecord(trace.trace_id, span_id, trace.parent_id,
-                            f"deliver {trace.trigger}", service, start_ns, end_ns, failed,
-                            attributes))
-    return spans
+    return [DELIVERY, service, trace.trace_id, trace.parent_id, span_id, number, start_ns,
+            end_ns, status, error, trace.trigger, trace.service, trace.event_type,
+            trace.event_id, _span_id() if arrived_ns is not None else None, arrived_ns]
 
 
-def _dead_letter_span(service: str, trace: DeliveryTrace, letter: AttemptSpan, end_ns: int,
-                      status: int | None, error: str | None) -> list[SpanRecord]:
-    attributes: dict[str, AttributeValue] = {
-        ROLE: Role.DEAD_LETTER.value, TRIGGER: trace.trigger, EVENT_ID: trace.event_id}
-    if status is not None:
-        attributes[STATUS_CODE] = status
-    return [SpanRecord(trace.trace_id, letter[0], trace.parent_id,
-                       f"dead-letter {trace.trigger}", service, letter[2], end_ns, error,
-                       attributes)]
+def _dead_letter_entry(service: str, trace: DeliveryTrace, letter: AttemptSpan, end_ns: int,
+                       status: int | None, error: str | None) -> list[Any]:
+    return [DEAD_LETTER, service, trace.trace_id, trace.parent_id, letter[0], letter[2],
+            end_ns, status, error, trace.trigger, trace.event_id]
 
 
 def _own_context(value: str | None) -> tuple[str, str] | None:
@@ -222,5 +189,11 @@ def _arrival_ns(stamp: str | None) -> int | None:
         return None
 
 
-__all__ = ["AttemptSpan", "DataPlaneTracing", "DeliveryTrace", "ExpandSpans", "IngressSpan",
-           "SpanSink"]
+__all__ = [
+    "AttemptSpan",
+    "DataPlaneTracing",
+    "DeliveryTrace",
+    "IngressSpan",
+    "MakeEntry",
+    "SpanSink",
+]
