@@ -22,7 +22,7 @@ Idle cost: the CPU the data plane (every Trigger on every Broker) uses over IDLE
 with no events, beside plain kafka-python consumers with default settings watching the
 same topics over the same seconds (/proc/<pid>/stat, user + system time).
 
-Tracing: the 1-Trigger throughput with the data plane's spans on, beside the same with
+Tracing: the 1-Trigger throughput of a data plane with its spans on, beside one alike with
 them off, in the same interleaved rounds (bench/dispatch_tracing.py).
 
 `python -m bench.dispatch cesql` measures only the CESQL rows, `... tracing` only tracing.
@@ -273,13 +273,12 @@ def _only_cesql(ingress: int, sink: int) -> list[Figure]:
     return _cesql_figures(tens, cesqls)
 
 
-def _tracing(stack: ExitStack, workdir: Path, env: dict[str, str], sink: int,
-             plane: tuple[int, int]) -> list[Figure]:
+def _tracing(stack: ExitStack, workdir: Path, env: dict[str, str], sink: int) -> list[Figure]:
     def throughput(ingress: int, sink_port: int, namespace: str, broker: str) -> float:
         return _throughput(ingress, sink_port, broker, namespace)
 
-    return tracing_figures(stack, workdir, env, sink, plane, _start, throughput, _cpu_seconds,
-                           NAMESPACE, ROUNDS, COUNT, CONNECTIONS, NAME)
+    return tracing_figures(stack, workdir, env, sink, _start, throughput, _cpu_seconds, COUNT,
+                           CONNECTIONS, NAME)
 
 
 def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
@@ -289,6 +288,8 @@ def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
             TansuBroker(workdir)).bootstrap_servers
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers}
         sink = int(_start(stack, [sys.executable, "-c", _SINK], env))
+        if only_tracing:  # two data planes of its own, nothing else running
+            return _tracing(stack, workdir, env, sink)
         (workdir / "eventing").mkdir()
         _eventing(workdir / "eventing", f"http://127.0.0.1:{sink}/")
         pids: list[int] = []
@@ -297,9 +298,6 @@ def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
         ingress = int(ingress_url.rsplit(":", 1)[1])
         if only_cesql:
             return _only_cesql(ingress, sink)
-        if only_tracing:
-            _throughput(ingress, sink, "one")  # warm-up
-            return _tracing(stack, workdir, env, sink, (ingress, pids[0]))
         _start(stack, [sys.executable, "-c", _IDLE_CONSUMERS, servers,
                        *(f"knative-broker-{NAMESPACE}-{b}" for b in BROKERS)], env, pids)
         idle_plane, idle_consumers = _idle_cpu_percent(pids, IDLE_WINDOW_S)
@@ -334,7 +332,7 @@ def run(only_cesql: bool = False, only_tracing: bool = False) -> list[Figure]:
         _post_many(sink, "/", samples, _event_headers("bench.raw"), rate)
         raw_http = sorted(_get(sink, "/stats")["latencies"])
         raw_kafka = raw_produce_latency(servers, rate, samples, PAYLOAD)
-        traced = _tracing(stack, workdir, env, sink, (ingress, pids[0]))
+        traced = _tracing(stack, workdir, env, sink)
 
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000

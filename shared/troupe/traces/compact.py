@@ -14,8 +14,9 @@ Each entry starts with its kind and the service that recorded it:
 - `["ingress", service, trace, span, parent|null, start, end, broker, type, id,
   runid|null, error|null]`
 - `["delivery", service, trace, parent, span, attempt, start, end, status|null,
-  error|null, trigger, subscriber, type, id, queue span|null, arrived|null]`: the
-  attempt, and when `arrived` is set the wait in Kafka from then until its start.
+  error|null, trigger, subscriber, type, id, arrived|null]`: the attempt, and when
+  `arrived` (the broker's knativearrivaltime, as it wrote it) is set, the wait in Kafka
+  from then until the attempt's start; that span's id is derived from the attempt's.
 - `["dead-letter", service, trace, parent, span, start, end, status|null, error|null,
   trigger, id]`
 Times are Unix epoch nanoseconds.
@@ -24,6 +25,7 @@ Times are Unix epoch nanoseconds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from .records import (
@@ -87,12 +89,13 @@ def _ingress(service: str, trace_id: str, span_id: str, parent_id: str | None, s
 
 def _delivery(service: str, trace_id: str, parent_id: str, span_id: str, attempt: int,
               start: int, end: int, status: int | None, error: str | None, trigger: str,
-              subscriber: str, event_type: str, event_id: str, queue_span: str | None,
-              arrived: int | None) -> list[SpanRecord]:
+              subscriber: str, event_type: str, event_id: str,
+              arrived: str | None) -> list[SpanRecord]:
     spans = []
-    if queue_span and arrived is not None:
-        spans.append(SpanRecord(trace_id, queue_span, parent_id, f"queue {trigger}", service,
-                                int(arrived), int(start), None,
+    arrived_ns = _arrival_ns(arrived)
+    if arrived_ns is not None:
+        spans.append(SpanRecord(trace_id, queue_span_id(span_id), parent_id, f"queue {trigger}",
+                                service, arrived_ns, int(start), None,
                                 {ROLE: _QUEUE_ROLE, TRIGGER: trigger, EVENT_ID: event_id}))
     attributes: dict[str, AttributeValue] = {
         ROLE: _DELIVERY_ROLE, ATTEMPT: int(attempt), TRIGGER: trigger, SERVICE: subscriber,
@@ -114,3 +117,20 @@ def _dead_letter(service: str, trace_id: str, parent_id: str, span_id: str, star
         attributes[STATUS_CODE] = int(status)
     return SpanRecord(trace_id, span_id, parent_id, f"dead-letter {trigger}", service,
                       int(start), int(end), error, attributes)
+
+
+# The wait in Kafka's span id, from its attempt's: one to one, so ids stay unique in a trace.
+_QUEUE_MASK: Final = 0x7175657565000000
+
+
+def queue_span_id(attempt_span_id: str) -> str:
+    return f"{(int(attempt_span_id, 16) ^ _QUEUE_MASK) or 1:016x}"
+
+
+def _arrival_ns(stamp: str | None) -> int | None:
+    if not stamp:
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp() * 1_000_000) * 1000
+    except ValueError:
+        return None

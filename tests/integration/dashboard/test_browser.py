@@ -24,13 +24,15 @@ WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def browser(demo_runtime: DemoRuntime) -> Iterator[Any]:
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    # Checked before the runtime starts: a browser that cannot run skips at once.
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if chromium is None or chromedriver is None:
         pytest.skip("headless Chromium is not installed: `make test` installs Debian's "
                     "chromium and chromium-driver where apt-get can (as root)")
     webdriver = pytest.importorskip("selenium.webdriver",
                                     reason="selenium drives the browser: pip install -e '.[test]'")
+    demo_runtime: DemoRuntime = request.getfixturevalue("demo_runtime")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 

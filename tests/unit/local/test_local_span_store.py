@@ -11,16 +11,18 @@ from troupe.traces.compact import DEAD_LETTER, DELIVERY, INGRESS
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INGRESS_SPAN = "00f067aa0ba902b7"
+ARRIVED = "2026-01-01T00:00:00+00:00"  # the broker's knativearrivaltime
+T = 1_767_225_600 * 10**9  # the same, in Unix nanoseconds
 
 
 def entries() -> list[list[object]]:
     return [
-        [INGRESS, "troupe-broker", TRACE, INGRESS_SPAN, None, 100, 110, "default", "t.x", "e1",
-         "run-1", None],
-        [DELIVERY, "troupe-broker", TRACE, INGRESS_SPAN, "1111111111111111", 1, 150, 160, 503,
-         None, "trig", "svc", "t.x", "e1", "2222222222222222", 90],
-        [DELIVERY, "troupe-broker", TRACE, INGRESS_SPAN, "3333333333333333", 2, 170, 180, 202,
-         None, "trig", "svc", "t.x", "e1", None, None],
+        [INGRESS, "troupe-broker", TRACE, INGRESS_SPAN, None, T + 100, T + 110, "default",
+         "t.x", "e1", "run-1", None],
+        [DELIVERY, "troupe-broker", TRACE, INGRESS_SPAN, "1111111111111111", 1, T + 150,
+         T + 160, 503, None, "trig", "svc", "t.x", "e1", ARRIVED],
+        [DELIVERY, "troupe-broker", TRACE, INGRESS_SPAN, "3333333333333333", 2, T + 170,
+         T + 180, 202, None, "trig", "svc", "t.x", "e1", None],
         [DEAD_LETTER, "troupe-broker", "f" * 32, "a" * 16, "b" * 16, 1, 2, None,
          "refused", "trig", "e2"],
     ]
@@ -30,18 +32,19 @@ def test_entries_read_back_as_records_from_memory_and_from_the_file(tmp_path: Pa
     store = SpanStore(tmp_path / "spans.jsonl").open()
     heard: list[tuple[set[str], set[str]]] = []
     store.subscribe(lambda runids, traces: heard.append((runids, traces)))
-    handler = SpanRecord(TRACE, "4444444444444444", "1111111111111111", "handle", "svc", 155,
-                         158, None, {RUNID: "run-1", "troupe.span": Role.HANDLER.value})
+    handler = SpanRecord(TRACE, "4444444444444444", "1111111111111111", "handle", "svc", T + 155,
+                         T + 158, None, {RUNID: "run-1", "troupe.span": Role.HANDLER.value})
     store.add([handler])
     store.add_entries(entries())
     store.close()
 
     spans = store.run("run-1")
     assert [(span.role, span.start_ns) for span in spans] == [
-        (Role.QUEUE, 90), (Role.INGRESS, 100), (Role.DELIVERY, 150), (Role.HANDLER, 155),
-        (Role.DELIVERY, 170)]
+        (Role.QUEUE, T), (Role.INGRESS, T + 100), (Role.DELIVERY, T + 150),
+        (Role.HANDLER, T + 155), (Role.DELIVERY, T + 170)]
     queue, ingress, first, _, second = spans
     assert queue.end_ns == first.start_ns and queue.parent_id == INGRESS_SPAN
+    assert len({span.span_id for span in spans}) == 5  # the wait's id is its own
     assert ingress.runid == "run-1" and ingress.parent_id is None
     assert (first.attributes[ATTEMPT], first.attributes[STATUS_CODE], first.error) == (
         1, 503, "HTTP 503")

@@ -4,9 +4,11 @@ Kept in memory, indexed by trace and by run, for the dashboard; appended to a fi
 own (`troupe.traces.TRACE_FILE`), one JSON record a line, for `troupe timeline` and for the
 next run. Memory holds the newest traces up to a bound; the file is rotated past a size.
 
-The data plane's spans come as compact entries (troupe.traces.compact): they are written
-and indexed as they are, and made into span records only when a trace they belong to is
-read, once (the trace keeps the records).
+The data plane's spans come as compact entries (troupe.traces.compact), thousands a second:
+each batch is written as it comes, but indexed only when something reads (the dashboard,
+which reads as runs move), and its entries are made into span records only when a trace
+they belong to is read, once (the trace keeps the records). Listeners hear which runs and
+traces each batch touched.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ DEFAULT_KEEP: Final = 200_000  # spans in memory; a demo run leaves a few hundre
 ROTATE_BYTES: Final = 64 * 1024 * 1024
 
 # Told of each batch added: the runs (runids) and traces it touched.
+_Trace = tuple["SpanRecord | Entry", ...] | list["SpanRecord | Entry"]
+_TUPLE_ITEMS: Final = 32
 SpansAdded = Callable[[set[str], set[str]], None]
 
 
@@ -55,9 +59,16 @@ class SpanStore:
         self.path = path
         self._keep = keep
         self._lock = threading.Lock()
-        # Oldest first; a trace's list holds records, and entries not yet made into records.
-        self._traces: OrderedDict[str, list[SpanRecord | Entry]] = OrderedDict()
+        # Oldest first; a trace holds records, and entries not yet made into records. A
+        # tuple, as entries are: the garbage collector stops tracking a tuple of strings and
+        # numbers, so that hundreds of thousands kept do not make every collection longer.
+        # A trace past _TUPLE_ITEMS (one batch traced as one trace) becomes a list, so that
+        # adding to it stays cheap.
+        self._traces: OrderedDict[str, _Trace] = OrderedDict()
         self._count = 0
+        # Batches of entries not indexed yet, and how many entries they hold.
+        self._unindexed: deque[Sequence[Entry]] = deque()
+        self._unindexed_count = 0
         self._runs: dict[str, set[str]] = {}  # runid -> trace ids
         self._listeners: list[SpansAdded] = []
         self._file: TextIO | None = None
@@ -95,19 +106,18 @@ class SpanStore:
         """The data plane's compact entries (troupe.traces.compact), JSON-ready."""
         if not entries:
             return
-        runids: set[str] = set()
-        traces: set[str] = set()
         with self._lock:
-            for entry in entries:
-                trace_id, runid = trace_of_entry(entry), runid_of_entry(entry)
-                self._add_to_trace(trace_id, entry, runid)
-                traces.add(trace_id)
-                if runid:
-                    runids.add(runid)
-            self._trim()
             # One line for the batch: one call to the encoder, not one per entry.
             self._write((_ENCODER.encode(list(entries)),))
-        self._tell(runids, traces)
+            self._unindexed.append(entries)
+            self._unindexed_count += len(entries)
+            while self._unindexed_count > self._keep and len(self._unindexed) > 1:
+                # Nobody read them in time: the file keeps them, memory keeps the newest.
+                self._unindexed_count -= len(self._unindexed.popleft())
+            listening = bool(self._listeners)
+        if listening:
+            runids = {runid for entry in entries if (runid := runid_of_entry(entry))}
+            self._tell(runids, {trace_of_entry(entry) for entry in entries})
 
     def _tell(self, runids: set[str], traces: set[str]) -> None:
         with self._lock:
@@ -121,11 +131,13 @@ class SpanStore:
     # reading -----------------------------------------------------------------------------
     def trace(self, trace_id: str) -> list[SpanRecord]:
         with self._lock:
+            self._index_entries()
             return self._records(trace_id)
 
     def run(self, runid: str) -> list[SpanRecord]:
         """Every span of every trace that touched `runid`, in the order they started."""
         with self._lock:
+            self._index_entries()
             traces = self._runs.get(runid, set())
             spans = [span for trace in traces for span in self._records(trace)]
         return sorted(spans, key=lambda span: (span.start_ns, span.end_ns))
@@ -133,6 +145,7 @@ class SpanStore:
     def runs(self) -> list[RunSummary]:
         """The runs the spans name, newest first."""
         with self._lock:
+            self._index_entries()
             found = []
             for runid, traces in self._runs.items():
                 spans = [span for trace in traces for span in self._records(trace)]
@@ -152,11 +165,24 @@ class SpanStore:
     def _add_to_trace(self, trace_id: str, item: SpanRecord | Entry, runid: str | None) -> None:
         trace = self._traces.get(trace_id)
         if trace is None:
-            trace = self._traces[trace_id] = []
-        trace.append(item)
+            self._traces[trace_id] = (item,)
+        elif isinstance(trace, list):
+            trace.append(item)
+        elif len(trace) < _TUPLE_ITEMS:
+            self._traces[trace_id] = (*trace, item)
+        else:
+            self._traces[trace_id] = [*trace, item]
         self._count += 1  # an entry counts as one: the bound is on what memory holds
         if runid is not None:
             self._runs.setdefault(runid, set()).add(trace_id)
+
+    def _index_entries(self) -> None:
+        """Index the batches of entries added since the last read (under the lock)."""
+        while self._unindexed:
+            for entry in self._unindexed.popleft():
+                self._add_to_trace(trace_of_entry(entry), entry, runid_of_entry(entry))
+        self._unindexed_count = 0
+        self._trim()
 
     def _trim(self) -> None:
         while self._count > self._keep and len(self._traces) > 1:
@@ -177,7 +203,7 @@ class SpanStore:
             else:
                 records.extend(spans_of_entry(item))
         self._count += len(records) - len(items)
-        self._traces[trace_id] = list(records)
+        self._traces[trace_id] = tuple(records)
         return records
 
     def _write(self, lines: Iterable[str]) -> None:

@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final, Protocol
 
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, RUNID, TRACEPARENT
@@ -36,8 +35,8 @@ _HTTP_TRACEPARENT: Final = f"ce-{TRACEPARENT}"
 _HTTP_ARRIVALTIME: Final = f"ce-{KNATIVE_ARRIVALTIME}"
 
 # Called in the sink's thread as make(service, *fields): one compact entry
-# (troupe.traces.compact), a JSON-ready list.
-MakeEntry = Callable[..., list[Any]]
+# (troupe.traces.compact), a JSON-ready tuple of strings, numbers and None.
+MakeEntry = Callable[..., tuple[Any, ...]]
 
 
 class SpanSink(Protocol):
@@ -140,27 +139,26 @@ class DataPlaneTracing:
 # In the sink's thread: the compact entries (troupe.traces.compact) of what the hot path
 # handed over. ---------------------------------------------------------------------------
 def _ingress_entry(service: str, span: IngressSpan, end_ns: int,
-                   error: BaseException | None) -> list[Any]:
+                   error: BaseException | None) -> tuple[Any, ...]:
     trace_id, span_id, parent_id, start_ns, broker, event_type, event_id, runid = span
-    return [INGRESS, service, trace_id, span_id, parent_id, start_ns, end_ns, broker,
+    return (INGRESS, service, trace_id, span_id, parent_id, start_ns, end_ns, broker,
             _text(event_type), _text(event_id), _text(runid) or None,
-            f"{type(error).__name__}: {error}" if error else None]
+            f"{type(error).__name__}: {error}" if error else None)
 
 
 def _delivery_entry(service: str, trace: DeliveryTrace, attempt: AttemptSpan, end_ns: int,
-                    status: int | None, error: str | None) -> list[Any]:
+                    status: int | None, error: str | None) -> tuple[Any, ...]:
     """The attempt, and the wait in Kafka when this attempt ended it."""
     span_id, number, start_ns, arrived = attempt
-    arrived_ns = _arrival_ns(arrived)
-    return [DELIVERY, service, trace.trace_id, trace.parent_id, span_id, number, start_ns,
+    return (DELIVERY, service, trace.trace_id, trace.parent_id, span_id, number, start_ns,
             end_ns, status, error, trace.trigger, trace.service, trace.event_type,
-            trace.event_id, _span_id() if arrived_ns is not None else None, arrived_ns]
+            trace.event_id, arrived)
 
 
 def _dead_letter_entry(service: str, trace: DeliveryTrace, letter: AttemptSpan, end_ns: int,
-                       status: int | None, error: str | None) -> list[Any]:
-    return [DEAD_LETTER, service, trace.trace_id, trace.parent_id, letter[0], letter[2],
-            end_ns, status, error, trace.trigger, trace.event_id]
+                       status: int | None, error: str | None) -> tuple[Any, ...]:
+    return (DEAD_LETTER, service, trace.trace_id, trace.parent_id, letter[0], letter[2],
+            end_ns, status, error, trace.trigger, trace.event_id)
 
 
 def _own_context(value: str | None) -> tuple[str, str] | None:
@@ -178,15 +176,6 @@ _OWN_LENGTH: Final = len(format_traceparent("0" * 32, "0" * 16))
 
 def _text(raw: bytes | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
-
-
-def _arrival_ns(stamp: str | None) -> int | None:
-    if not stamp:
-        return None
-    try:
-        return int(datetime.fromisoformat(stamp).timestamp() * 1_000_000) * 1000
-    except ValueError:
-        return None
 
 
 __all__ = [
