@@ -5,14 +5,13 @@ makes three spans per event: a quarter of its throughput. These spans never leav
 runtime, so they are kept as OpenTelemetry's data model says (W3C ids, parents, semantic
 attribute names) without its objects: recording one appends a tuple to a deque (safe from
 any thread), and a thread of its own turns them into span records for the store several
-times a second. `defer` goes further for the data plane's hot path: the tuple holds what
-the caller saw, and that thread makes the compact entries (troupe.traces.compact) of it,
-which the store keeps as they are until someone reads them.
+times a second. `add_entry` goes further for the data plane's hot path: its tuple is the
+compact entry (troupe.traces.compact) itself, which that thread hands the store as it is,
+a batch encoded in one call, and which becomes a span record only when someone reads it.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 from collections import deque
@@ -23,11 +22,8 @@ from troupe.local.observability.span_store import SpanStore
 from troupe.traces import SpanRecord
 from troupe.traces.records import AttributeValue
 
-log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S: Final = 0.2
 _Finished = tuple[str, str, str, str | None, int, int, Mapping[str, AttributeValue], str | None]
-# (make, fields): make(service, *fields) is the compact entry, in the recorder's thread.
-_Deferred = tuple[Any, tuple[Any, ...]]
 
 
 def new_span_id() -> str:
@@ -45,7 +41,7 @@ class SpanRecorder:
         self._store = store
         self._interval = interval
         self._finished: deque[_Finished] = deque()
-        self._deferred: deque[_Deferred] = deque()
+        self._entries: deque[tuple[Any, ...]] = deque()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._flush_forever, name=f"spans-{service}",
                                         daemon=True)
@@ -61,10 +57,9 @@ class SpanRecorder:
         self._finished.append((name, trace_id, span_id, parent_id, start_ns, end_ns,
                                attributes, error))
 
-    def defer(self, make: Any, *fields: Any) -> None:
-        """The compact entry that `make(service, *fields)` returns, made in this recorder's
-        thread; from any thread, at the cost of one tuple and one append."""
-        self._deferred.append((make, fields))
+    def add_entry(self, entry: tuple[Any, ...]) -> None:
+        """A compact entry, from any thread: one append."""
+        self._entries.append(entry)
 
     def flush(self) -> None:
         service = self.service
@@ -73,14 +68,7 @@ class SpanRecorder:
                                     error, attributes)
                          for name, trace_id, span_id, parent_id, start, end, attributes, error
                          in finished])
-        deferred = [self._deferred.popleft() for _ in range(len(self._deferred))]
-        entries = []
-        for make, fields in deferred:
-            try:
-                entries.append(make(service, *fields))
-            except Exception:  # one bad entry must not stop the recorder, nor lose the rest
-                log.exception("a span entry could not be made")
-        self._store.add_entries(entries)
+        self._store.add_entries([self._entries.popleft() for _ in range(len(self._entries))])
 
     def close(self) -> None:
         self._stopping.set()

@@ -9,18 +9,17 @@ of the attempt that reached it. Nothing here runs unless the data plane was give
 `SpanSink` (the runtime's SpanRecorder).
 
 Cost: this runs once or twice per event on the data plane's hot path, so it does the least
-it can there. It reads the ids it must propagate, stamps the clock, and hands the sink a
-tuple of what it saw (header values still as they came, exceptions still unformatted).
-Decoding and the compact entry (troupe.traces.compact) that the store keeps happen in the
-sink's own thread, a batch at a time (`_ingress_entry` and its siblings below); span
-records are made of them only when a trace is read.
+it can there. It reads the ids it must propagate, stamps the clock, and hands the sink the
+compact entry (troupe.traces.compact) the store keeps, a tuple of strings and numbers. The
+sink's own thread encodes a batch of them in one call; span records are made of them only
+when a trace is read.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -34,19 +33,16 @@ _KAFKA_RUNID: Final = f"ce_{RUNID}"
 _HTTP_TRACEPARENT: Final = f"ce-{TRACEPARENT}"
 _HTTP_ARRIVALTIME: Final = f"ce-{KNATIVE_ARRIVALTIME}"
 
-# Called in the sink's thread as make(service, *fields): one compact entry
-# (troupe.traces.compact), a JSON-ready tuple of strings, numbers and None.
-MakeEntry = Callable[..., tuple[Any, ...]]
-
-
 class SpanSink(Protocol):
+    service: str  # the service.name of the spans it records
+
     def record(self, name: str, trace_id: str, span_id: str, parent_id: str | None,
                start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
                error: str | None = None) -> None:
         """A finished span, ready as it is."""
 
-    def defer(self, make: MakeEntry, *fields: Any) -> None:
-        """Spans to be made later, off the caller's thread: `make(service, *fields)`."""
+    def add_entry(self, entry: tuple[Any, ...]) -> None:
+        """A compact entry (troupe.traces.compact): strings, numbers and None only."""
 
 
 def _span_id() -> str:
@@ -57,9 +53,9 @@ def _trace_id() -> str:
     return f"{random.getrandbits(128) or 1:032x}"
 
 
-# (trace id, span id, parent span id, start, broker, then the record's ce_type, ce_id and
-# ce_runid headers as Kafka carries them): a tuple, the cheapest thing to make per event.
-IngressSpan = tuple[str, str, str | None, int, str, bytes | None, bytes | None, bytes | None]
+# (trace id, span id, parent span id, start, broker, the event's type, id and runid): a
+# tuple, the cheapest thing to make per event.
+IngressSpan = tuple[str, str, str | None, int, str, str, str, str | None]
 
 
 @dataclass(slots=True)
@@ -83,6 +79,7 @@ AttemptSpan = tuple[str, int, int, str | None]
 class DataPlaneTracing:
     def __init__(self, sink: SpanSink) -> None:
         self._sink = sink
+        self._service = sink.service
 
     # ingress -----------------------------------------------------------------------------
     def ingress(self, broker: str, headers: dict[str, bytes]) -> IngressSpan:
@@ -93,12 +90,17 @@ class DataPlaneTracing:
         trace_id, parent_id = parent if parent else (_trace_id(), None)
         span_id = _span_id()
         headers[_KAFKA_TRACEPARENT] = f"00-{trace_id}-{span_id}-01".encode()
-        return (trace_id, span_id, parent_id, time.time_ns(), broker, headers.get("ce_type"),
-                headers.get("ce_id"), headers.get(_KAFKA_RUNID))
+        runid = headers.get(_KAFKA_RUNID)
+        return (trace_id, span_id, parent_id, time.time_ns(), broker,
+                _text(headers.get("ce_type")), _text(headers.get("ce_id")),
+                runid.decode("utf-8", "replace") if runid else None)
 
     def ingress_settled(self, span: IngressSpan, error: BaseException | None) -> None:
         """Kafka acknowledged the write, or failed it."""
-        self._sink.defer(_ingress_entry, span, time.time_ns(), error)
+        trace_id, span_id, parent_id, start_ns, broker, event_type, event_id, runid = span
+        self._sink.add_entry((INGRESS, self._service, trace_id, span_id, parent_id, start_ns,
+                              time.time_ns(), broker, event_type, event_id, runid,
+                              f"{type(error).__name__}: {error}" if error else None))
 
     # delivery ----------------------------------------------------------------------------
     def delivery(self, trigger: str, service: str,
@@ -122,7 +124,11 @@ class DataPlaneTracing:
 
     def attempt_done(self, trace: DeliveryTrace, attempt: AttemptSpan, status: int | None,
                      error: str | None = None) -> None:
-        self._sink.defer(_delivery_entry, trace, attempt, time.time_ns(), status, error)
+        """The attempt's entry, and with it the wait in Kafka when this attempt ended it."""
+        span_id, number, start_ns, arrived = attempt
+        self._sink.add_entry((DELIVERY, self._service, trace.trace_id, trace.parent_id, span_id,
+                              number, start_ns, time.time_ns(), status, error, trace.trigger,
+                              trace.service, trace.event_type, trace.event_id, arrived))
 
     def dead_letter_started(self, trace: DeliveryTrace, headers: dict[str, str]) -> AttemptSpan:
         """The dead letter's span, its context put in `headers` (the sink's span becomes
@@ -133,32 +139,9 @@ class DataPlaneTracing:
 
     def dead_lettered(self, trace: DeliveryTrace, letter: AttemptSpan, status: int | None,
                       error: str | None) -> None:
-        self._sink.defer(_dead_letter_entry, trace, letter, time.time_ns(), status, error)
-
-
-# In the sink's thread: the compact entries (troupe.traces.compact) of what the hot path
-# handed over. ---------------------------------------------------------------------------
-def _ingress_entry(service: str, span: IngressSpan, end_ns: int,
-                   error: BaseException | None) -> tuple[Any, ...]:
-    trace_id, span_id, parent_id, start_ns, broker, event_type, event_id, runid = span
-    return (INGRESS, service, trace_id, span_id, parent_id, start_ns, end_ns, broker,
-            _text(event_type), _text(event_id), _text(runid) or None,
-            f"{type(error).__name__}: {error}" if error else None)
-
-
-def _delivery_entry(service: str, trace: DeliveryTrace, attempt: AttemptSpan, end_ns: int,
-                    status: int | None, error: str | None) -> tuple[Any, ...]:
-    """The attempt, and the wait in Kafka when this attempt ended it."""
-    span_id, number, start_ns, arrived = attempt
-    return (DELIVERY, service, trace.trace_id, trace.parent_id, span_id, number, start_ns,
-            end_ns, status, error, trace.trigger, trace.service, trace.event_type,
-            trace.event_id, arrived)
-
-
-def _dead_letter_entry(service: str, trace: DeliveryTrace, letter: AttemptSpan, end_ns: int,
-                       status: int | None, error: str | None) -> tuple[Any, ...]:
-    return (DEAD_LETTER, service, trace.trace_id, trace.parent_id, letter[0], letter[2],
-            end_ns, status, error, trace.trigger, trace.event_id)
+        self._sink.add_entry((DEAD_LETTER, self._service, trace.trace_id, trace.parent_id,
+                              letter[0], letter[2], time.time_ns(), status, error, trace.trigger,
+                              trace.event_id))
 
 
 def _own_context(value: str | None) -> tuple[str, str] | None:
@@ -183,6 +166,5 @@ __all__ = [
     "DataPlaneTracing",
     "DeliveryTrace",
     "IngressSpan",
-    "MakeEntry",
     "SpanSink",
 ]
