@@ -2,8 +2,10 @@
 
 It runs Debian's `prometheus` binary on 127.0.0.1 with a generated configuration: one
 scrape job whose targets come from `file_sd` files, so targets can be changed while it
-runs (`set_targets`) as function processes come and go. Its data and its log live in
-the given work directory.
+runs (`set_targets`) as function processes come and go, and a job for each target that
+wants a bearer token (the local API). Its data and its log live in the given work
+directory. It runs without `--web.enable-lifecycle`: nothing here reloads or stops it
+over HTTP, and with it a cross-site POST to `/-/quit` would stop it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 
 from troupe.local.errors import LocalError
 from troupe.local.host.loopback_http import free_port
+from troupe.local.host.private_files import write_owner_only
 from troupe.local.host.processes import ChildProcess
 
 BINARY: Final = "prometheus"
@@ -49,8 +52,12 @@ class PrometheusServer(ChildProcess):
         *,
         binary: str | None = None,
         retention: str = "1d",
+        bearer_jobs: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
+        """`bearer_jobs`: job -> (target, bearer token), for targets that want a token, as
+        the local API does for its /metrics."""
         super().__init__()
+        self._bearer_jobs = dict(bearer_jobs or {})
         self.workdir = Path(workdir)
         self.scrape_interval = scrape_interval
         self.retention = retention
@@ -69,6 +76,9 @@ class PrometheusServer(ChildProcess):
     @property
     def data_dir(self) -> Path:
         return self.workdir / "data"
+
+    def token_path(self, job: str) -> Path:
+        return self.workdir / f"{job}.token"
 
     @property
     def log_path(self) -> Path:
@@ -122,7 +132,6 @@ class PrometheusServer(ChildProcess):
             f"--storage.tsdb.path={self.data_dir}",
             f"--storage.tsdb.retention.time={self.retention}",
             f"--web.listen-address=127.0.0.1:{self._port}",
-            "--web.enable-lifecycle",
             "--log.level=warn",
         ]
         try:
@@ -175,10 +184,21 @@ class PrometheusServer(ChildProcess):
                     "file_sd_configs": [
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                *(self._bearer_job(job, target, token)
+                  for job, (target, token) in self._bearer_jobs.items()),
             ],
         }
         _write_atomically(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def _bearer_job(self, job: str, target: str, token: str) -> dict[str, Any]:
+        # The token goes in a file of its own, owner-only, not into the configuration; an
+        # earlier run's file_sd targets for the job would be scraped without it.
+        write_owner_only(self.token_path(job), token.encode())
+        (self.targets_dir / f"{job}.json").unlink(missing_ok=True)
+        return {"job_name": job, "static_configs": [{"targets": [target]}],
+                "authorization": {"type": "Bearer",
+                                  "credentials_file": str(self.token_path(job))}}
 
     def set_targets(
         self, job: str, targets: list[str], labels: Mapping[str, str] | None = None

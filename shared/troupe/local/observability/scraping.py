@@ -17,10 +17,11 @@ Targets = Callable[[], list[tuple[str, str, str]]]  # (address, service, revisio
 
 
 class Observability:
-    def __init__(self, workdir: Path, runtime_address: str, targets: Targets,
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, workdir: Path, runtime_address: str, runtime_token: str,
+                 targets: Targets, say: Callable[[str], None]) -> None:
         self._workdir = workdir
         self._runtime_address = runtime_address
+        self._runtime_token = runtime_token
         self._targets = targets
         self._say = say
         self._server: PrometheusServer | None = None
@@ -38,7 +39,9 @@ class Observability:
                                        "(install the Debian package 'prometheus' to enable it)")
             self._say(self.unavailable_reason)
             return
-        server = PrometheusServer(self._workdir, scrape_interval="1s")
+        # The runtime's own /metrics is on the API, which wants the run's token.
+        server = PrometheusServer(self._workdir, scrape_interval="1s", bearer_jobs={
+            RUNTIME_JOB: (self._runtime_address, self._runtime_token)})
         try:
             server.start()
         except PrometheusError as error:
@@ -46,7 +49,6 @@ class Observability:
             self._say(self.unavailable_reason)
             return
         self._server = server
-        server.set_targets(RUNTIME_JOB, [self._runtime_address])
         self.refresh()
 
     def refresh(self) -> None:

@@ -1,0 +1,37 @@
+"""The kubeconfig of the local API: where it listens, and the token of this run.
+
+kubectl, the `kubernetes` client, the deployer and `troupe subscribe` reach the local
+runtime through this file as they reach a cluster through theirs. The token is new for
+each run (`new_token`), so a token read from an earlier run's file is worth nothing, and
+the file is owner-only from its first byte (private_files.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+from troupe.local.host.private_files import write_owner_only
+
+KUBE_CONTEXT: Final = "troupe-local"
+# 32 random bytes: as strong as the API server's own service account tokens need be.
+_TOKEN_BYTES: Final = 32
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(_TOKEN_BYTES)
+
+
+def write_kubeconfig(path: Path, server: str, token: str, namespace: str) -> None:
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": KUBE_CONTEXT, "cluster": {"server": server}}],
+        "users": [{"name": KUBE_CONTEXT, "user": {"token": token}}],
+        "contexts": [{"name": KUBE_CONTEXT, "context": {
+            "cluster": KUBE_CONTEXT, "user": KUBE_CONTEXT, "namespace": namespace}}],
+        "current-context": KUBE_CONTEXT,
+    }
+    write_owner_only(path, yaml.safe_dump(config, sort_keys=False).encode())
