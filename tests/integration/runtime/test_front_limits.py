@@ -32,7 +32,7 @@ def front() -> Iterator[Front]:
 def _get(url: str) -> bytes:
     address = urlsplit(url)
     with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
-        connection.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
