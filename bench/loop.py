@@ -178,7 +178,8 @@ class Loop:
 
     def instances(self) -> dict[str, int]:
         status = requests.get(f"{self.info['api_url']}/troupe/status", timeout=10,
-                              headers=api_headers(self.info)).json()
+                              headers=api_headers(self.info),
+                              verify=self.info["api_ca_file"]).json()
         return {s["name"]: int(s["instances"]) for s in status["services"]}
 
     def at_zero(self) -> list[str]:
@@ -196,7 +197,7 @@ class Loop:
     def start_seconds(self) -> dict[str, float]:
         """Seconds the runtime spent starting each function's processes, so far."""
         text = requests.get(f"{self.info['api_url']}/metrics", timeout=10,
-                            headers=api_headers(self.info)).text
+                            headers=api_headers(self.info), verify=self.info["api_ca_file"]).text
         spent: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:

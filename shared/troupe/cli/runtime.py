@@ -52,6 +52,7 @@ def _write_state(project: Path, runtime: Runtime) -> dict[str, Any]:
     info: dict[str, Any] = {
         "pid": os.getpid(), "project": str(project), "ready": True,
         "api_url": runtime.api_url, "api_token": runtime.api_token,
+        "api_ca_file": str(runtime.api_ca_file.resolve()),
         "kubeconfig": str(runtime.kubeconfig.resolve()),
         "broker_url": brokers[0] if brokers else None, "broker_urls": brokers,
         "prometheus_url": runtime.observability.url if runtime.observability else None,
@@ -235,7 +236,7 @@ def status(project: Path | None, as_json: bool) -> None:
                                    "`troupe up --detach`")
     try:
         state = requests.get(f"{info['api_url']}/troupe/status", headers=api_headers(info),
-                             timeout=10).json()
+                             verify=info.get("api_ca_file", True), timeout=10).json()
     except (requests.RequestException, ValueError) as error:
         raise click.ClickException(
             f"the runtime at {info['api_url']} did not answer: {error}") from None

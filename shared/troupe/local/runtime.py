@@ -56,6 +56,7 @@ from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.checks import add_eventing_checks
 from troupe.local.eventing.sources.controller import SourcesController
+from troupe.local.host.private_files import write_owner_only
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
 from troupe.local.run_secrets import run_secret
@@ -127,6 +128,7 @@ class Runtime:
         # The API's bearer token, new for each run: in the kubeconfig, and nowhere else
         # but the owner-only record of the running runtime and Prometheus' scrape config.
         self.api_token = new_token()
+        self.api_ca_file = options.workdir / "api-ca.crt"  # what plain HTTPS clients trust
         self.store_url = ""
 
     # -- start / stop --------------------------------------------------------------------
@@ -150,12 +152,15 @@ class Runtime:
                              runtime_status=self.status, admit=admit,
                              checks=access_checks(self.api_token))
         self._parts.append(self.api.close)
-        write_kubeconfig(self.kubeconfig, self.api.url, self.api_token, options.namespace)
+        write_kubeconfig(self.kubeconfig, self.api.url, self.api_token, options.namespace,
+                         self.api.certificate.ca_pem)
+        write_owner_only(self.api_ca_file, self.api.certificate.ca_pem)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
         extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
         self.observability = Observability(options.workdir / "prometheus",
-                                           self.api.url.removeprefix("http://"),
-                                           self.api_token, self._instance_targets, self._say)
+                                           self.api.url.removeprefix("https://"),
+                                           self.api_token, self.api_ca_file,
+                                           self._instance_targets, self._say)
         if options.prometheus:
             self.observability.start()
         self._parts.append(self.observability.stop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,12 +36,13 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         yield started
 
 
-class ApiConnection(http.client.HTTPConnection):
+class ApiConnection(http.client.HTTPSConnection):
     """One keep-alive connection to the API, with the run's token on every request."""
 
     def __init__(self, runtime: Runtime) -> None:
         address = urlsplit(runtime.api_url)
-        super().__init__(address.hostname or "", address.port, timeout=10)
+        super().__init__(address.hostname or "", address.port, timeout=10,
+                         context=ssl.create_default_context(cafile=runtime.api_ca_file))
         self.authorization = runtime.api_headers
 
 

@@ -12,6 +12,9 @@ Trigger's subscriber), so it is for the user who ran `troupe up` alone:
    page may POST `text/plain` to any address without asking the browser's leave (a
    "simple" cross-site request); any other type needs a CORS preflight, and the API
    never grants one: OPTIONS is not served and no `Access-Control-*` header is ever sent.
+   A write without a Content-Type is JSON, as the API server takes it (the `kubernetes`
+   client sends none when it creates a custom object); a page can send one like that,
+   but never with the token, which only a preflight could have let it add.
 
 Each refusal is a Kubernetes `Status`, as the API server answers.
 """
@@ -62,11 +65,11 @@ def json_writes(request: Request) -> None:
     if request.method not in _WRITES:
         return
     content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if content_type in WRITE_TYPES:
+    if not content_type or content_type in WRITE_TYPES:
         return
     hint = (" (`kubectl create <kind>` sends protobuf: `kubectl apply -f` a manifest "
             "instead)" if content_type.startswith(_PROTOBUF) else "")
     raise ApiError(415, "UnsupportedMediaType", f"the body's content type "
-                   f"{content_type or '(none)'!r} is not accepted for {request.method}: send "
+                   f"{content_type!r} is not accepted for {request.method}: send "
                    f"application/json, or for PATCH a JSON merge, strategic merge or JSON "
                    f"patch{hint}")

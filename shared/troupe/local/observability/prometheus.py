@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -35,6 +36,16 @@ class PrometheusError(LocalError, RuntimeError):
     """Prometheus could not be started, or did not answer as expected."""
 
 
+@dataclass(frozen=True)
+class BearerTarget:
+    """A target scraped over HTTPS with a bearer token: "127.0.0.1:port", the token, and
+    the certificate authority its certificate is checked against."""
+
+    address: str
+    token: str
+    ca_file: Path
+
+
 def find_prometheus() -> str | None:
     """The path of the `prometheus` binary on PATH, or None (apt-get install prometheus)."""
     return shutil.which(BINARY)
@@ -52,10 +63,10 @@ class PrometheusServer(ChildProcess):
         *,
         binary: str | None = None,
         retention: str = "1d",
-        bearer_jobs: Mapping[str, tuple[str, str]] | None = None,
+        bearer_jobs: Mapping[str, BearerTarget] | None = None,
     ) -> None:
-        """`bearer_jobs`: job -> (target, bearer token), for targets that want a token, as
-        the local API does for its /metrics."""
+        """`bearer_jobs`: the targets that want HTTPS and a token, as the local API's
+        /metrics does, by job."""
         super().__init__()
         self._bearer_jobs = dict(bearer_jobs or {})
         self.workdir = Path(workdir)
@@ -185,18 +196,19 @@ class PrometheusServer(ChildProcess):
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
                 },
-                *(self._bearer_job(job, target, token)
-                  for job, (target, token) in self._bearer_jobs.items()),
+                *(self._bearer_job(job, target) for job, target in self._bearer_jobs.items()),
             ],
         }
         _write_atomically(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
-    def _bearer_job(self, job: str, target: str, token: str) -> dict[str, Any]:
+    def _bearer_job(self, job: str, target: BearerTarget) -> dict[str, Any]:
         # The token goes in a file of its own, owner-only, not into the configuration; an
         # earlier run's file_sd targets for the job would be scraped without it.
-        write_owner_only(self.token_path(job), token.encode())
+        write_owner_only(self.token_path(job), target.token.encode())
         (self.targets_dir / f"{job}.json").unlink(missing_ok=True)
-        return {"job_name": job, "static_configs": [{"targets": [target]}],
+        return {"job_name": job, "scheme": "https",
+                "static_configs": [{"targets": [target.address]}],
+                "tls_config": {"ca_file": str(target.ca_file)},
                 "authorization": {"type": "Bearer",
                                   "credentials_file": str(self.token_path(job))}}
 
