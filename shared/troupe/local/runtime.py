@@ -49,12 +49,14 @@ from troupe.local.controlplane.saved_objects import (
     STATE_FILE_NAME,
     SavedObjects,
     SavedObjectsWriter,
+    SavedStateError,
     read_saved_objects,
 )
 from troupe.local.controlplane.status import ApiError
 from troupe.local.conventions import DEFAULT_NAMESPACE
-from troupe.local.errors import InvalidFieldError
+from troupe.local.errors import InvalidFieldError, InvalidResourceError
 from troupe.local.eventing.checks import add_eventing_checks
+from troupe.local.eventing.sink_policy import add_sink_checks
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.host.private_files import write_owner_only
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
@@ -147,6 +149,7 @@ class Runtime:
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
         add_eventing_checks(self.objects, options.namespace)
+        add_sink_checks(self.objects, options.allow_external_sinks)
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
                              runtime_status=self.status, admit=admit,
@@ -178,7 +181,10 @@ class Runtime:
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)
         if saved is not None:
-            self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+            try:
+                self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+            except InvalidResourceError as error:  # allowed by an earlier run, not by this one
+                raise SavedStateError(options.state_file, str(error)) from None
         self._ensure_namespaces({options.namespace, "default", *(
             m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
         self._ensure_run_secrets({options.namespace, *(
