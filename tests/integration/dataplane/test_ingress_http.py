@@ -76,6 +76,31 @@ def post(path: str, event_id: str, body: bytes = b"{}", extra: str = "") -> byte
             ).encode() + body
 
 
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:80",
+                                  "127.0.0.1.nip.io", "[::2]"])
+def test_a_host_that_is_not_loopback_is_403_and_nothing_is_stored(
+        client: Client, ingress_broker: str, host: str) -> None:
+    """DNS rebinding: a page's own name, resolved to 127.0.0.1, arrives as the Host."""
+    request = post(f"/{NAMESPACE}/{ingress_broker}", "rebound").replace(
+        b"Host: 127.0.0.1", f"Host: {host}".encode())
+
+    client.send(request)
+    status, headers, body = client.response()
+
+    assert status == 403 and b"loopback" in body
+    assert not [name for name in headers if name.startswith("access-control-")]
+    client.send(post(f"/{NAMESPACE}/{ingress_broker}", "after"))  # the connection serves on
+    assert client.response()[0] == 202
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:1", "[::1]:8080", "127.0.0.1:9"])
+def test_loopback_hosts_are_served(client: Client, ingress_broker: str, host: str) -> None:
+    client.send(post(f"/{NAMESPACE}/{ingress_broker}", "local").replace(
+        b"Host: 127.0.0.1", f"Host: {host}".encode()))
+
+    assert client.response()[0] == 202
+
+
 def test_one_connection_carries_many_events(client: Client, ingress_broker: str) -> None:
     for number in range(3):
         client.send(post(f"/{NAMESPACE}/{ingress_broker}", f"keep-{number}"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         kubeconfig = next(line for line in up.stdout.splitlines() if "kubeconfig" in line)
         assert Path(kubeconfig.split()[-1]).is_absolute()
         assert Path(kubeconfig.split()[-1]).is_file()
+        # Both hold the API's token: owner-only.
+        for private in (Path(kubeconfig.split()[-1]), project / ".troupe" / "runtime.json"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
         broker = next(line.split()[-1] for line in up.stdout.splitlines()
                       if line.startswith("broker"))
         assert broker.startswith("http://127.0.0.1:") and broker.endswith("/troupe/default")
