@@ -128,7 +128,7 @@ class Runtime:
         self.eventing: Eventing | None = None  # the data plane, when it runs
         self.kubeconfig = options.workdir / "kubeconfig"
         # The API's bearer token, new for each run: in the kubeconfig, and nowhere else
-        # but the owner-only record of the running runtime and Prometheus' scrape config.
+        # but the owner-only record of the running runtime and Prometheus' token file.
         self.api_token = new_token()
         self.api_ca_file = options.workdir / "api-ca.crt"  # what plain HTTPS clients trust
         self.store_url = ""

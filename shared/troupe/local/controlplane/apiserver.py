@@ -4,9 +4,9 @@ It is served by waitress, a maintained WSGI server: HTTP/1.1 keep-alive for ever
 (bodies are read whole before dispatch, so a DELETE's DeleteOptions cannot spill into the
 next request), and chunked streaming for watches, over TLS (tls_front.py: kubectl sends
 its token only over TLS). Requests are dispatched by `ApiApp`: first the request checks
-(access.py: the Host, the token, JSON writes), then
-discovery and OpenAPI (openapi.py), then the resource paths (`rest.Resources`). Every failure is a
-`Status` object with the API server's reason and code. The runtime's own metrics are at
+(access.py: the Host, the token, JSON writes), then discovery and OpenAPI (openapi.py),
+then the resource paths (`rest.Resources`). Every failure is a `Status` object with the
+API server's reason and code. The runtime's own metrics are at
 /metrics and its status at /troupe/status.
 """
 
