@@ -35,14 +35,19 @@ class ServingCertificate:
     key_pem: bytes
 
     def server_context(self, folder: Path) -> ssl.SSLContext:
-        """A TLS server context; the key is written owner-only into `folder` (which only
-        the owner may enter) because OpenSSL loads keys from files."""
+        """A TLS server context. OpenSSL loads keys from files only, so the key is written
+        owner-only into `folder` (which only the owner may enter) and removed once
+        loaded."""
         certificate, key = folder / "api.crt", folder / "api.key"
         write_owner_only(certificate, self.certificate_pem)
         write_owner_only(key, self.key_pem)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(certificate, key)
+        try:
+            context.load_cert_chain(certificate, key)
+        finally:  # loaded: a run killed before it cleans up leaves no key behind
+            key.unlink(missing_ok=True)
+            certificate.unlink(missing_ok=True)
         return context
 
 
