@@ -2,28 +2,34 @@
 
 It is served by waitress, a maintained WSGI server: HTTP/1.1 keep-alive for every verb
 (bodies are read whole before dispatch, so a DELETE's DeleteOptions cannot spill into the
-next request), and chunked streaming for watches. Requests are dispatched by `ApiApp`:
-first the request checks (the place where authentication and a Host check go), then
-discovery and OpenAPI (openapi.py), then the resource paths (`rest.Resources`). Every failure is a
-`Status` object with the API server's reason and code. The runtime's own metrics are at
+next request), and chunked streaming for watches, over TLS (tls_front.py: kubectl sends
+its token only over TLS). Requests are dispatched by `ApiApp`: first the request checks
+(access.py: the Host, the token, JSON writes), then discovery and OpenAPI (openapi.py),
+then the resource paths (`rest.Resources`). Every failure is a `Status` object with the
+API server's reason and code. The runtime's own metrics are at
 /metrics and its status at /troupe/status.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Final
 
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
 from troupe.local.controlplane import discovery, openapi, status
+from troupe.local.controlplane.certificates import new_serving_certificate
 from troupe.local.controlplane.kinds import Obj, kind_by_plural
 from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
 from troupe.local.controlplane.status import ApiError
+from troupe.local.controlplane.tls_front import TlsFront
 
 _log = logging.getLogger(__name__)
 
@@ -166,7 +172,8 @@ class ApiApp:
 
 
 class ApiServer:
-    """The API on 127.0.0.1, served by waitress on a thread of its own."""
+    """The API on https://127.0.0.1 (tls_front.py), served by waitress on a thread of its
+    own behind a Unix socket in a folder only this user may enter."""
 
     def __init__(self, objects: ObjectStore, metrics: Callable[[], bytes], *, port: int = 0,
                  runtime_status: Callable[[], Obj] = dict, admit: Admit = admit_unchanged,
@@ -175,19 +182,25 @@ class ApiServer:
         self._objects = objects
         self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
                           checks=checks, routes=routes, bookmark_interval=bookmark_interval)
+        self._folder = Path(tempfile.mkdtemp(prefix="troupe-api-"))  # mode 0700
+        self.certificate = new_serving_certificate()
+        self.ca_file = self._folder / "ca.crt"
+        self.ca_file.write_bytes(self.certificate.ca_pem)
         # A request lookahead lets waitress notice a client that went away, which a
         # watch checks so that an abandoned `kubectl get -w` frees its worker.
         self._server: Any = create_server(
-            self.app, host="127.0.0.1", port=port, threads=_THREADS, ident="troupe",
-            clear_untrusted_proxy_headers=True, channel_timeout=300,
-            channel_request_lookahead=1)
+            self.app, unix_socket=str(self._folder / "api.sock"), unix_socket_perms="600",
+            threads=_THREADS, ident="troupe", clear_untrusted_proxy_headers=True,
+            channel_timeout=300, channel_request_lookahead=1)
+        self._front = TlsFront(port, str(self._folder / "api.sock"),
+                               self.certificate.server_context(self._folder))
         self.app.server_address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
 
     @property
     def port(self) -> int:
-        return int(self._server.effective_port)
+        return self._front.port
 
     @property
     def busy_workers(self) -> int:
@@ -196,7 +209,7 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         """End the watches, close every connection and the listening socket, and wait."""
@@ -204,9 +217,11 @@ class ApiServer:
         self._objects.events.wake_all()
         # Closed in the loop's own thread (a trigger's thunk runs there): the loop ends
         # when nothing is left to watch, and no socket closes under a select() call.
+        self._front.close()
         self._server.trigger.pull_trigger(self._close_all)
         self._thread.join(timeout=5)
         self._server.task_dispatcher.shutdown(timeout=5)
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def _close_all(self) -> None:
         for dispatcher in list(self._server._map.values()):

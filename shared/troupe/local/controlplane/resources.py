@@ -24,6 +24,7 @@ from troupe.local.controlplane.kinds import (
     Kind,
     Obj,
 )
+from troupe.local.controlplane.launch_rules import check_image, check_prefix, check_variable
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.cron import CronSchedule
@@ -64,12 +65,19 @@ def _validate_service(obj: Obj) -> None:
     if not isinstance(containers, list) or not containers:
         raise InvalidFieldError("spec.template.spec.containers", "needs exactly one container")
     container = containers[0]
-    if not isinstance(container, dict) or not isinstance(container.get("image"), str):
-        raise InvalidFieldError("spec.template.spec.containers[0].image",
-                              "missing: name the function folder, e.g. image: ingest")
+    base = "spec.template.spec.containers[0]"
+    if not isinstance(container, dict):
+        raise InvalidFieldError(base, "must be a mapping")
+    # What a Service may start here (launch_rules.py): a function folder, and no
+    # variable that steers the interpreter, the server or the runtime's wiring.
+    check_image(container.get("image"), f"{base}.image")
     for i, entry in enumerate(container.get("env") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise InvalidFieldError(f"spec.template.spec.containers[0].env[{i}].name", "missing")
+            raise InvalidFieldError(f"{base}.env[{i}].name", "missing")
+        check_variable(entry["name"], f"{base}.env[{i}].name")
+    for i, source in enumerate(container.get("envFrom") or []):
+        if isinstance(source, dict) and isinstance(source.get("prefix"), str):
+            check_prefix(source["prefix"], f"{base}.envFrom[{i}].prefix")
     concurrency = _get(obj, "spec.template.spec.containerConcurrency")
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
         raise InvalidFieldError("spec.template.spec.containerConcurrency",

@@ -1,9 +1,10 @@
 """The Broker ingress: `POST /<namespace>/<broker>` as Knative's data-plane spec describes.
 
-202 once Kafka acknowledged the event; 400 malformed; 404 unknown broker; 405 (with
-`Allow`) other methods; 411 no Content-Length; 413 too large; 415 unsupported media type;
-503 with Retry-After when Kafka does not take it; OPTIONS answers the CloudEvents HTTP
-webhook validation handshake.
+202 once Kafka acknowledged the event; 400 malformed; 403 a Host that is not loopback
+(host_header.py: DNS rebinding); 404 unknown broker; 405 (with `Allow`) other methods;
+411 no Content-Length; 413 too large; 415 unsupported media type; 503 with Retry-After
+when Kafka does not take it; OPTIONS answers the CloudEvents HTTP webhook validation
+handshake (never a CORS preflight: no `Access-Control-*` header is sent).
 
 It runs on the data plane's loop (loop.py), reading requests with ingress_connection.py.
 A request waiting for Kafka's acknowledgement holds a callback, not a thread, so many
@@ -34,6 +35,7 @@ from troupe.local.eventing.broker.ingress_connection import (
 )
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.host_header import foreign_host_message, is_loopback_host, loopback_hosts
 from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class IngressServer:
         self.max_connections = max_connections or default_max_connections()
         # Bound now, so that the port is known before start().
         self._socket = socket.create_server(("127.0.0.1", port), backlog=256)
+        self._hosts = loopback_hosts(self._socket.getsockname()[1])
         self._server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._connections: set[IngressConnection] = set()
@@ -109,6 +112,10 @@ class IngressServer:
 
     # answering ---------------------------------------------------------------------------
     def _handle(self, request: Request, body: bytes | UnreadBody, answer: Respond) -> None:
+        host = request.headers.get("host")
+        if host not in self._hosts and not is_loopback_host(host):
+            answer(403, foreign_host_message(host), None)
+            return
         if request.method == "POST":
             if isinstance(body, UnreadBody):
                 answer(body.status, body.message, None)
