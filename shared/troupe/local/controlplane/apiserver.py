@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from waitress.server import create_server
@@ -24,6 +25,7 @@ from troupe.local.controlplane.kinds import Obj, kind_by_plural
 from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
 from troupe.local.controlplane.status import ApiError
+from troupe.local.host.processes import files_left
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +36,27 @@ ExtraRoute = Callable[[Request], Response | None]
 # A watch holds a worker for as long as it streams; these leave room for plain requests.
 _THREADS: Final = 32
 _SUBRESOURCES: Final = ("status",)
+_MAX_CONNECTIONS: Final = 100  # waitress's own default
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What slow or idle clients may hold, in waitress's settings. Waitress reads requests
+    without a thread, so a slow client holds a connection, never a worker: the connection
+    cap bounds what many of them cost (past it, waitress accepts no more until one goes),
+    and a connection idle for `idle_s` (a request head stopped midway included; a watch
+    being streamed is not idle) is closed within `sweep_s` after that."""
+
+    connections: int | None = None  # default: _MAX_CONNECTIONS, or fewer on a low file limit
+    idle_s: int = 60
+    sweep_s: int = 10
+
+    def connection_cap(self) -> int:
+        """At most a quarter of the files the process may still open: the ingress takes
+        half of what is left after, and Kafka, deliveries and functions need the rest."""
+        if self.connections is not None:
+            return self.connections
+        return max(8, min(_MAX_CONNECTIONS, files_left(4 * _MAX_CONNECTIONS) // 4))
 
 
 def resolve(path: str) -> Target | None:
@@ -171,16 +194,18 @@ class ApiServer:
     def __init__(self, objects: ObjectStore, metrics: Callable[[], bytes], *, port: int = 0,
                  runtime_status: Callable[[], Obj] = dict, admit: Admit = admit_unchanged,
                  checks: Iterable[RequestCheck] = (), routes: Iterable[ExtraRoute] = (),
-                 bookmark_interval: float = 10.0) -> None:
+                 bookmark_interval: float = 10.0, limits: ClientLimits = ClientLimits()) -> None:
         self._objects = objects
         self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
                           checks=checks, routes=routes, bookmark_interval=bookmark_interval)
         # A request lookahead lets waitress notice a client that went away, which a
-        # watch checks so that an abandoned `kubectl get -w` frees its worker.
+        # watch checks so that an abandoned `kubectl get -w` frees its worker. The
+        # listening socket and waitress's wake-up pipe count against its connection limit.
         self._server: Any = create_server(
             self.app, host="127.0.0.1", port=port, threads=_THREADS, ident="troupe",
-            clear_untrusted_proxy_headers=True, channel_timeout=300,
-            channel_request_lookahead=1)
+            clear_untrusted_proxy_headers=True, channel_request_lookahead=1,
+            connection_limit=limits.connection_cap() + 2, channel_timeout=limits.idle_s,
+            cleanup_interval=limits.sweep_s)
         self.app.server_address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
@@ -193,6 +218,11 @@ class ApiServer:
     def busy_workers(self) -> int:
         """Requests being answered now; an open watch is one until it ends."""
         return int(self._server.task_dispatcher.active_count)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections waitress holds now (past its cap, new ones wait unaccepted)."""
+        return len(self._server.active_channels)
 
     @property
     def url(self) -> str:

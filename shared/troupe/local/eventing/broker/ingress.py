@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import resource
 import socket
 from collections.abc import Callable
 from typing import Final
@@ -35,6 +33,7 @@ from troupe.local.eventing.broker.ingress_connection import (
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
 from troupe.local.host.loop import LoopThread
+from troupe.local.host.processes import files_left
 
 log = logging.getLogger(__name__)
 ALLOW: Final = "POST, OPTIONS"
@@ -178,14 +177,7 @@ def default_max_connections() -> int:
     """Connections the ingress takes at once: half of the files this process may still open
     (the rest is for Kafka, subscribers, and answering 503 past the cap), at most
     _MAX_CONNECTIONS."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return _MAX_CONNECTIONS
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:  # not Linux: guess
-        in_use = 64
-    return max(8, min(_MAX_CONNECTIONS, (soft - in_use) // 2))
+    return max(8, min(_MAX_CONNECTIONS, files_left(2 * _MAX_CONNECTIONS) // 2))
 
 
 class _Busy(asyncio.Protocol):
