@@ -61,10 +61,10 @@ def test_below_the_cap_a_client_is_served_beside_slow_ones(patient_api: ApiServe
     try:
         wait_until(lambda: patient_api.open_connections == CAP - 1, 5,
                    "the slow clients to be accepted")
+        assert patient_api.busy_workers == 0  # a slow client holds a connection, no worker
         with _send_get(patient_api) as normal:
             assert _read_to_end(normal).startswith(b"HTTP/1.1 200")
-        # Served while the slow ones are still there, and none of them holds a worker.
-        assert patient_api.busy_workers == 0
+        # Served while the slow ones are still there.
         wait_until(lambda: patient_api.open_connections == CAP - 1, 5,
                    "the normal client's connection to go, the slow ones staying")
     finally:

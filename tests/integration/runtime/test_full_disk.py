@@ -71,10 +71,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write zeros until the filesystem refuses with ENOSPC; the file that holds them."""
     filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as out:
-        with pytest.raises(OSError) as full:
-            while True:
-                out.write(b"\0" * 4096)
+    with open(filler, "wb", buffering=0) as out, pytest.raises(OSError) as full:
+        while True:
+            out.write(b"\0" * 4096)
     assert full.value.errno == errno.ENOSPC
     return filler
 
