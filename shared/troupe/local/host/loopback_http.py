@@ -38,6 +38,7 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
     timeout = CLIENT_TIMEOUT_S  # each read of a request, and the wait for the next one
 
     def setup(self) -> None:
+        self.timeout = getattr(self.server, "client_timeout_s", CLIENT_TIMEOUT_S)
         super().setup()
         # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm
         # and the client's delayed ACK add ~40 ms to every keep-alive response.
@@ -52,6 +53,7 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     max_connections = 512
+    client_timeout_s = CLIENT_TIMEOUT_S  # how long a client may stay silent
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
