@@ -38,8 +38,9 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
     timeout = CLIENT_TIMEOUT_S  # each read of a request, and the wait for the next one
 
     def setup(self) -> None:
-        self.timeout = getattr(self.server, "client_timeout_s", CLIENT_TIMEOUT_S)
         super().setup()
+        # The server's own client timeout, when it has one (a BoundedThreadingHTTPServer).
+        self.connection.settimeout(getattr(self.server, "client_timeout_s", self.timeout))
         # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm
         # and the client's delayed ACK add ~40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
