@@ -6,6 +6,7 @@ client is served beside them; past it, a new client waits until the idle ones ar
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -37,14 +38,22 @@ def strict_api() -> Iterator[ApiServer]:
     server.close()
 
 
-def _slow_client(server: ApiServer) -> socket.socket:
+def _connect(server: ApiServer) -> socket.socket:
     connection = socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S)
+    if server.url.startswith("https:"):  # where the API speaks TLS, the clients do too
+        context = ssl.create_default_context(cafile=str(getattr(server, "ca_file", "")))
+        return context.wrap_socket(connection, server_hostname="127.0.0.1")
+    return connection
+
+
+def _slow_client(server: ApiServer) -> socket.socket:
+    connection = _connect(server)
     connection.sendall(b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head that never ends
     return connection
 
 
 def _send_get(server: ApiServer) -> socket.socket:
-    connection = socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S)
+    connection = _connect(server)
     connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     return connection
 

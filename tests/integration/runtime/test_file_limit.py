@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,8 +82,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _connection(url: str) -> http.client.HTTPConnection:
+def _connection(url: str, ca_file: str | None = None) -> http.client.HTTPConnection:
     address = urlsplit(url)
+    if address.scheme == "https":  # the API, where it speaks TLS
+        return http.client.HTTPSConnection(
+            address.hostname or "", address.port, timeout=10,
+            context=ssl.create_default_context(cafile=ca_file))
     return http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
 
 
@@ -121,7 +126,8 @@ def test_a_flood_past_the_file_limit_meets_the_caps_and_the_runtime_recovers(
     broker_path = urlsplit(broker_url).path
     token = yaml.safe_load(Path(runtime["kubeconfig"]).read_text())["users"][0]["user"]["token"]
     acknowledged: set[tuple[str, str]] = set()
-    ingress_before, api_before = _connection(broker_url), _connection(api_url)
+    ca_file = runtime.get("api_ca_file")
+    ingress_before, api_before = _connection(broker_url), _connection(api_url, ca_file)
     assert _post(ingress_before, broker_path, "before") == 202
     acknowledged.add((SOURCE, "before"))
     assert _get_api(api_before, token) == 200
@@ -156,7 +162,7 @@ def test_a_flood_past_the_file_limit_meets_the_caps_and_the_runtime_recovers(
         acknowledged.add((SOURCE, f"after-{number}"))
         return True
     wait_until(lambda: served_anew(0), 15, "a new ingress client to be served again")
-    fresh_api = _connection(api_url)
+    fresh_api = _connection(api_url, ca_file)
     assert _get_api(fresh_api, token) == 200
     fresh_api.close()
     wait_until(lambda: _delivered(runtime["record_file"]) >= acknowledged, 60,

@@ -125,6 +125,7 @@ def event_counts(runtime: Runtime) -> dict[str, float]:
     kubeconfig = yaml.safe_load(runtime.kubeconfig.read_text())
     token = kubeconfig["users"][0]["user"]["token"]
     text = requests.get(f"{runtime.api_url}/metrics", timeout=10,
+                        verify=str(getattr(runtime, "api_ca_file", "")) or True,
                         headers={"Authorization": f"Bearer {token}"}).text
     prefix = "troupe_runtime_events_"
     return {line.split()[0][len(prefix):-len("_total")]: float(line.split()[1])
