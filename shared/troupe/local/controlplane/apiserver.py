@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
 from troupe.local.controlplane.status import ApiError
 from troupe.local.controlplane.tls_front import TlsFront
+from troupe.local.host.processes import files_left
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +42,32 @@ ExtraRoute = Callable[[Request], Response | None]
 # A watch holds a worker for as long as it streams; these leave room for plain requests.
 _THREADS: Final = 32
 _SUBRESOURCES: Final = ("status",)
+_MAX_CONNECTIONS: Final = 100  # waitress's own default
+# Waitress reads a body before the checks run, so an unauthenticated client could send
+# up to its default of 1 GiB; Kubernetes' own API server takes at most 3 MiB.
+_MAX_BODY: Final = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What slow or idle clients may hold, in waitress's settings. Waitress reads requests
+    without a thread, so a slow client holds a connection, never a worker: the connection
+    cap bounds what many of them cost (past it, waitress accepts no more until one goes),
+    and a connection idle for `idle_s` (a request head stopped midway included; a watch
+    being streamed is not idle) is closed within `sweep_s` after that."""
+
+    connections: int | None = None  # default: _MAX_CONNECTIONS, or fewer on a low file limit
+    idle_s: int = 60
+    sweep_s: int = 10
+
+    def connection_cap(self) -> int:
+        """At most a quarter of the files the process may still open, at three files a
+        client (its TLS socket, the relay's and waitress's ends of the Unix socket): the
+        ingress takes half of what is left after, and Kafka, deliveries and functions need
+        the rest."""
+        if self.connections is not None:
+            return self.connections
+        return max(8, min(_MAX_CONNECTIONS, files_left(12 * _MAX_CONNECTIONS) // 12))
 
 
 def resolve(path: str) -> Target | None:
@@ -178,8 +206,9 @@ class ApiServer:
     def __init__(self, objects: ObjectStore, metrics: Callable[[], bytes], *, port: int = 0,
                  runtime_status: Callable[[], Obj] = dict, admit: Admit = admit_unchanged,
                  checks: Iterable[RequestCheck] = (), routes: Iterable[ExtraRoute] = (),
-                 bookmark_interval: float = 10.0) -> None:
+                 bookmark_interval: float = 10.0, limits: ClientLimits = ClientLimits()) -> None:
         self._objects = objects
+        cap = limits.connection_cap()
         self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
                           checks=checks, routes=routes, bookmark_interval=bookmark_interval)
         self._folder = Path(tempfile.mkdtemp(prefix="troupe-api-"))  # mode 0700
@@ -187,13 +216,17 @@ class ApiServer:
         self.ca_file = self._folder / "ca.crt"
         self.ca_file.write_bytes(self.certificate.ca_pem)
         # A request lookahead lets waitress notice a client that went away, which a
-        # watch checks so that an abandoned `kubectl get -w` frees its worker.
+        # watch checks so that an abandoned `kubectl get -w` frees its worker. The
+        # listening socket and waitress's wake-up pipe count against its connection limit.
         self._server: Any = create_server(
             self.app, unix_socket=str(self._folder / "api.sock"), unix_socket_perms="600",
             threads=_THREADS, ident="troupe", clear_untrusted_proxy_headers=True,
-            channel_timeout=300, channel_request_lookahead=1)
+            channel_request_lookahead=1, connection_limit=cap + 2,
+            channel_timeout=limits.idle_s, cleanup_interval=limits.sweep_s,
+            max_request_body_size=_MAX_BODY)
+        # The front admits the same cap, so waitress never refuses a relayed client.
         self._front = TlsFront(port, str(self._folder / "api.sock"),
-                               self.certificate.server_context(self._folder))
+                               self.certificate.server_context(self._folder), cap)
         self.app.server_address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
@@ -206,6 +239,11 @@ class ApiServer:
     def busy_workers(self) -> int:
         """Requests being answered now; an open watch is one until it ends."""
         return int(self._server.task_dispatcher.active_count)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections waitress holds now (past its cap, new ones wait unaccepted)."""
+        return len(self._server.active_channels)
 
     @property
     def url(self) -> str:

@@ -154,10 +154,13 @@ class Front:
     """One listener on 127.0.0.1; `choose` says which revision pool gets each request."""
 
     def __init__(self, service: str, metrics: RuntimeMetrics, client: DeliveryClient,
-                 port: int = 0, *, max_connections: int | None = None) -> None:
+                 port: int = 0, *, max_connections: int | None = None,
+                 client_timeout_s: float | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _ProxyHandler)
         if max_connections is not None:
             self._server.max_connections = max_connections
+        if client_timeout_s is not None:
+            self._server.client_timeout_s = client_timeout_s
         self._server.client = client
         self._server.service = service
         self._server.metrics = metrics
