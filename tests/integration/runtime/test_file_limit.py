@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from support.polling import wait_until
+from troupe.local.host.processes import process_alive
 
 from .conftest import BROKER_DOC, service, write_project
 
@@ -69,17 +70,9 @@ def runtime(tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         down = _troupe("down", "--project", str(project))
         for pid in (info["pid"], info.get("kafka_pid")):
-            if pid and _alive(pid):
+            if pid and process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         assert down.returncode == 0, down.stdout + down.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _connection(url: str, ca_file: str | None = None) -> http.client.HTTPConnection:
@@ -146,7 +139,7 @@ def test_a_flood_past_the_file_limit_meets_the_caps_and_the_runtime_recovers(
             while chunk := refused.recv(65536):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1\r\n" in answer
-        assert _alive(runtime["pid"])
+        assert process_alive(runtime["pid"])
     finally:
         for connection in flood:
             connection.close()
@@ -168,7 +161,7 @@ def test_a_flood_past_the_file_limit_meets_the_caps_and_the_runtime_recovers(
     wait_until(lambda: _delivered(runtime["record_file"]) >= acknowledged, 60,
                lambda: f"every acknowledged event delivered; lost: "
                f"{sorted(acknowledged - _delivered(runtime['record_file']))}")
-    assert _alive(runtime["pid"])
+    assert process_alive(runtime["pid"])
     assert "Too many open files" not in runtime["log"].read_text(errors="replace")
     ingress_before.close()
     api_before.close()

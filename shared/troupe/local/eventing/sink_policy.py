@@ -21,7 +21,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from troupe.local.controlplane.kinds import BROKER, KAFKASOURCE, PINGSOURCE, TRIGGER, Kind, Obj
+from troupe.local.controlplane.kinds import (
+    BROKER,
+    KAFKASOURCE,
+    PINGSOURCE,
+    TRIGGER,
+    Kind,
+    Obj,
+    field_at,
+)
 from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.errors import InvalidFieldError
 
@@ -45,7 +53,7 @@ def add_sink_checks(objects: ObjectStore, allow_external: bool) -> None:
 def _check(paths: tuple[str, ...]) -> Callable[[Obj], None]:
     def check(obj: Obj) -> None:
         for path in paths:
-            destination = _get(obj, path)
+            destination = field_at(obj, path)
             if isinstance(destination, Mapping) and destination.get("ref") is None:
                 check_local_uri(destination.get("uri"), f"{path}.uri")
     return check
@@ -80,10 +88,3 @@ def _is_loopback(host: str) -> bool:
         return False  # a name: what it resolves to may change after this check
 
 
-def _get(obj: Obj, path: str) -> Any:
-    value: Any = obj
-    for key in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
