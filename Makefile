@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus kubectl chromium clean lock
+.PHONY: demo test lint bench prometheus kubectl chromium shellcheck clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,16 +43,28 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
 	else echo "chromium is not installed and apt-get is not usable here: the dashboard's browser tests skip (apt-get install chromium chromium-driver)"; fi
 
+# Debian's shellcheck, for the workflow's `run:` scripts (what actionlint runs on them).
+shellcheck:
+	@if command -v shellcheck >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's shellcheck"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; \
+	else echo "shellcheck is not installed and apt-get is not usable here: the workflow's scripts go unchecked (apt-get install shellcheck)"; fi
+
 demo: $(STAMP) prometheus
 	$(BIN)/troupe demo
 
-test: $(STAMP) prometheus kubectl chromium
+test: $(STAMP) prometheus kubectl chromium shellcheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint: $(STAMP)
+# The workflows: GitHub's schema here, and their scripts through shellcheck in
+# tests/manifests/test_workflows.py (actionlint's package cannot be installed offline).
+lint: $(STAMP) shellcheck
 	$(BIN)/ruff check shared tests functions bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/manifests/test_workflows.py
 
 # River (ADWIN, DDM) is a baseline of bench/drift.py only: the bench extra, installed here.
 # ciw (a queue simulation) is a baseline of bench/capacity.py only: the bench extra.

@@ -8,7 +8,8 @@ honouring Retry-After does) while the fault is injected; then the sinks and the 
 topic are read. Lost means acknowledged with 202 and never delivered, dead-lettered or
 parked. With the embedded Kafka, what it held when it died is lost by design (the
 README says so); that row shows how much. Time to recover is from the fault to the
-first event the ingress acknowledged after it.
+first event the ingress acknowledged after it. In the flood row, idle connections three
+times the ingress's cap arrive mid-stream, and the producer connects anew for each event.
 
 Each figure is "accounted for" (delivered, dead-lettered or parked, each event once)
 beside the events acknowledged, so 1.00x means nothing was lost.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,10 +30,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import yaml
 from troupe.local.eventing.broker import DataPlane
+from troupe.local.eventing.broker.ingress_connection import Timeouts
 from troupe.local.eventing.broker.parking import TRIGGER, read_parked
 from troupe.local.host.kafka import TansuBroker, TansuSupervisor
 
@@ -39,6 +43,9 @@ from bench.report import Figure, render
 
 NAME = "faults"
 EVENTS = 400
+# The ingress cap in the flood scenario, whose producers connect anew for every event:
+# they get 503 until the idle timeout (1 s) closes the flood, then are served.
+FLOOD_CAP = 32
 NAMESPACE = "faults"
 
 
@@ -91,6 +98,7 @@ class Producer:
 
     url: Callable[[], str]
     prefix: str
+    new_connection_each: bool = False  # as many short-lived producers (curl) connect
     acknowledged: dict[str, float] = field(default_factory=dict)  # id -> when
     sent: int = 0
 
@@ -100,6 +108,9 @@ class Producer:
             between(number)
             event_id = f"{self.prefix}-{number}"
             self.sent += 1
+            if self.new_connection_each:
+                session.close()
+                session = requests.Session()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
@@ -172,9 +183,11 @@ def _row(scenario: str, producer: Producer, sink: Sink, broker: str, servers: st
 
 
 @contextmanager
-def _plane(servers: str, broker: str, sink: Sink,
-           delivery: dict[str, object]) -> Iterator[DataPlane]:
-    with DataPlane(servers, default_namespace=NAMESPACE) as plane:
+def _plane(servers: str, broker: str, sink: Sink, delivery: dict[str, object],
+           max_connections: int | None = None) -> Iterator[DataPlane]:
+    with DataPlane(servers, default_namespace=NAMESPACE, max_connections=max_connections,
+                   ingress_timeouts=Timeouts(idle_s=1.0) if max_connections else None
+                   ) as plane:
         for resource in _resources(broker, sink, delivery):
             (plane.add_broker if resource["kind"] == "Broker" else plane.add_trigger)(resource)
         plane.wait_ready(30)
@@ -183,11 +196,12 @@ def _plane(servers: str, broker: str, sink: Sink,
 
 def _in_process(scenario: str, servers: str, sink: Sink, delivery: dict[str, object],
                 fault: Callable[[DataPlane], None] | None,
-                tansu: TansuBroker | None = None) -> Row:
+                tansu: TansuBroker | None = None, max_connections: int | None = None) -> Row:
     broker = scenario.split()[0].lower()
-    with _plane(servers, broker, sink, delivery) as plane:
+    with _plane(servers, broker, sink, delivery, max_connections) as plane:
         supervisor = TansuSupervisor(tansu, plane.kafka_lost).start() if tansu else None
-        producer = Producer(lambda: plane.broker_url(NAMESPACE, broker), broker)
+        producer = Producer(lambda: plane.broker_url(NAMESPACE, broker), broker,
+                            new_connection_each=max_connections is not None)
         fault_at: list[float] = []
 
         def between(number: int) -> None:
@@ -265,6 +279,16 @@ def run() -> list[Figure]:
                                 {"retry": 1, "backoffDelay": "PT0.05S", "timeout": "PT1S"},
                                 hang))
         sink.mode = "ok"
+        flood: list[socket.socket] = []
+        stack.callback(lambda: [connection.close() for connection in flood])
+
+        def flood_the_ingress(plane: DataPlane) -> None:
+            address = urlsplit(plane.ingress_url)
+            flood.extend(socket.create_connection((address.hostname, address.port))
+                         for _ in range(3 * FLOOD_CAP))
+
+        rows.append(_in_process("Flood of idle connections (3x the ingress cap)", servers,
+                                sink, fast, flood_the_ingress, max_connections=FLOOD_CAP))
         rows.append(_in_process("Kafka killed and restarted", servers, sink, fast,
                                 lambda _: os.kill(tansu.pid or 0, signal.SIGKILL), tansu))
     print(_table(rows), file=sys.stderr)

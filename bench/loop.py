@@ -61,6 +61,7 @@ from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from troupe.cli._common import api_headers
 from troupe.client.broker import post_event
 from troupe.client.eventlog import LoggedEvent, read_events
 from troupe.demo.data import FEATURES, TARGET, DriftingSource
@@ -176,7 +177,9 @@ class Loop:
         self.data = DriftingSource(seed=SEED).batch_csv(ROWS)
 
     def instances(self) -> dict[str, int]:
-        status = requests.get(f"{self.info['api_url']}/troupe/status", timeout=10).json()
+        status = requests.get(f"{self.info['api_url']}/troupe/status", timeout=10,
+                              headers=api_headers(self.info),
+                              verify=self.info["api_ca_file"]).json()
         return {s["name"]: int(s["instances"]) for s in status["services"]}
 
     def at_zero(self) -> list[str]:
@@ -193,7 +196,8 @@ class Loop:
 
     def start_seconds(self) -> dict[str, float]:
         """Seconds the runtime spent starting each function's processes, so far."""
-        text = requests.get(f"{self.info['api_url']}/metrics", timeout=10).text
+        text = requests.get(f"{self.info['api_url']}/metrics", timeout=10,
+                            headers=api_headers(self.info), verify=self.info["api_ca_file"]).text
         spent: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     from troupe.events.cesql import Expression
 
 # Written by `troupe up` so that other commands can find the running runtime.
@@ -41,6 +38,11 @@ def runtime_info(project: Path | None = None) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return info
+
+
+def api_headers(info: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header the local API wants: the token `troupe up` recorded."""
+    return {"Authorization": f"Bearer {info.get('api_token', '')}"}
 
 
 def broker_url(explicit: str | None, project: Path | None = None) -> str:

@@ -19,10 +19,17 @@ import requests
 
 from troupe.cli import cli
 from troupe.cli._capacity_output import format_seconds
-from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
+from troupe.cli._common import (
+    RUNTIME_FILE,
+    api_headers,
+    echo_json,
+    find_project,
+    runtime_info,
+)
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.errors import LocalError
+from troupe.local.host.private_files import write_owner_only
 from troupe.local.host.processes import process_alive
 from troupe.local.runtime import STOP_BUDGET_S, Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
@@ -44,21 +51,18 @@ def _write_state(project: Path, runtime: Runtime) -> dict[str, Any]:
     brokers = runtime.broker_urls()
     info: dict[str, Any] = {
         "pid": os.getpid(), "project": str(project), "ready": True,
-        "api_url": runtime.api_url, "kubeconfig": str(runtime.kubeconfig.resolve()),
+        "api_url": runtime.api_url, "api_token": runtime.api_token,
+        "api_ca_file": str(runtime.api_ca_file.resolve()),
+        "kubeconfig": str(runtime.kubeconfig.resolve()),
         "dashboard_url": runtime.dashboard_url,
         "broker_url": brokers[0] if brokers else None, "broker_urls": brokers,
         "prometheus_url": runtime.observability.url if runtime.observability else None,
         "store_url": runtime.store_url,
         **runtime.data_plane_info(),
     }
-    path = project / RUNTIME_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    # Owner-only: the dashboard's link carries its token.
-    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(json.dumps(info, indent=2))
-    os.chmod(temporary, 0o600)  # one left by an older run keeps its mode otherwise
-    os.replace(temporary, path)
+    # Owner-only: it holds the API's token, as the kubeconfig does, and the
+    # dashboard's link, which carries the same token.
+    write_owner_only(project / RUNTIME_FILE, json.dumps(info, indent=2).encode())
     return info
 
 
@@ -105,9 +109,13 @@ _yes_option = click.option("--yes", "-y", is_flag=True,
 @click.option("--fresh", is_flag=True,
               help="Start from nothing: remove the objects, store, metrics and logs that "
                    "earlier runs kept.")
+@click.option("--allow-external-sinks", is_flag=True,
+              help="Let Triggers and sources deliver to addresses off this machine (by "
+                   "default only loopback addresses and the runtime's own Services and "
+                   "Brokers).")
 @_yes_option
 def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh: bool,
-       yes: bool) -> None:
+       allow_external_sinks: bool, yes: bool) -> None:
     """Run the project's knative/ and eventing/ manifests on this machine.
 
     The objects of the last run (Services as the deployer left them, their revisions,
@@ -121,10 +129,11 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
     if fresh:
         purge(root, yes)
     if detach:
-        _up_detached(root, port, grace_period)
+        _up_detached(root, port, grace_period, allow_external_sinks)
         return
     options = RuntimeOptions(project=root, port=port,
-                             serving=ServingSettings(grace_period=grace_period))
+                             serving=ServingSettings(grace_period=grace_period),
+                             allow_external_sinks=allow_external_sinks)
     runtime = Runtime(options, say=lambda line: click.echo(line, err=True))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -152,14 +161,16 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
         os._exit(1)
 
 
-def _up_detached(root: Path, port: int, grace_period: float) -> None:
+def _up_detached(root: Path, port: int, grace_period: float,
+                 allow_external_sinks: bool = False) -> None:
     log_path = root / ".troupe" / "runtime.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     (root / RUNTIME_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-c",
                "import troupe.cli.runtime; from troupe.cli import main; main()",
                "up", "--project", str(root), "--port", str(port),
-               "--grace-period", str(grace_period)]
+               "--grace-period", str(grace_period),
+               *(["--allow-external-sinks"] if allow_external_sinks else [])]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
@@ -227,7 +238,8 @@ def status(project: Path | None, as_json: bool) -> None:
         raise click.ClickException(f"the runtime is not running for {root}: start it with "
                                    "`troupe up --detach`")
     try:
-        state = requests.get(f"{info['api_url']}/troupe/status", timeout=10).json()
+        state = requests.get(f"{info['api_url']}/troupe/status", headers=api_headers(info),
+                             verify=info.get("api_ca_file", True), timeout=10).json()
     except (requests.RequestException, ValueError) as error:
         raise click.ClickException(
             f"the runtime at {info['api_url']} did not answer: {error}") from None

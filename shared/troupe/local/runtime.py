@@ -9,7 +9,6 @@ through the API takes effect the same way, and every change is written back to d
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-import yaml
-
+from troupe.local.controlplane.access import access_checks
 from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
@@ -45,23 +43,26 @@ from troupe.local.controlplane.kinds import (
     Kind,
     Obj,
 )
+from troupe.local.controlplane.kubeconfig import new_token, write_kubeconfig
 from troupe.local.controlplane.manifests import ManifestError, Project, load_project
 from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore
 from troupe.local.controlplane.saved_objects import (
     STATE_FILE_NAME,
     SavedObjects,
     SavedObjectsWriter,
+    SavedStateError,
     read_saved_objects,
 )
 from troupe.local.controlplane.status import ApiError
 from troupe.local.conventions import DEFAULT_NAMESPACE
-from troupe.local.dashboard.access import api_token
 from troupe.local.dashboard.collector import collector_routes
 from troupe.local.dashboard.dashboard import Dashboard, DashboardSources
 from troupe.local.dashboard.server import DashboardServer
-from troupe.local.errors import InvalidFieldError
+from troupe.local.errors import InvalidFieldError, InvalidResourceError
 from troupe.local.eventing.checks import add_eventing_checks
+from troupe.local.eventing.sink_policy import add_sink_checks
 from troupe.local.eventing.sources.controller import SourcesController
+from troupe.local.host.private_files import write_owner_only
 from troupe.local.observability.cold_starts import ColdStartSpans
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
@@ -83,7 +84,6 @@ _RESTORE_ORDER = (*_APPLY_ORDER[:9], REVISION, CONFIGURATION, ROUTE, *_APPLY_ORD
 if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-python
     from troupe.local.eventing.controller import Eventing
 
-KUBE_CONTEXT = "troupe-local"
 # `troupe down` and Ctrl-C finish within 15 s: the runtime stops what it can in this long,
 # then kills the rest.
 STOP_BUDGET_S: Final = 10.0
@@ -100,6 +100,8 @@ class RuntimeOptions:
     data_plane: bool = True  # Kafka + broker; off for serving-only runs
     prometheus: bool = True
     store_url: str | None = None  # default: file://<project>/.troupe/store
+    # Sinks off this machine (`troupe up --allow-external-sinks`); see sink_policy.py.
+    allow_external_sinks: bool = False
 
     @property
     def workdir(self) -> Path:
@@ -149,6 +151,10 @@ class Runtime:
         self._recorders: dict[str, SpanRecorder] = {}
         self.dashboard: DashboardServer | None = None
         self.kubeconfig = options.workdir / "kubeconfig"
+        # The API's bearer token, new for each run: in the kubeconfig, and nowhere else
+        # but the owner-only record of the running runtime and Prometheus' token file.
+        self.api_token = new_token()
+        self.api_ca_file = options.workdir / "api-ca.crt"  # what plain HTTPS clients trust
         self.store_url = ""
 
     # -- start / stop --------------------------------------------------------------------
@@ -169,21 +175,26 @@ class Runtime:
         self.spans.open()
         self._parts.append(self.spans.close)
         add_eventing_checks(self.objects, options.namespace)
+        add_sink_checks(self.objects, options.allow_external_sinks)
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
-                             runtime_status=self.status, admit=admit)
+                             runtime_status=self.status, admit=admit,
+                             checks=access_checks(self.api_token))
         self._parts.append(self.api.close)
-        self._write_kubeconfig(self.api.url)
+        write_kubeconfig(self.kubeconfig, self.api.url, self.api_token, options.namespace,
+                         self.api.certificate.ca_pem)
+        write_owner_only(self.api_ca_file, self.api.certificate.ca_pem)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
         extra_env = {"TROUPE_STORE_URL": self.store_url, "KUBECONFIG": str(self.kubeconfig)}
-        self.dashboard = DashboardServer(api_token(self.kubeconfig),
-                                         collector_routes(self.spans),
+        # The dashboard opens with the API's token, and the functions' spans come with it.
+        self.dashboard = DashboardServer(self.api_token, collector_routes(self.spans),
                                          port=options.dashboard_port)
         self._parts.append(self.dashboard.close)
         # The functions export their spans here, as they would to a cluster's collector.
         extra_env.update(exporter_environment(self.dashboard.url, self.dashboard.access.token))
         self.observability = Observability(options.workdir / "prometheus",
-                                           self.api.url.removeprefix("http://"),
+                                           self.api.url.removeprefix("https://"),
+                                           self.api_token, self.api_ca_file,
                                            self._instance_targets, self._say)
         if options.prometheus:
             self.observability.start()
@@ -203,7 +214,10 @@ class Runtime:
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)
         if saved is not None:
-            self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+            try:
+                self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+            except InvalidResourceError as error:  # allowed by an earlier run, not by this one
+                raise SavedStateError(options.state_file, str(error)) from None
         self._ensure_namespaces({options.namespace, "default", *(
             m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
         self._ensure_run_secrets({options.namespace, *(
@@ -410,6 +424,11 @@ class Runtime:
         assert self.api is not None, "start() first"
         return self.api.url
 
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """What a plain HTTP client of the API sends: the token of this run."""
+        return {"Authorization": f"Bearer {self.api_token}"}
+
     def broker_urls(self) -> list[str]:
         urls = []
         for broker in self.objects.list(BROKER):
@@ -440,18 +459,3 @@ class Runtime:
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,
         }
-
-    def _write_kubeconfig(self, server: str) -> None:
-        config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": KUBE_CONTEXT, "cluster": {"server": server}}],
-            "users": [{"name": KUBE_CONTEXT, "user": {"token": "troupe-local"}}],
-            "contexts": [{"name": KUBE_CONTEXT, "context": {
-                "cluster": KUBE_CONTEXT, "user": KUBE_CONTEXT,
-                "namespace": self.options.namespace}}],
-            "current-context": KUBE_CONTEXT,
-        }
-        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.kubeconfig.with_suffix(".tmp")
-        temporary.write_text(yaml.safe_dump(config, sort_keys=False))
-        os.replace(temporary, self.kubeconfig)

@@ -60,7 +60,7 @@ def _statuses(answer: bytes) -> list[int]:
 
 def _post(broker: str, event_id: str, *, head: str = "", body: bytes = b"{}",
           version: str = "HTTP/1.1", method: str = "POST") -> bytes:
-    lines = [f"{method} /{NAMESPACE}/{broker} {version}", "Host: t", "ce-specversion: 1.0",
+    lines = [f"{method} /{NAMESPACE}/{broker} {version}", "Host: 127.0.0.1", "ce-specversion: 1.0",
              f"ce-id: {event_id}", "ce-source: /tests", "ce-type: dev.example.test",
              "content-type: application/json"]
     if "Content-Length" not in head and "Transfer-Encoding" not in head:

@@ -70,10 +70,35 @@ def client(plane: DataPlane) -> Iterator[Client]:
 
 
 def post(path: str, event_id: str, body: bytes = b"{}", extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: test\r\nce-specversion: 1.0\r\nce-id: {event_id}\r\n"
-            f"ce-source: /tests\r\nce-type: dev.example.test\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nce-specversion: 1.0\r\n"
+            f"ce-id: {event_id}\r\nce-source: /tests\r\nce-type: dev.example.test\r\n"
             f"content-type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
             ).encode() + body
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:80",
+                                  "127.0.0.1.nip.io", "[::2]"])
+def test_a_host_that_is_not_loopback_is_403_and_nothing_is_stored(
+        client: Client, ingress_broker: str, host: str) -> None:
+    """DNS rebinding: a page's own name, resolved to 127.0.0.1, arrives as the Host."""
+    request = post(f"/{NAMESPACE}/{ingress_broker}", "rebound").replace(
+        b"Host: 127.0.0.1", f"Host: {host}".encode())
+
+    client.send(request)
+    status, headers, body = client.response()
+
+    assert status == 403 and b"loopback" in body
+    assert not [name for name in headers if name.startswith("access-control-")]
+    client.send(post(f"/{NAMESPACE}/{ingress_broker}", "after"))  # the connection serves on
+    assert client.response()[0] == 202
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:1", "[::1]:8080", "127.0.0.1:9"])
+def test_loopback_hosts_are_served(client: Client, ingress_broker: str, host: str) -> None:
+    client.send(post(f"/{NAMESPACE}/{ingress_broker}", "local").replace(
+        b"Host: 127.0.0.1", f"Host: {host}".encode()))
+
+    assert client.response()[0] == 202
 
 
 def test_one_connection_carries_many_events(client: Client, ingress_broker: str) -> None:
@@ -86,7 +111,7 @@ def test_one_connection_carries_many_events(client: Client, ingress_broker: str)
 
 def test_pipelined_requests_are_answered_in_order(client: Client, ingress_broker: str) -> None:
     path = f"/{NAMESPACE}/{ingress_broker}"
-    client.send(post(path, "pipe-1") + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    client.send(post(path, "pipe-1") + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                 + post(path, "pipe-2", b"not json") + post(path, "pipe-3"))
     answers = [client.response() for _ in range(4)]
     assert [status for status, _, _ in answers] == [202, 200, 400, 202]
@@ -106,8 +131,9 @@ def test_expect_continue_is_answered_before_the_body_is_sent(client: Client,
 
 def test_a_chunked_body_is_411_then_the_connection_closes(client: Client,
                                                           ingress_broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\nce-specversion: 1.0\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".encode())
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "ce-specversion: 1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "2\r\n{}\r\n0\r\n\r\n".encode())
     status, headers, body = client.response()
     assert (status, headers["connection"]) == (411, "close")
     assert b"Content-Length" in body
@@ -115,7 +141,7 @@ def test_a_chunked_body_is_411_then_the_connection_closes(client: Client,
 
 
 def test_a_post_without_a_length_is_411(client: Client, ingress_broker: str) -> None:
-    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    client.send(f"POST /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     assert client.response()[0] == 411
 
 
@@ -149,11 +175,11 @@ def test_a_request_cut_inside_its_headers_is_400(client: Client, ingress_broker:
 
 
 def test_head_gets_the_headers_and_no_body(client: Client, ingress_broker: str) -> None:
-    client.send(f"HEAD /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    client.send(f"HEAD /{NAMESPACE}/{ingress_broker} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     status, headers, _ = client.response(head_only=True)
     assert status == 405 and int(headers["content-length"]) > 0 and headers["allow"]
     # Had a body followed the head, the next answer would be read from its bytes.
-    client.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    client.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert client.response() == (200, client.last_headers, b"ok\n")
 
 

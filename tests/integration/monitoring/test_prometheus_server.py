@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 from troupe.local.observability.prometheus import PrometheusError, PrometheusServer, find_prometheus
 from werkzeug.serving import make_server
@@ -47,6 +48,20 @@ def test_targets_change_while_it_runs_and_stop_is_clean(tmp_path: Path, expositi
     with pytest.raises(ProcessLookupError):  # really gone, not left behind
         os.kill(pid, 0)
     assert (tmp_path / "data").is_dir() and (tmp_path / "prometheus.log").exists()
+
+
+def test_a_cross_site_post_cannot_stop_it(tmp_path: Path) -> None:
+    """The lifecycle API is off: a page's POST to /-/quit or /-/reload does nothing."""
+    if find_prometheus() is None:
+        pytest.skip("the prometheus binary is not installed (apt-get install prometheus)")
+    with PrometheusServer(tmp_path, scrape_interval="1s") as server:
+        quit_answer = requests.post(f"{server.url}/-/quit", timeout=5)
+        reload_answer = requests.post(f"{server.url}/-/reload", timeout=5)
+
+        # 403: "Lifecycle API is not enabled" (with it, /-/quit answers 200 and exits).
+        assert (quit_answer.status_code, reload_answer.status_code) == (403, 403)
+        assert server.running
+        assert requests.get(f"{server.url}/-/ready", timeout=5).status_code == 200
 
 
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,26 +36,36 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         yield started
 
 
+class ApiConnection(http.client.HTTPSConnection):
+    """One keep-alive connection to the API, with the run's token on every request."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        address = urlsplit(runtime.api_url)
+        super().__init__(address.hostname or "", address.port, timeout=10,
+                         context=ssl.create_default_context(cafile=runtime.api_ca_file))
+        self.authorization = runtime.api_headers
+
+
 @pytest.fixture
-def connection(runtime: Runtime) -> Iterator[http.client.HTTPConnection]:
-    address = urlsplit(runtime.api_url)
-    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+def connection(runtime: Runtime) -> Iterator[ApiConnection]:
+    connection = ApiConnection(runtime)
     yield connection
     connection.close()
 
 
-def call(connection: http.client.HTTPConnection, method: str, path: str, body: Any = None,
+def call(connection: ApiConnection, method: str, path: str, body: Any = None,
          content_type: str = "application/json") -> tuple[int, dict[str, Any], str]:
     payload = None if body is None else (body if isinstance(body, bytes)
                                          else json.dumps(body).encode())
     headers = {"Content-Type": content_type} if payload is not None else {}
-    connection.request(method, path, body=payload, headers=headers)
+    connection.request(method, path, body=payload,
+                       headers={**headers, **connection.authorization})
     response = connection.getresponse()
     return response.status, json.loads(response.read()), response.getheader("Content-Type", "")
 
 
 def test_every_verb_keeps_the_connection_open(
-        connection: http.client.HTTPConnection) -> None:
+        connection: ApiConnection) -> None:
     call(connection, "GET", "/api")
     socket = connection.sock
 
@@ -76,7 +87,7 @@ def test_every_verb_keeps_the_connection_open(
 
 
 def test_a_delete_whose_precondition_fails_changes_nothing(
-        connection: http.client.HTTPConnection) -> None:
+        connection: ApiConnection) -> None:
     call(connection, "POST", TRIGGERS, trigger("guarded"))
 
     code, status, _ = call(connection, "DELETE", f"{TRIGGERS}/guarded",
@@ -104,7 +115,7 @@ def test_a_delete_whose_precondition_fails_changes_nothing(
      "application/json", 404, "NotFound"),
 ])
 def test_every_failure_is_a_status_object(
-        connection: http.client.HTTPConnection, method: str, path: str, body: Any,
+        connection: ApiConnection, method: str, path: str, body: Any,
         content_type: str, code: int, reason: str) -> None:
     status, answer, answered_as = call(connection, method, path, body, content_type)
 

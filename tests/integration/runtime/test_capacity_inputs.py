@@ -24,7 +24,8 @@ SHORT = {"k8s_namespace_name": "troupe", "kn_revision_name": "echo-00001"}
 
 
 def _samples(runtime: Runtime) -> dict[str, list[tuple[dict[str, str], float]]]:
-    text = requests.get(f"{runtime.api_url}/metrics", timeout=5).text
+    text = requests.get(f"{runtime.api_url}/metrics", timeout=5, headers=runtime.api_headers,
+                         verify=runtime.api_ca_file).text
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

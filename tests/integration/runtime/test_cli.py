@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         kubeconfig = next(line for line in up.stdout.splitlines() if "kubeconfig" in line)
         assert Path(kubeconfig.split()[-1]).is_absolute()
         assert Path(kubeconfig.split()[-1]).is_file()
+        # Both hold the API's token: owner-only.
+        for private in (Path(kubeconfig.split()[-1]), project / ".troupe" / "runtime.json"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
         broker = next(line.split()[-1] for line in up.stdout.splitlines()
                       if line.startswith("broker"))
         assert broker.startswith("http://127.0.0.1:") and broker.endswith("/troupe/default")
@@ -116,3 +120,20 @@ def _ready(obj: dict[str, object]) -> bool:
     status = obj.get("status") or {}
     return any(c["type"] == "Ready" and c["status"] == "True"
                for c in status.get("conditions", []))  # type: ignore[union-attr]
+
+
+def test_subscribe_to_a_sink_off_this_machine_says_what_to_do(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime([], [BROKER_DOC])
+
+    refused = CliRunner().invoke(cli, ["subscribe", "--type", "model-deployed", "--sink",
+                                       "https://hooks.example/troupe", "--name", "away",
+                                       "--kubeconfig", str(runtime.kubeconfig)])
+    local = CliRunner().invoke(cli, ["subscribe", "--type", "model-deployed", "--sink",
+                                     "http://127.0.0.1:9000/hook", "--name", "here",
+                                     "--kubeconfig", str(runtime.kubeconfig)])
+
+    assert refused.exit_code == 1, refused.output
+    assert "spec.subscriber.uri" in refused.output
+    assert "--allow-external-sinks" in refused.output
+    assert local.exit_code == 0, local.output

@@ -120,8 +120,11 @@ def test_a_service_created_through_the_api_serves_and_deleting_it_stops_it(
 
 def test_discovery_lists_the_knative_groups(start_runtime: StartRuntime) -> None:
     runtime = start_runtime([])
-    groups = requests.get(f"{runtime.api_url}/apis", timeout=5).json()
-    resources = requests.get(f"{runtime.api_url}/apis/serving.knative.dev/v1", timeout=5).json()
+    groups = requests.get(f"{runtime.api_url}/apis", timeout=5, headers=runtime.api_headers,
+                         verify=runtime.api_ca_file).json()
+    resources = requests.get(f"{runtime.api_url}/apis/serving.knative.dev/v1", timeout=5,
+                             headers=runtime.api_headers,
+                         verify=runtime.api_ca_file).json()
 
     assert {g["name"] for g in groups["groups"]} >= {
         "serving.knative.dev", "eventing.knative.dev", "sources.knative.dev"}

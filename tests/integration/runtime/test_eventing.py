@@ -199,7 +199,7 @@ def _filter_errors(runtime: Runtime) -> float:
     """troupe_runtime_events_filter_errors_total, read from the API port's /metrics."""
     kubeconfig = yaml.safe_load(runtime.kubeconfig.read_text())
     token = kubeconfig["users"][0]["user"]["token"]
-    text = requests.get(f"{runtime.api_url}/metrics", timeout=10,
+    text = requests.get(f"{runtime.api_url}/metrics", timeout=10, verify=runtime.api_ca_file,
                         headers={"Authorization": f"Bearer {token}"}).text
     for line in text.splitlines():
         if line.startswith("troupe_runtime_events_filter_errors_total "):

@@ -1,6 +1,7 @@
 """A service front takes a bounded number of connections: past the cap a client gets 503
 with Retry-After and a close, and once connections go (a silent one is closed after the
-client timeout) clients are served again. The front runs alone, without a revision."""
+client timeout) clients are served again; it serves only loopback Hosts. The front runs
+alone, without a revision."""
 
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ def front() -> Iterator[Front]:
     loop.stop()
 
 
-def _get(url: str) -> bytes:
+def _get(url: str, host: str = "127.0.0.1") -> bytes:
     address = urlsplit(url)
     with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
-        connection.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        connection.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                           .encode())
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -54,3 +56,19 @@ def test_past_the_cap_a_client_gets_503_and_is_served_once_others_leave(front: F
     # Served again (no revision to route to: a 503 of the front's own, not the cap's).
     wait_until(lambda: b"no revision" in _get(front.url), 10,
                "the front to serve once the held connections are gone")
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:80",
+                                  "localhost.attacker.example", ""])
+def test_a_host_that_is_not_loopback_is_403(front: Front, host: str) -> None:
+    """DNS rebinding: a page's own name, resolved to 127.0.0.1, arrives as the Host."""
+    answer = _get(front.url, host)
+
+    assert answer.startswith(b"HTTP/1.1 403") and b"loopback" in answer
+    assert b"Access-Control-" not in answer
+
+
+@pytest.mark.parametrize("host", ["localhost", "[::1]:8080", "127.0.0.1:1"])
+def test_loopback_hosts_reach_the_front(front: Front, host: str) -> None:
+    # No revision to route to: the front's own 503, past the Host check.
+    assert b"no revision" in _get(front.url, host)

@@ -110,6 +110,22 @@ def test_apply_of_the_manifests_creates_everything_then_changes_nothing(
     assert lines and all(line.endswith(" unchanged") for line in lines), again.stdout
 
 
+def test_kubectl_with_another_token_is_unauthorized(
+        kubectl: Kubectl, runtime: Runtime) -> None:
+    """The kubeconfig's token is checked: the same server and authority, another token."""
+    config = yaml.safe_load(runtime.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = "troupe-local"  # what every old kubeconfig held
+    forged = kubectl.write("forged-kubeconfig", config)
+
+    refused = kubectl("get", "ksvc", "-v=6", check=False, env={"KUBECONFIG": str(forged)})
+    allowed = kubectl("get", "ksvc", "-o", "name")
+
+    assert refused.returncode == 1
+    assert " 401 Unauthorized" in refused.stderr
+    assert "must be logged in" in refused.stderr
+    assert allowed.returncode == 0
+
+
 def test_the_manifests_namespace_is_there_and_a_new_one_can_be_made(
         kubectl: Kubectl, first_apply: subprocess.CompletedProcess[str]) -> None:
     manifest = kubectl.write("namespace.yaml", {"apiVersion": "v1", "kind": "Namespace",

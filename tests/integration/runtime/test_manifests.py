@@ -47,6 +47,11 @@ def test_served_kinds_are_loaded_and_others_ignored(tmp_path: Path) -> None:
     ({**service("echo"), "spec": {"template": {"spec": {"containers": [{}]}}}},
      "spec.template.spec.containers[0].image"),
     (service("echo", concurrency=-1), "spec.template.spec.containerConcurrency"),
+    (service("echo", image="/home/someone/project/functions/echo"),
+     "spec.template.spec.containers[0].image"),
+    (service("echo", image="../../elsewhere"), "spec.template.spec.containers[0].image"),
+    (service("echo", env=[{"name": "GUNICORN_CMD_ARGS", "value": "--config x.py"}]),
+     "spec.template.spec.containers[0].env[0].name"),
     ({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "t"},
       "spec": {"broker": "default"}}, "spec.subscriber"),
     ({"apiVersion": "sources.knative.dev/v1", "kind": "PingSource", "metadata": {"name": "p"},
@@ -62,6 +67,22 @@ def test_an_invalid_manifest_names_file_resource_and_field(tmp_path: Path, doc: 
 
     assert (error.value.file, error.value.field) == (path, field)
     assert f"{doc['kind']}/{doc['metadata']['name']}" in str(error.value)
+
+
+def test_a_trigger_to_an_external_sink_fails_troupe_up_naming_the_field(
+        tmp_path: Path) -> None:
+    trigger = {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+               "metadata": {"name": "elsewhere"},
+               "spec": {"broker": "default", "subscriber": {"uri": "https://sink.example/"}}}
+    write_project(tmp_path, [], [trigger], functions={"echo": ECHO})
+
+    with pytest.raises(ManifestError) as error:
+        Runtime(RuntimeOptions(tmp_path, data_plane=False, prometheus=False),
+                say=lambda _: None).start()
+
+    assert error.value.field == "spec.subscriber.uri"
+    assert "Trigger/elsewhere" in str(error.value)
+    assert "--allow-external-sinks" in str(error.value)
 
 
 def test_a_missing_configmap_reference_fails_troupe_up_naming_the_field(tmp_path: Path) -> None:

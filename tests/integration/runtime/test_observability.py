@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import stat
 from typing import Any
 
 import pytest
@@ -38,3 +39,10 @@ def test_prometheus_reports_up_for_a_running_function_and_the_runtime_metrics(
     assert float(cold[0]["value"][1]) >= 1
     active = _query(prometheus, "troupe_runtime_active_instances")
     assert {r["metric"]["service"] for r in active} == {"echo"}
+    # The runtime's own metrics are on the API: scraped over HTTPS with the run's token,
+    # which stays out of Prometheus' configuration, in an owner-only file.
+    runtime_up = _query(prometheus, 'up{job="troupe-runtime"}')
+    assert [r["value"][1] for r in runtime_up] == ["1"]
+    workdir = runtime.options.workdir / "prometheus"
+    assert runtime.api_token not in (workdir / "prometheus.yml").read_text()
+    assert stat.S_IMODE((workdir / "troupe-runtime.token").stat().st_mode) == 0o600

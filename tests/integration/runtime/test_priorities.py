@@ -39,7 +39,8 @@ PRIORITIES = "type=dev.example.urgent:high, type=dev.example.routine:low"
 
 
 def _queued(runtime: Runtime) -> float:
-    text = requests.get(f"{runtime.api_url}/metrics", timeout=5).text
+    text = requests.get(f"{runtime.api_url}/metrics", timeout=5, headers=runtime.api_headers,
+                         verify=runtime.api_ca_file).text
     return sum(sample.value for family in text_string_to_metric_families(text)
                for sample in family.samples
                if sample.name == "kn_revision_request_queued"

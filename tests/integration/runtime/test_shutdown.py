@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from support.polling import wait_until
+from troupe.local.host.processes import process_alive
 
 from .conftest import BROKER_DOC, service, write_project
 
@@ -38,14 +39,6 @@ def busy():
 def _troupe(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from troupe.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -103,9 +96,9 @@ def test_down_finishes_within_15_s_with_kafka_frozen_and_deliveries_stuck(
 
         assert down.returncode == 0, down.stdout + down.stderr
         assert took < 15, f"troupe down took {took:.1f} s"
-        assert not _alive(runtime_pid)
-        wait_until(lambda: not _alive(kafka_pid), 5, "the frozen Kafka to be gone")
+        assert not process_alive(runtime_pid)
+        wait_until(lambda: not process_alive(kafka_pid), 5, "the frozen Kafka to be gone")
     finally:
         for pid in (runtime_pid, kafka_pid):
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)

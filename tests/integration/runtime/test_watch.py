@@ -4,6 +4,7 @@ alone (an object store behind it, no controllers), so each change is the test's 
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,9 @@ def serve(history: int = 4096) -> tuple[ObjectStore, ApiServer, client.CustomObj
     objects = ObjectStore(history=history)
     objects.create(NAMESPACE, {"metadata": {"name": NS}})
     server = ApiServer(objects, lambda: b"", admit=admit, bookmark_interval=0.2)
-    api = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=server.url)))
+    configuration = client.Configuration(host=server.url)
+    configuration.ssl_ca_cert = str(server.ca_file)
+    api = client.CustomObjectsApi(client.ApiClient(configuration))
     return objects, server, api
 
 
@@ -62,6 +65,9 @@ def test_a_watch_streams_a_change_as_it_happens(
                 stream.stop()
     follower = threading.Thread(target=follow)
     follower.start()
+    # The watch is open once it has listed what is there; a change made before that
+    # would be in its ADDED event instead of a MODIFIED one.
+    wait_until(lambda: seen, 10, "the watch to list the first Trigger")
     custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "first",
                                           {"metadata": {"labels": {"team": "ml"}}})
     # Controllers report status through the store, not the API: a watch sees it too.
@@ -145,7 +151,9 @@ def test_a_watch_its_client_left_frees_its_worker() -> None:
     try:
         port = int(server.url.rsplit(":", 1)[1])
         for _ in range(3):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", port, timeout=10,
+                context=ssl.create_default_context(cafile=server.ca_file))
             connection.request("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}"
                                "?watch=true")
             assert connection.getresponse().status == 200  # the stream is open

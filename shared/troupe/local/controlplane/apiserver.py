@@ -2,28 +2,36 @@
 
 It is served by waitress, a maintained WSGI server: HTTP/1.1 keep-alive for every verb
 (bodies are read whole before dispatch, so a DELETE's DeleteOptions cannot spill into the
-next request), and chunked streaming for watches. Requests are dispatched by `ApiApp`:
-first the request checks (the place where authentication and a Host check go), then
-discovery and OpenAPI (openapi.py), then the resource paths (`rest.Resources`). Every failure is a
-`Status` object with the API server's reason and code. The runtime's own metrics are at
+next request), and chunked streaming for watches, over TLS (tls_front.py: kubectl sends
+its token only over TLS). Requests are dispatched by `ApiApp`: first the request checks
+(access.py: the Host, the token, JSON writes), then discovery and OpenAPI (openapi.py),
+then the resource paths (`rest.Resources`). Every failure is a `Status` object with the
+API server's reason and code. The runtime's own metrics are at
 /metrics and its status at /troupe/status.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from waitress.server import create_server
 from werkzeug.wrappers import Request, Response
 
 from troupe.local.controlplane import discovery, openapi, status
+from troupe.local.controlplane.certificates import new_serving_certificate
 from troupe.local.controlplane.kinds import Obj, kind_by_plural
 from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
 from troupe.local.controlplane.status import ApiError
+from troupe.local.controlplane.tls_front import TlsFront
+from troupe.local.host.processes import files_left
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +42,32 @@ ExtraRoute = Callable[[Request], Response | None]
 # A watch holds a worker for as long as it streams; these leave room for plain requests.
 _THREADS: Final = 32
 _SUBRESOURCES: Final = ("status",)
+_MAX_CONNECTIONS: Final = 100  # waitress's own default
+# Waitress reads a body before the checks run, so an unauthenticated client could send
+# up to its default of 1 GiB; Kubernetes' own API server takes at most 3 MiB.
+_MAX_BODY: Final = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What slow or idle clients may hold, in waitress's settings. Waitress reads requests
+    without a thread, so a slow client holds a connection, never a worker: the connection
+    cap bounds what many of them cost (past it, waitress accepts no more until one goes),
+    and a connection idle for `idle_s` (a request head stopped midway included; a watch
+    being streamed is not idle) is closed within `sweep_s` after that."""
+
+    connections: int | None = None  # default: _MAX_CONNECTIONS, or fewer on a low file limit
+    idle_s: int = 60
+    sweep_s: int = 10
+
+    def connection_cap(self) -> int:
+        """At most a quarter of the files the process may still open, at three files a
+        client (its TLS socket, the relay's and waitress's ends of the Unix socket): the
+        ingress takes half of what is left after, and Kafka, deliveries and functions need
+        the rest."""
+        if self.connections is not None:
+            return self.connections
+        return max(8, min(_MAX_CONNECTIONS, files_left(12 * _MAX_CONNECTIONS) // 12))
 
 
 def resolve(path: str) -> Target | None:
@@ -166,28 +200,40 @@ class ApiApp:
 
 
 class ApiServer:
-    """The API on 127.0.0.1, served by waitress on a thread of its own."""
+    """The API on https://127.0.0.1 (tls_front.py), served by waitress on a thread of its
+    own behind a Unix socket in a folder only this user may enter."""
 
     def __init__(self, objects: ObjectStore, metrics: Callable[[], bytes], *, port: int = 0,
                  runtime_status: Callable[[], Obj] = dict, admit: Admit = admit_unchanged,
                  checks: Iterable[RequestCheck] = (), routes: Iterable[ExtraRoute] = (),
-                 bookmark_interval: float = 10.0) -> None:
+                 bookmark_interval: float = 10.0, limits: ClientLimits = ClientLimits()) -> None:
         self._objects = objects
+        cap = limits.connection_cap()
         self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
                           checks=checks, routes=routes, bookmark_interval=bookmark_interval)
+        self._folder = Path(tempfile.mkdtemp(prefix="troupe-api-"))  # mode 0700
+        self.certificate = new_serving_certificate()
+        self.ca_file = self._folder / "ca.crt"
+        self.ca_file.write_bytes(self.certificate.ca_pem)
         # A request lookahead lets waitress notice a client that went away, which a
-        # watch checks so that an abandoned `kubectl get -w` frees its worker.
+        # watch checks so that an abandoned `kubectl get -w` frees its worker. The
+        # listening socket and waitress's wake-up pipe count against its connection limit.
         self._server: Any = create_server(
-            self.app, host="127.0.0.1", port=port, threads=_THREADS, ident="troupe",
-            clear_untrusted_proxy_headers=True, channel_timeout=300,
-            channel_request_lookahead=1)
+            self.app, unix_socket=str(self._folder / "api.sock"), unix_socket_perms="600",
+            threads=_THREADS, ident="troupe", clear_untrusted_proxy_headers=True,
+            channel_request_lookahead=1, connection_limit=cap + 2,
+            channel_timeout=limits.idle_s, cleanup_interval=limits.sweep_s,
+            max_request_body_size=_MAX_BODY)
+        # The front admits the same cap, so waitress never refuses a relayed client.
+        self._front = TlsFront(port, str(self._folder / "api.sock"),
+                               self.certificate.server_context(self._folder), cap)
         self.app.server_address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
 
     @property
     def port(self) -> int:
-        return int(self._server.effective_port)
+        return self._front.port
 
     @property
     def busy_workers(self) -> int:
@@ -195,8 +241,13 @@ class ApiServer:
         return int(self._server.task_dispatcher.active_count)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections waitress holds now (past its cap, new ones wait unaccepted)."""
+        return len(self._server.active_channels)
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         """End the watches, close every connection and the listening socket, and wait."""
@@ -204,9 +255,11 @@ class ApiServer:
         self._objects.events.wake_all()
         # Closed in the loop's own thread (a trigger's thunk runs there): the loop ends
         # when nothing is left to watch, and no socket closes under a select() call.
+        self._front.close()
         self._server.trigger.pull_trigger(self._close_all)
         self._thread.join(timeout=5)
         self._server.task_dispatcher.shutdown(timeout=5)
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def _close_all(self) -> None:
         for dispatcher in list(self._server._map.values()):

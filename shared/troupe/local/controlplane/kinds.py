@@ -6,6 +6,7 @@ project's manifests also hold (Namespaces, ConfigMaps, RBAC...), which are kept 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -107,3 +108,14 @@ def kind_of(api_version_text: str, kind: str, kinds: tuple[Kind, ...] = SERVED_K
 def kind_by_plural(group: str, plural: str, kinds: tuple[Kind, ...] = SERVED_KINDS
                    ) -> Kind | None:
     return next((k for k in kinds if k.group == group and k.plural == plural), None)
+
+
+def field_at(obj: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted `path` ("spec.delivery.deadLetterSink") in an object, or None
+    where any part of it is missing or not a mapping."""
+    value: Any = obj
+    for key in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from troupe.local.controlplane.events import Change, EventLog
 from troupe.local.controlplane.kinds import Kind, Obj
 from troupe.local.controlplane.resources import validate
-from troupe.local.errors import LocalError
+from troupe.local.errors import InvalidFieldError, InvalidResourceError, LocalError
 
 Listener = Callable[[Change, Kind, Obj], None]
 Validator = Callable[[Obj], None]  # raises InvalidFieldError
@@ -105,7 +105,13 @@ class ObjectStore:
         taken: dict[Key, tuple[Kind, Obj]] = {}
         for kind, obj in objects:
             obj = copy.deepcopy(obj)
-            self.validate(kind, obj)
+            try:
+                self.validate(kind, obj)
+            except InvalidResourceError:
+                raise
+            except InvalidFieldError as error:  # which object, as well as which field
+                raise InvalidResourceError(f"{kind.kind}/{obj['metadata'].get('name')}",
+                                           error.field, error.problem) from None
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
             obj["status"] = {}
             taken[key_of(kind, obj["metadata"])] = (kind, obj)

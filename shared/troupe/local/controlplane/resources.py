@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 from troupe.local.controlplane.kinds import (
@@ -23,7 +23,9 @@ from troupe.local.controlplane.kinds import (
     TRIGGER,
     Kind,
     Obj,
+    field_at,
 )
+from troupe.local.controlplane.launch_rules import check_image, check_prefix, check_variable
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.cron import CronSchedule
@@ -60,17 +62,24 @@ def _validate_service(obj: Obj) -> None:
     if revision_name is not None and not str(revision_name).startswith(f"{name}-"):
         raise InvalidFieldError("spec.template.metadata.name",
                               f"{revision_name!r} must start with the service name '{name}-'")
-    containers = _get(obj, "spec.template.spec.containers")
+    containers = field_at(obj, "spec.template.spec.containers")
     if not isinstance(containers, list) or not containers:
         raise InvalidFieldError("spec.template.spec.containers", "needs exactly one container")
     container = containers[0]
-    if not isinstance(container, dict) or not isinstance(container.get("image"), str):
-        raise InvalidFieldError("spec.template.spec.containers[0].image",
-                              "missing: name the function folder, e.g. image: ingest")
+    base = "spec.template.spec.containers[0]"
+    if not isinstance(container, dict):
+        raise InvalidFieldError(base, "must be a mapping")
+    # What a Service may start here (launch_rules.py): a function folder, and no
+    # variable that steers the interpreter, the server or the runtime's wiring.
+    check_image(container.get("image"), f"{base}.image")
     for i, entry in enumerate(container.get("env") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise InvalidFieldError(f"spec.template.spec.containers[0].env[{i}].name", "missing")
-    concurrency = _get(obj, "spec.template.spec.containerConcurrency")
+            raise InvalidFieldError(f"{base}.env[{i}].name", "missing")
+        check_variable(entry["name"], f"{base}.env[{i}].name")
+    for i, source in enumerate(container.get("envFrom") or []):
+        if isinstance(source, dict) and isinstance(source.get("prefix"), str):
+            check_prefix(source["prefix"], f"{base}.envFrom[{i}].prefix")
+    concurrency = field_at(obj, "spec.template.spec.containerConcurrency")
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
         raise InvalidFieldError("spec.template.spec.containerConcurrency",
                               f"{concurrency!r} must be a whole number >= 0")
@@ -97,7 +106,7 @@ def _validate_revision(obj: Obj) -> None:
 
 
 def _validate_traffic(obj: Obj) -> None:
-    traffic = _get(obj, "spec.traffic")
+    traffic = field_at(obj, "spec.traffic")
     if traffic is None:
         return
     if not isinstance(traffic, list):
@@ -121,20 +130,20 @@ def _validate_traffic(obj: Obj) -> None:
 
 
 def _validate_broker(obj: Obj) -> None:
-    delivery = _get(obj, "spec.delivery")
+    delivery = field_at(obj, "spec.delivery")
     if delivery is not None and not isinstance(delivery, dict):
         raise InvalidFieldError("spec.delivery", "must be a mapping")
 
 
 def _validate_trigger(obj: Obj) -> None:
-    broker = _get(obj, "spec.broker")
+    broker = field_at(obj, "spec.broker")
     if not isinstance(broker, str) or not broker:
         raise InvalidFieldError("spec.broker", "missing: name the Broker, e.g. default")
-    for key, value in (_get(obj, "spec.filter.attributes") or {}).items():
+    for key, value in (field_at(obj, "spec.filter.attributes") or {}).items():
         if not isinstance(value, str):
             raise InvalidFieldError(f"spec.filter.attributes.{key}",
                                     f"{value!r} must be a string")
-    for index, expression in enumerate(_get(obj, "spec.filters") or []):
+    for index, expression in enumerate(field_at(obj, "spec.filters") or []):
         _validate_filter(expression, f"spec.filters[{index}]")
     _validate_destination(obj, "spec.subscriber")
 
@@ -169,10 +178,10 @@ def _validate_filter(expression: Any, field: str) -> None:
 
 
 def _validate_pingsource(obj: Obj) -> None:
-    schedule = _get(obj, "spec.schedule")
+    schedule = field_at(obj, "spec.schedule")
     if not isinstance(schedule, str):
         raise InvalidFieldError("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
-    timezone = _get(obj, "spec.timezone")
+    timezone = field_at(obj, "spec.timezone")
     if timezone is not None and not isinstance(timezone, str):
         raise InvalidFieldError("spec.timezone", "must be an IANA time zone name, e.g. UTC")
     CronSchedule.parse(schedule, timezone)  # a CronError names spec.schedule or spec.timezone
@@ -188,11 +197,11 @@ def _validate_pingsource(obj: Obj) -> None:
 
 
 def _validate_kafkasource(obj: Obj) -> None:
-    topics = _get(obj, "spec.topics")
+    topics = field_at(obj, "spec.topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
         raise InvalidFieldError("spec.topics", "needs a list of topic names")
     _validate_destination(obj, "spec.sink")
-    delivery = _get(obj, "spec.delivery")
+    delivery = field_at(obj, "spec.delivery")
     if delivery is not None:
         if not isinstance(delivery, dict):
             raise InvalidFieldError("spec.delivery", "must be a mapping")
@@ -201,7 +210,7 @@ def _validate_kafkasource(obj: Obj) -> None:
 
 
 def _validate_destination(obj: Obj, path: str) -> None:
-    destination = _get(obj, path)
+    destination = field_at(obj, path)
     if not isinstance(destination, dict):
         raise InvalidFieldError(path, "missing: give a ref (kind, name) or a uri")
     ref = destination.get("ref")
@@ -241,16 +250,9 @@ def _whole(value: Any, field: str) -> int:
 
 
 def _mapping(obj: Obj, path: str) -> Obj:
-    value = _get(obj, path)
+    value = field_at(obj, path)
     if not isinstance(value, dict):
         raise InvalidFieldError(path, "missing or not a mapping")
     return value
 
 
-def _get(obj: Mapping[str, Any], path: str) -> Any:
-    value: Any = obj
-    for key in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value

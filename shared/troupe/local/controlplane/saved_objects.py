@@ -14,7 +14,6 @@ control plane would leave Triggers pointing at Services that are not there.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Final
 
 from troupe.local.controlplane.kinds import Kind, Obj, kind_by_plural
 from troupe.local.errors import LocalError
+from troupe.local.host.private_files import write_owner_only
 
 # Bumped whenever the layout below changes; an older file is refused, never guessed at.
 STATE_FORMAT: Final = 1
@@ -100,12 +100,5 @@ class SavedObjectsWriter:
         }
         data = json.dumps(document, indent=1, sort_keys=True).encode()
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(self.path.name + ".tmp")
             # Owner-only: the file holds Secrets (base64, as the API keeps them).
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(descriptor, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
+            write_owner_only(self.path, data)

@@ -1,4 +1,5 @@
-"""Who may use the dashboard: the runtime's owner, who holds the API's bearer token.
+"""Who may use the dashboard: the runtime's owner, who holds the API's bearer token (the
+runtime hands it over; it is the kubeconfig's).
 
 A browser presents it as a cookie, set by the link `troupe up` and `troupe dashboard`
 print (`/login?token=...`); programs (the functions' span exporters, the CLI) send it as
@@ -11,38 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from pathlib import Path
 from typing import Final
-
-import yaml
 
 COOKIE: Final = "troupe_dashboard"
 CSRF_HEADER: Final = "X-CSRF-Token"
 _LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
-
-
-# What the kubeconfig holds until the API checks a bearer token of its own per run: a
-# fixed name, not a secret, so the dashboard never takes it for one.
-_PLACEHOLDER_TOKENS: Final = frozenset({"troupe-local"})
-
-
-def api_token(kubeconfig: Path) -> str:
-    """The token that opens the dashboard: the one place it comes from, so that it is the
-    API's own once the API has one. That is the bearer token of the kubeconfig the runtime
-    writes (owner-only); while that holds only a placeholder, a random token made for this
-    run, which the link `troupe up` and `troupe dashboard` print carries."""
-    try:
-        config = yaml.safe_load(kubeconfig.read_text())
-        token = config["users"][0]["user"]["token"]
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
-        token = None
-    if isinstance(token, str) and token and token not in _PLACEHOLDER_TOKENS:
-        return token
-    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

@@ -123,13 +123,14 @@ class Eventing:
         except KeyError:
             return {}
         return {"lag": status.lag, "delivered": status.delivered, "retries": status.retries,
-                "dead_lettered": status.dead_lettered, "filter_errors": status.filter_errors,
+                "dead_lettered": status.dead_lettered, "parked": status.parked,
+                "filter_errors": status.filter_errors,
                 "unreadable": status.unreadable, "dropped": status.dropped,
                 "failures": status.failures, "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
         counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0,
-                  "filter_errors": 0.0}
+                  "parked": 0.0, "unreadable": 0.0, "dropped": 0.0, "filter_errors": 0.0}
         if self.plane is None:
             return counts
         status = self.plane.status()
@@ -138,6 +139,9 @@ class Eventing:
             counts["delivered"] += trigger["delivered"]
             counts["retried"] += trigger["retries"]
             counts["dead_lettered"] += trigger["dead_lettered"]
+            counts["parked"] += trigger["parked"]
+            counts["unreadable"] += trigger["unreadable"]
+            counts["dropped"] += trigger["dropped"]
             counts["filter_errors"] += trigger["filter_errors"]
         return counts
 

@@ -39,6 +39,8 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # The server's own client timeout, when it has one (a BoundedThreadingHTTPServer).
+        self.connection.settimeout(getattr(self.server, "client_timeout_s", self.timeout))
         # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm
         # and the client's delayed ACK add ~40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -52,6 +54,7 @@ class BoundedThreadingHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     max_connections = 512
+    client_timeout_s = CLIENT_TIMEOUT_S  # how long a client may stay silent
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

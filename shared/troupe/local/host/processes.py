@@ -4,6 +4,7 @@ way: output appended to a log file, and a stop that escalates to SIGKILL."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -21,6 +22,20 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def files_left(unlimited: int) -> int:
+    """Files this process may still open under its RLIMIT_NOFILE (`unlimited` when it has no
+    limit): the budget the listeners share out as connection caps, so that a flood of
+    clients meets a cap and an answer, not EMFILE in the middle of the runtime."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return unlimited
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux: guess
+        in_use = 64
+    return max(0, soft - in_use)
 
 
 def stop_process(

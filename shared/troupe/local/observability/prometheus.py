@@ -2,8 +2,10 @@
 
 It runs Debian's `prometheus` binary on 127.0.0.1 with a generated configuration: one
 scrape job whose targets come from `file_sd` files, so targets can be changed while it
-runs (`set_targets`) as function processes come and go. Its data and its log live in
-the given work directory.
+runs (`set_targets`) as function processes come and go, and a job for each target that
+wants a bearer token (the local API). Its data and its log live in the given work
+directory. It runs without `--web.enable-lifecycle`: nothing here reloads or stops it
+over HTTP, and with it a cross-site POST to `/-/quit` would stop it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -21,6 +24,7 @@ import yaml
 
 from troupe.local.errors import LocalError
 from troupe.local.host.loopback_http import free_port
+from troupe.local.host.private_files import write_owner_only
 from troupe.local.host.processes import ChildProcess
 
 BINARY: Final = "prometheus"
@@ -30,6 +34,16 @@ _START_TIMEOUT: Final = 30.0
 
 class PrometheusError(LocalError, RuntimeError):
     """Prometheus could not be started, or did not answer as expected."""
+
+
+@dataclass(frozen=True)
+class BearerTarget:
+    """A target scraped over HTTPS with a bearer token: "127.0.0.1:port", the token, and
+    the certificate authority its certificate is checked against."""
+
+    address: str
+    token: str
+    ca_file: Path
 
 
 def find_prometheus() -> str | None:
@@ -49,8 +63,12 @@ class PrometheusServer(ChildProcess):
         *,
         binary: str | None = None,
         retention: str = "1d",
+        bearer_jobs: Mapping[str, BearerTarget] | None = None,
     ) -> None:
+        """`bearer_jobs`: the targets that want HTTPS and a token, as the local API's
+        /metrics does, by job."""
         super().__init__()
+        self._bearer_jobs = dict(bearer_jobs or {})
         self.workdir = Path(workdir)
         self.scrape_interval = scrape_interval
         self.retention = retention
@@ -69,6 +87,9 @@ class PrometheusServer(ChildProcess):
     @property
     def data_dir(self) -> Path:
         return self.workdir / "data"
+
+    def token_path(self, job: str) -> Path:
+        return self.workdir / f"{job}.token"
 
     @property
     def log_path(self) -> Path:
@@ -122,7 +143,6 @@ class PrometheusServer(ChildProcess):
             f"--storage.tsdb.path={self.data_dir}",
             f"--storage.tsdb.retention.time={self.retention}",
             f"--web.listen-address=127.0.0.1:{self._port}",
-            "--web.enable-lifecycle",
             "--log.level=warn",
         ]
         try:
@@ -175,10 +195,22 @@ class PrometheusServer(ChildProcess):
                     "file_sd_configs": [
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                *(self._bearer_job(job, target) for job, target in self._bearer_jobs.items()),
             ],
         }
         _write_atomically(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def _bearer_job(self, job: str, target: BearerTarget) -> dict[str, Any]:
+        # The token goes in a file of its own, owner-only, not into the configuration; an
+        # earlier run's file_sd targets for the job would be scraped without it.
+        write_owner_only(self.token_path(job), target.token.encode())
+        (self.targets_dir / f"{job}.json").unlink(missing_ok=True)
+        return {"job_name": job, "scheme": "https",
+                "static_configs": [{"targets": [target.address]}],
+                "tls_config": {"ca_file": str(target.ca_file)},
+                "authorization": {"type": "Bearer",
+                                  "credentials_file": str(self.token_path(job))}}
 
     def set_targets(
         self, job: str, targets: list[str], labels: Mapping[str, str] | None = None

@@ -22,6 +22,11 @@ _EVENT_COUNTERS = {
     "delivered": "Events delivered by the broker",
     "retried": "Events retried by the broker",
     "dead_lettered": "Events dead-lettered by the broker",
+    # An event not delivered is dead-lettered, parked or dropped: counted once, under one.
+    "parked": "Events whose dead-letter sink failed too, kept on the parking topic",
+    "dropped": "Events given up on with no dead-letter sink to send them to",
+    # Of the dead-lettered and parked, the records that were not CloudEvents.
+    "unreadable": "Records that were not CloudEvents, sent to the dead-letter sink",
     "filter_errors": "Events a Trigger's cesql filter could not evaluate (each is no match)",
 }
 

@@ -8,7 +8,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from troupe.local.observability.prometheus import PrometheusError, PrometheusServer, find_prometheus
+from troupe.local.observability.prometheus import (
+    BearerTarget,
+    PrometheusError,
+    PrometheusServer,
+    find_prometheus,
+)
 
 RUNTIME_JOB = "troupe-runtime"
 _log = logging.getLogger("troupe.local")
@@ -17,10 +22,12 @@ Targets = Callable[[], list[tuple[str, str, str]]]  # (address, service, revisio
 
 
 class Observability:
-    def __init__(self, workdir: Path, runtime_address: str, targets: Targets,
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, workdir: Path, runtime_address: str, runtime_token: str,
+                 runtime_ca_file: Path, targets: Targets, say: Callable[[str], None]) -> None:
         self._workdir = workdir
         self._runtime_address = runtime_address
+        self._runtime_token = runtime_token
+        self._runtime_ca_file = runtime_ca_file
         self._targets = targets
         self._say = say
         self._server: PrometheusServer | None = None
@@ -38,7 +45,10 @@ class Observability:
                                        "(install the Debian package 'prometheus' to enable it)")
             self._say(self.unavailable_reason)
             return
-        server = PrometheusServer(self._workdir, scrape_interval="1s")
+        # The runtime's own /metrics is on the API: HTTPS, and the run's token.
+        server = PrometheusServer(self._workdir, scrape_interval="1s", bearer_jobs={
+            RUNTIME_JOB: BearerTarget(self._runtime_address, self._runtime_token,
+                                      self._runtime_ca_file)})
         try:
             server.start()
         except PrometheusError as error:
@@ -46,7 +56,6 @@ class Observability:
             self._say(self.unavailable_reason)
             return
         self._server = server
-        server.set_targets(RUNTIME_JOB, [self._runtime_address])
         self.refresh()
 
     def refresh(self) -> None:

@@ -38,6 +38,7 @@ from troupe.local.serving.revision import (
     ConfigSource,
     Revision,
     build_revision,
+    check_env_from,
     revision_object,
     same_template,
     template_of,
@@ -86,6 +87,12 @@ class ServingController:
                                         daemon=True)
         self._ticker.start()
         objects.subscribe(self._on_change)
+        # A ConfigMap or Secret that would set LD_PRELOAD through envFrom is refused with
+        # the Service (422), as a name in `env` is; one changed later stops its next
+        # revision instead.
+        objects.add_validator(SERVICE, lambda obj: check_env_from(
+            obj["spec"]["template"]["spec"]["containers"][0], obj["metadata"].get("namespace", ""),
+            config))
 
     # -- reconciling ----------------------------------------------------------------------
     def _on_change(self, change: Change, kind: Kind, obj: Obj) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from troupe.local.controlplane.kinds import CONFIGMAP, SECRET, Kind, Obj
+from troupe.local.controlplane.launch_rules import refused_variable
 from troupe.local.controlplane.objects import NotFound, ObjectStore
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
@@ -185,8 +186,25 @@ def _priorities(text: Any) -> PriorityRules:
                                 str(error)) from None
 
 
+def check_env_from(container: Obj, namespace: str, config: ConfigSource) -> None:
+    """The names `envFrom` brings from the ConfigMaps and Secrets there are now, under the
+    same rule as `env` names (launch_rules.py); InvalidFieldError names the reference."""
+    for i, source in enumerate(container.get("envFrom") or []):
+        prefix = str(source.get("prefix") or "")
+        for ref_key, table, what in (("configMapRef", config.config_maps, "ConfigMap"),
+                                     ("secretRef", config.secrets, "Secret")):
+            ref = source.get(ref_key)
+            for key in table.get((namespace, str(ref.get("name"))), {}) if ref else ():
+                why = refused_variable(prefix + key)
+                if why is not None:
+                    raise InvalidFieldError(
+                        f"spec.template.spec.containers[0].envFrom[{i}].{ref_key}.name",
+                        f"{what} {ref.get('name')!r} holds {key!r}: {why}")
+
+
 def _environment(container: Obj, namespace: str, config: ConfigSource) -> dict[str, str]:
     base = "spec.template.spec.containers[0]"
+    check_env_from(container, namespace, config)
     values: dict[str, str] = {}
     for i, source in enumerate(container.get("envFrom") or []):
         prefix = str(source.get("prefix") or "")

@@ -1,9 +1,10 @@
 """The HTTP front of a Knative Service: one loopback listener per service and per tag.
 
-Each front proxies to an instance the activator picks. The service's front splits
-requests between revisions by `spec.traffic` percentages (smooth weighted round robin,
-so 80/20 over 1,000 requests is 800/200, not "about"); a tag's front always goes to its
-revision.
+Each front proxies to an instance the activator picks, for requests whose Host is a
+loopback name (host_header.py): a web page that rebinds its name to 127.0.0.1 gets 403.
+The service's front splits requests between revisions by `spec.traffic` percentages
+(smooth weighted round robin, so 80/20 over 1,000 requests is 800/200, not "about"); a
+tag's front always goes to its revision.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from troupe.local.delivery import AttemptFailed, DeliveryClient, Response
+from troupe.local.host.host_header import foreign_host_message, is_loopback_host, loopback_hosts
 from troupe.local.host.loopback_http import BoundedThreadingHTTPServer, KeepAliveHandler
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.pool import RevisionPool, Unavailable
@@ -55,6 +57,7 @@ class _Server(BoundedThreadingHTTPServer):
     service: str
     metrics: RuntimeMetrics
     client: DeliveryClient
+    hosts: frozenset[str]
     cold_starts: ColdStartHook | None = None
 
 
@@ -62,6 +65,11 @@ class _ProxyHandler(KeepAliveHandler):
     server: _Server
 
     def _proxy(self) -> None:
+        host = self.headers.get("Host")
+        if host not in self.server.hosts and not is_loopback_host(host):
+            self.close_connection = True  # its body is not read: nothing more to read
+            self._answer(403, foreign_host_message(host) + "\n")
+            return
         arrived = time.monotonic()
         body = self._read_body()
         pool = self.server.choose()
@@ -145,6 +153,8 @@ class _ProxyHandler(KeepAliveHandler):
         self.send_header("Content-Length", str(len(payload)))
         if status == 503:
             self.send_header("Retry-After", "1")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -154,15 +164,19 @@ class Front:
 
     def __init__(self, service: str, metrics: RuntimeMetrics, client: DeliveryClient,
                  port: int = 0, *, max_connections: int | None = None,
+                 client_timeout_s: float | None = None,
                  cold_starts: ColdStartHook | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _ProxyHandler)
         if max_connections is not None:
             self._server.max_connections = max_connections
+        if client_timeout_s is not None:
+            self._server.client_timeout_s = client_timeout_s
         self._server.client = client
         self._server.service = service
         self._server.metrics = metrics
         self._server.cold_starts = cold_starts
         self._server.choose = lambda: None
+        self._server.hosts = loopback_hosts(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.2},
                                         name=f"front-{service}", daemon=True)

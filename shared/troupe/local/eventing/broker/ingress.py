@@ -1,9 +1,10 @@
 """The Broker ingress: `POST /<namespace>/<broker>` as Knative's data-plane spec describes.
 
-202 once Kafka acknowledged the event; 400 malformed; 404 unknown broker; 405 (with
-`Allow`) other methods; 411 no Content-Length; 413 too large; 415 unsupported media type;
-503 with Retry-After when Kafka does not take it; OPTIONS answers the CloudEvents HTTP
-webhook validation handshake.
+202 once Kafka acknowledged the event; 400 malformed; 403 a Host that is not loopback
+(host_header.py: DNS rebinding); 404 unknown broker; 405 (with `Allow`) other methods;
+411 no Content-Length; 413 too large; 415 unsupported media type; 503 with Retry-After
+when Kafka does not take it; OPTIONS answers the CloudEvents HTTP webhook validation
+handshake (never a CORS preflight: no `Access-Control-*` header is sent).
 
 It runs on the data plane's loop (loop.py), reading requests with ingress_connection.py.
 A request waiting for Kafka's acknowledgement holds a callback, not a thread, so many
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import resource
 import socket
 from collections.abc import Callable
 from typing import Final
@@ -34,7 +33,9 @@ from troupe.local.eventing.broker.ingress_connection import (
 )
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.host_header import foreign_host_message, is_loopback_host, loopback_hosts
 from troupe.local.host.loop import LoopThread
+from troupe.local.host.processes import files_left
 
 log = logging.getLogger(__name__)
 ALLOW: Final = "POST, OPTIONS"
@@ -61,9 +62,14 @@ class IngressServer:
         self.max_connections = max_connections or default_max_connections()
         # Bound now, so that the port is known before start().
         self._socket = socket.create_server(("127.0.0.1", port), backlog=256)
+        self._hosts = loopback_hosts(self._socket.getsockname()[1])
         self._server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._connections: set[IngressConnection] = set()
+        # Refusals waiting for their client to read the 503: they hold files too, so a
+        # flood past the cap may keep only this many at once; the rest close at once.
+        self._lingering: set[_Busy] = set()
+        self._max_lingering = max(8, self.max_connections // 8)
         self.refused_connections = 0
 
     @property
@@ -82,15 +88,24 @@ class IngressServer:
 
     async def _listen(self) -> asyncio.Server:
         self._sweep = asyncio.get_running_loop().call_later(_SWEEP_S, self._sweep_deadlines)
-        return await asyncio.get_running_loop().create_server(self._connection,
-                                                              sock=self._socket)
+        # asyncio accepts up to `backlog` sockets at a time before it refuses any over the
+        # cap: a flood may hold that many files more for a moment, so it scales with the cap.
+        return await asyncio.get_running_loop().create_server(
+            self._connection, sock=self._socket,
+            backlog=max(16, min(256, self.max_connections // 4)))
 
     def _connection(self) -> asyncio.Protocol:
         if len(self._connections) >= self.max_connections:
             self.refused_connections += 1
-            return _Busy()
-        return IngressConnection(self._handle, self.publisher.max_event_bytes,
-                                 self._connections, self._timeouts)
+            linger = len(self._lingering) < self._max_lingering
+            return _Busy(self._lingering if linger else None)
+        # Counted from now, not from connection_made: asyncio accepts a backlog's worth of
+        # sockets before any of them is made, and each must count against the cap at once.
+        connection = IngressConnection(self._handle, self.publisher.max_event_bytes,
+                                       self._connections, self._timeouts)
+        connection.deadline = asyncio.get_running_loop().time() + self._timeouts.idle_s
+        self._connections.add(connection)
+        return connection
 
     def _sweep_deadlines(self) -> None:
         loop = asyncio.get_running_loop()
@@ -109,6 +124,10 @@ class IngressServer:
 
     # answering ---------------------------------------------------------------------------
     def _handle(self, request: Request, body: bytes | UnreadBody, answer: Respond) -> None:
+        host = request.headers.get("host")
+        if host not in self._hosts and not is_loopback_host(host):
+            answer(403, foreign_host_message(host), None)
+            return
         if request.method == "POST":
             if isinstance(body, UnreadBody):
                 answer(body.status, body.message, None)
@@ -175,22 +194,21 @@ class IngressServer:
 
 
 def default_max_connections() -> int:
-    """Connections the ingress takes at once: half of the files this process may still open
-    (the rest is for Kafka, subscribers, and answering 503 past the cap), at most
-    _MAX_CONNECTIONS."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return _MAX_CONNECTIONS
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:  # not Linux: guess
-        in_use = 64
-    return max(8, min(_MAX_CONNECTIONS, (soft - in_use) // 2))
+    """Connections the ingress takes at once: a third of the files this process may still
+    open (the API takes a quarter before it; Kafka, deliveries, function processes and the
+    refusals past the cap need the rest), at most _MAX_CONNECTIONS."""
+    return max(8, min(_MAX_CONNECTIONS, files_left(3 * _MAX_CONNECTIONS) // 3))
 
 
 class _Busy(asyncio.Protocol):
-    """A connection over the cap: 503 with Retry-After, then a graceful close (what the
-    client sends meanwhile is dropped, so that it reads the answer, not a reset)."""
+    """A connection over the cap: 503 with Retry-After, then a graceful close. While there
+    is room in `lingering`, the close waits a moment (what the client sends meanwhile is
+    dropped, so that it reads the answer, not a reset); without, it closes at once."""
+
+    def __init__(self, lingering: set[_Busy] | None) -> None:
+        self._lingering = lingering
+        if lingering is not None:
+            lingering.add(self)  # at once, as the server counts its connections
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -198,7 +216,14 @@ class _Busy(asyncio.Protocol):
                                  close=True))
         if transport.can_write_eof():
             transport.write_eof()
+        if self._lingering is None:
+            transport.close()
+            return
         asyncio.get_running_loop().call_later(_BUSY_LINGER_S, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lingering is not None:
+            self._lingering.discard(self)
 
     def data_received(self, data: bytes) -> None:
         pass  # not read: the answer is given

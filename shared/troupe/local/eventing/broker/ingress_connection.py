@@ -161,6 +161,9 @@ class IngressConnection(asyncio.Protocol):
     def timed_out(self) -> None:
         """The server's sweep: this connection's deadline passed."""
         self.deadline = math.inf
+        if self._transport is None:  # counted when accepted, but never made: forget it
+            self._connections.discard(self)
+            return
         if self._in_message and not self._done_reading:
             part = "head" if self._request is None else "body"
             self._stop_reading(_Refusal(408, f"the request's {part} did not arrive in time"))
