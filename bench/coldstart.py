@@ -9,6 +9,7 @@ against a bare Python interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 import yaml
 from troupe.events import DATA_ARRIVED, make_event, to_http_binary
@@ -144,18 +146,16 @@ def _cold_starts(project: Path) -> tuple[list[float], list[float]]:
 def _rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone meanwhile: it holds nothing
+            total += psutil.Process(pid).memory_info().rss
+    return total / 2**20
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        found += [int(c) for c in children]
-    return found
+    """Every process below `pid`. psutil finds them by their parent PID (/proc/<pid>/stat),
+    which a process keeps whatever its threads do; the per-thread `task/<tid>/children`
+    files vanish when a thread exits while they are read, and made this benchmark fail."""
+    return [child.pid for child in psutil.Process(pid).children(recursive=True)]
 
 
 def _idle_rss(project: Path) -> tuple[float, float, float]:

@@ -59,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from troupe.client.broker import post_event
@@ -159,12 +160,11 @@ def _down(project: Path, pid: int | None) -> None:
 
 
 def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
+    """Every process below `pid`, found by parent PID (see coldstart._children)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 # -- one run -----------------------------------------------------------------------------
