@@ -2,32 +2,57 @@
 
 Pure functions over bytes, pandas frames and scikit-learn pipelines; only `catalog` touches
 the store. The functions ingest, trainer and evaluator are thin layers over these.
+
+The numeric names below are loaded when first used (PEP 562): `from troupe.ml import
+Holdout` does not import scikit-learn, `from troupe.ml import train` does. So a function
+imports at start-up what every request needs (`spec`, `evaluation`), and numpy, pandas
+and scikit-learn with the first event that needs them.
 """
 
-from .dataset import (
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+from .evaluation import EvaluationError, Verdict, decide, score
+from .spec import (
+    ESTIMATORS,
     FORMATS,
+    METRICS,
     SUFFIXES,
-    CheckedDataset,
     DatasetRejected,
     DatasetSpec,
-    Label,
-    baseline_stats,
-    check_frame,
-    format_of_uri,
-    read_frame,
-)
-from .evaluation import EvaluationError, Verdict, decide, score
-from .training import (
-    ESTIMATORS,
-    METRICS,
     Holdout,
-    TrainedModel,
+    Label,
     TrainingError,
-    build_pipeline,
-    classification_metrics,
-    holdout_split,
-    train,
+    format_of_uri,
 )
+
+if TYPE_CHECKING:
+    from .dataset import CheckedDataset, baseline_stats, check_frame, read_frame
+    from .training import (
+        TrainedModel,
+        build_pipeline,
+        classification_metrics,
+        holdout_split,
+        train,
+    )
+
+# Name -> the submodule that defines it, imported on first access.
+_LAZY: Final = {
+    **dict.fromkeys(("CheckedDataset", "baseline_stats", "check_frame", "read_frame"),
+                    "dataset"),
+    **dict.fromkeys(("TrainedModel", "build_pipeline", "classification_metrics",
+                     "holdout_split", "train"), "training"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "ESTIMATORS", "FORMATS", "METRICS", "SUFFIXES", "CheckedDataset", "DatasetRejected",
