@@ -25,7 +25,7 @@ import psutil
 import requests
 import yaml
 from troupe.events import DATA_ARRIVED, make_event, to_http_binary
-from troupe.local.host.loopback_http import free_port
+from troupe.local.host.loopback_http import PortReservation
 from troupe.local.runtime import Runtime, RuntimeOptions
 from troupe.local.serving.instance import gunicorn_command
 
@@ -81,7 +81,8 @@ def _bare_gunicorn_start(folder: Path, env: dict[str, str]) -> float:
     booting process), then the event is sent: the fastest a bare start can be observed.
     """
     request = _event_request()
-    port = free_port()
+    reservation = PortReservation()  # as the runtime does: no other process takes the port
+    port = reservation.port
     started = time.perf_counter()
     process = subprocess.Popen(gunicorn_command(folder, port, threads=16, timeout=300),
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,6 +103,7 @@ def _bare_gunicorn_start(folder: Path, env: dict[str, str]) -> float:
     finally:
         process.terminate()
         process.wait()
+        reservation.release()
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from troupe.local.host.loopback_http import free_port
+from troupe.local.host.loopback_http import PortReservation
 from troupe.local.host.processes import stop_process
 from troupe.local.serving.revision import Revision
 
@@ -33,8 +33,10 @@ class LaunchSettings:
 def gunicorn_command(folder: Path, port: int, threads: int, timeout: float) -> list[str]:
     # --preload imports the app before binding, so an open port means the app loaded and a
     # broken app makes the process exit instead of accepting connections it cannot serve.
+    # --reuse-port: the port is a PortReservation, which only a SO_REUSEPORT socket may share.
     return [sys.executable, "-m", "gunicorn", "--chdir", str(folder), "main:app",
-            "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads),
+            "-b", f"127.0.0.1:{port}", "--reuse-port", "--workers", "1",
+            "--threads", str(threads),
             "--preload", "--timeout", str(int(timeout) + 5), "--graceful-timeout", "5",
             "--log-level", "warning"]
 
@@ -43,7 +45,8 @@ class Instance:
     def __init__(self, revision: Revision, settings: LaunchSettings, ordinal: int) -> None:
         self.revision = revision
         self.name = f"{revision.name}-{ordinal}"
-        self.port = free_port()
+        self._reservation = PortReservation()
+        self.port = self._reservation.port
         self.in_flight = 0
         self.ready = False
         self.last_used = time.monotonic()
@@ -102,6 +105,7 @@ class Instance:
         # shutdown (SIGQUIT) loses nothing and skips its graceful wait for idle keep-alive
         # sockets.
         stop_process(self._process, timeout=grace, how=signal.SIGQUIT)
+        self._reservation.release()
 
     def stop_in_background(self) -> None:
         threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()
