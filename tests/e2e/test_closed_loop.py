@@ -52,15 +52,19 @@ class Sink:
         return Response(status=202)(environ, start_response)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+# The loop with instances forked from the prewarmed template (the default), and with
+# every instance started afresh, as pods are.
+@pytest.fixture(scope="module", params=[(), ("--no-prewarm",)], ids=["prewarmed", "fresh"])
+def project(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Path]:
     if shutil.which("prometheus") is None:
         pytest.skip("the closed loop needs Prometheus: apt-get install prometheus")
     root = tmp_path_factory.mktemp("project")
     for folder in ("knative", "eventing", "functions"):
         shutil.copytree(REPO / folder, root / folder,
                         ignore=shutil.ignore_patterns("__pycache__", ".troupe"))
-    started = troupe("up", "--detach", "--project", str(root), cwd=root, timeout=180)
+    started = troupe("up", "--detach", "--project", str(root), *request.param, cwd=root,
+                     timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "kubeconfig" in started.stdout
     yield root
@@ -147,7 +151,8 @@ def _predict(url: str, model: str) -> requests.Response:
                          json={"instances": [[0.1] * 4]})
 
 
-def test_demo_runs_again_on_the_same_runtime_and_after_a_restart(project: Path) -> None:
+def test_demo_runs_again_on_the_same_runtime_and_after_a_restart(
+        project: Path, request: pytest.FixtureRequest) -> None:
     runs = []
     for _ in range(2):
         demo = troupe("demo", "--project", str(project), "--json", cwd=project, timeout=300)
@@ -161,7 +166,9 @@ def test_demo_runs_again_on_the_same_runtime_and_after_a_restart(project: Path) 
     assert _predict(before["url"], runs[1]["model"]).status_code == 200
     stopped = troupe("down", "--project", str(project), cwd=project, timeout=90)
     assert stopped.returncode == 0, stopped.stderr
-    started = troupe("up", "--detach", "--project", str(project), cwd=project, timeout=180)
+    up_options = request.node.callspec.params["project"]  # as the fixture started it
+    started = troupe("up", "--detach", "--project", str(project), *up_options, cwd=project,
+                     timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
 
     after = _predictor(project)

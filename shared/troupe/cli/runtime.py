@@ -107,9 +107,12 @@ _yes_option = click.option("--yes", "-y", is_flag=True,
 @click.option("--fresh", is_flag=True,
               help="Start from nothing: remove the objects, store, metrics and logs that "
                    "earlier runs kept.")
+@click.option("--no-prewarm", is_flag=True,
+              help="Start every function process afresh, instead of forking it from a "
+                   "template process that has imported the functions' libraries already.")
 @_yes_option
 def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh: bool,
-       yes: bool) -> None:
+       no_prewarm: bool, yes: bool) -> None:
     """Run the project's knative/ and eventing/ manifests on this machine.
 
     The objects of the last run (Services as the deployer left them, their revisions,
@@ -123,10 +126,11 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
     if fresh:
         purge(root, yes)
     if detach:
-        _up_detached(root, port, grace_period)
+        _up_detached(root, port, grace_period, prewarm=not no_prewarm)
         return
     options = RuntimeOptions(project=root, port=port,
-                             serving=ServingSettings(grace_period=grace_period))
+                             serving=ServingSettings(grace_period=grace_period),
+                             prewarm=not no_prewarm)
     runtime = Runtime(options, say=lambda line: click.echo(line, err=True))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -149,14 +153,14 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
         (root / RUNTIME_FILE).unlink(missing_ok=True)
 
 
-def _up_detached(root: Path, port: int, grace_period: float) -> None:
+def _up_detached(root: Path, port: int, grace_period: float, *, prewarm: bool = True) -> None:
     log_path = root / ".troupe" / "runtime.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     (root / RUNTIME_FILE).unlink(missing_ok=True)
     command = [sys.executable, "-c",
                "import troupe.cli.runtime; from troupe.cli import main; main()",
                "up", "--project", str(root), "--port", str(port),
-               "--grace-period", str(grace_period)]
+               "--grace-period", str(grace_period), *([] if prewarm else ["--no-prewarm"])]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
@@ -204,6 +208,21 @@ def _stop(root: Path) -> None:
     click.echo("stopped")
 
 
+def _template_line(template: dict[str, Any]) -> str:
+    """Where instances come from: the prewarmed template (its PID and memory), or not."""
+    if template["state"] == "off":
+        return "template off: every instance starts as a fresh process (--no-prewarm)"
+    if template["state"] != "ready":
+        problem = template.get("problem") or "still preloading"
+        return f"template {template['state']}: instances start as fresh processes ({problem})"
+    rss = template.get("rss_mib")
+    memory = f"RSS {rss:.0f} MiB" if rss is not None else "RSS unknown"
+    failed = template.get("failed_imports") or {}
+    skipped = f", {len(failed)} could not load" if failed else ""
+    return (f"template pid {template['pid']}, {memory}, {template['preloaded']} modules "
+            f"preloaded{skipped}")
+
+
 @cli.command()
 @_project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -226,6 +245,7 @@ def status(project: Path | None, as_json: bool) -> None:
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
+    click.echo(_template_line(state.get("template") or {"state": "off"}))
     click.echo("\nSERVICE              READY  INSTANCES  URL                      TRAFFIC")
     for service in state["services"]:
         traffic = ", ".join(f"{t['revisionName']}={t['percent']}%"
@@ -233,6 +253,11 @@ def status(project: Path | None, as_json: bool) -> None:
                             for t in service["traffic"])
         click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
                    f"{service['instances']:<10} {service['url']:<24} {traffic}")
+    for service in state["services"]:
+        for revision in service["revisions"]:
+            if revision.get("start_failure"):
+                click.echo(f"\n{revision['name']} does not start: "
+                           f"{revision['start_failure']}", err=True)
     click.echo("\nTRIGGER              BROKER     READY  LAG")
     for trigger in state["triggers"]:
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "

@@ -42,6 +42,7 @@ from troupe.local.errors import InvalidFieldError
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
+from troupe.local.serving import prewarm
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.revision import ConfigSource
@@ -66,6 +67,7 @@ class RuntimeOptions:
     data_plane: bool = True  # Kafka + broker; off for serving-only runs
     prometheus: bool = True
     store_url: str | None = None  # default: file://<project>/.troupe/store
+    prewarm: bool = True  # fork instances from a template that imported their libraries
 
     @property
     def workdir(self) -> Path:
@@ -99,6 +101,7 @@ class Runtime:
         self.api: ApiServer | None = None
         self.observability: Observability | None = None
         self.eventing: Eventing | None = None  # the data plane, when it runs
+        self.template: prewarm.InstanceTemplate | None = None  # with prewarmed instances
         self.kubeconfig = options.workdir / "kubeconfig"
         self.store_url = ""
 
@@ -117,6 +120,7 @@ class Runtime:
 
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
+        self._start_template()  # first: it preloads while the other parts start
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
                              status=self.status)
@@ -135,7 +139,8 @@ class Runtime:
         # that monitoring is unavailable instead of retrying a host that never answers.
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
         launch = LaunchSettings(project=options.project.resolve(),
-                                log_dir=options.workdir / "logs", extra_env=extra_env)
+                                log_dir=options.workdir / "logs", extra_env=extra_env,
+                                template=self.template)
         self.serving = ServingController(self.objects, launch,
                                          ConfigSource(project.config_maps, project.secrets),
                                          self.metrics, options.serving)
@@ -152,6 +157,23 @@ class Runtime:
         if self.eventing is not None and not self.eventing.wait_ready(60):
             self._say("some triggers have not joined their consumer groups yet; "
                       "`troupe status` shows which")
+        if self.template is not None and not self.template.wait_ready(120):
+            problem = self.template.describe()["problem"] or "still preloading after 120 s"
+            self._say(f"instances start as fresh processes: the template is not ready "
+                      f"({problem})")
+
+    def _start_template(self) -> None:
+        if not self.options.prewarm:
+            return
+        unsupported = prewarm.supported()
+        if unsupported:
+            self._say(f"{unsupported}: instances start as fresh processes")
+            return
+        self.template = prewarm.InstanceTemplate(
+            prewarm.modules_to_preload(self.options.project),
+            self.options.workdir / "logs" / "template.log")
+        self.template.start()
+        self._parts.append(self.template.stop)  # after the instances: parts stop in reverse
 
     def _start_data_plane(self) -> str | None:
         if not self.options.data_plane:
@@ -291,6 +313,7 @@ class Runtime:
             "prometheus": self.observability.url if self.observability else None,
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,
+            "template": self.template.describe() if self.template else {"state": "off"},
         }
 
     def _write_kubeconfig(self, server: str) -> None:

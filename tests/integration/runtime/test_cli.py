@@ -54,6 +54,9 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         assert state["triggers"][0]["name"] == "to-echo"
         assert state["triggers"][0]["broker"] == "default"
         assert state["triggers"][0]["ready"] is True, json.dumps(state["triggers"])
+        assert state["template"]["state"] == "ready", state["template"]
+        shown = _troupe("status", "--project", str(project)).stdout
+        assert f"template pid {state['template']['pid']}, RSS " in shown
     finally:
         down = _troupe("down", "--project", str(project))
     assert down.returncode == 0, down.stderr

@@ -1,14 +1,23 @@
 """Starting and stopping the processes the runtime runs (Tansu, Prometheus, gunicorn), one
-way: output appended to a log file, and a stop that escalates to SIGKILL."""
+way: output appended to a log file, and a stop that escalates to SIGKILL.
+
+Function instances are either children started here (`SpawnedProcess`) or processes the
+prewarmed template forked (`ForkedProcess`); both are a `RunningProcess` to the pool.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import signal
 import subprocess
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 
 def stop_process(
@@ -67,3 +76,80 @@ class ChildProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+class RunningProcess(Protocol):
+    """A process the runtime watches and stops, whoever started it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def running(self) -> bool: ...
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None: ...
+
+
+@dataclass(frozen=True)
+class SpawnedProcess:
+    """A child this process started with subprocess."""
+
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
+        stop_process(self.popen, timeout, how)
+
+
+class ForkedProcess:
+    """A process another one forked on our behalf (an instance the template forked).
+
+    It is not our child, so waitpid cannot watch it and its exit status goes to its parent.
+    A pidfd (Linux 5.3) stands in: it becomes readable when the process exits, and a
+    signal sent through it can never reach another process that reused the PID.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._lock = threading.Lock()  # guards the pidfd against its closing in stop()
+        self._stopping = threading.Lock()  # one stop at a time: only stop() closes the pidfd
+        self._pidfd: int | None
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # exited before we looked
+            self._pidfd = None
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def running(self) -> bool:
+        with self._lock:
+            return self._pidfd is not None and not _readable(self._pidfd, 0)
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
+        """Ask with `how`, SIGKILL after `timeout` seconds, then let the pidfd go."""
+        with self._stopping:
+            pidfd = self._pidfd
+            if pidfd is None:
+                return
+            for signum in (how, signal.SIGKILL):
+                if _readable(pidfd, 0):
+                    break
+                with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                    signal.pidfd_send_signal(pidfd, signum)
+                if _readable(pidfd, timeout):
+                    break
+            with self._lock:
+                self._pidfd = None
+            os.close(pidfd)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)

@@ -240,7 +240,8 @@ class ServingController:
             obj = self._objects.get(SERVICE, state.namespace, state.name)
             status = obj.get("status") or {}
             revisions: list[Obj] = [{"name": name, "ready": name in state.ready_revisions,
-                                     "instances": len(pool.instances())}
+                                     "instances": len(pool.instances()),
+                                     "start_failure": pool.start_failure}
                                     for name, pool in state.revisions.items()]
             described.append({
                 "name": state.name, "namespace": state.namespace,

@@ -132,6 +132,7 @@ class RevisionPool:
         labels = (self.revision.service, self.revision.name)
         with self._cond:
             if ok and not self._closed:
+                self._failure = None  # a start that works ends the last failure
                 self._metrics.cold_starts.labels(*labels).inc()
                 self._metrics.cold_start_seconds.labels(self.revision.service).observe(elapsed)
                 instance.last_used = time.monotonic()
@@ -193,3 +194,9 @@ class RevisionPool:
     def instances(self) -> list[Instance]:
         with self._cond:
             return [i for i in self._instances if i.ready]
+
+    @property
+    def start_failure(self) -> str | None:
+        """Why the last instance failed to start (its log's tail), until one starts."""
+        with self._cond:
+            return self._failure[1] if self._failure else None

@@ -1,0 +1,240 @@
+"""The template behind prewarmed instances: a process that has imported the heavy libraries
+the project's functions use, and forks a function instance whenever the runtime asks.
+
+Why. A fresh function process spends one to four seconds importing numpy, pandas,
+scikit-learn, Flask and the kubernetes client before it can answer. fork() of a process
+that has imported them already takes milliseconds, and the child shares the template's
+memory pages until it writes to them (Android's zygote, Lambda SnapStart).
+
+How an instance starts. The runtime writes one JSON line per instance on the template's
+stdin (InstanceRequest) and reads the child's PID back. The child:
+- starts a session of its own, so that Ctrl-C in the terminal reaches the runtime only;
+- points stdin at /dev/null and stdout and stderr at its own log file, which also drops the
+  template's pipes to the runtime;
+- takes its revision's environment in place of the template's, plus what the preloaded
+  modules set in it as they loaded (a fresh process importing them would have that too);
+- reseeds its random state: Python's `random` (CPython does it at fork as well) and numpy's
+  global RandomState, which nothing reseeds, so every instance would otherwise draw the
+  same numbers as its siblings;
+- gives the native thread pools (OpenBLAS, OpenMP) the sizes a fresh process would get;
+- forgets any module named like a file of its function folder, so `handler` is its own;
+- then runs gunicorn through gunicorn's own entry point with the very arguments a fresh
+  process is started with (instance.gunicorn_arguments): gunicorn imports `main:app`
+  (--preload: what the template lacks is imported now, so a function whose imports differ
+  starts correctly, only slower), binds the port, forks its worker and serves.
+So each instance has its own PID, environment and log, and the runtime stops it on
+scale-down through a pidfd (host.processes.ForkedProcess).
+
+Why the template holds no threads, sockets or Kafka clients when it forks:
+- threads: fork() copies only the thread that calls it. A lock that another thread held at
+  that moment (malloc's, the import lock, logging's, a library's own) stays locked forever
+  in the child, which hangs the first time it needs it. So the native pools are set to one
+  thread and Arrow's allocator to no background thread before anything is imported, and the
+  count of threads is checked after each preloaded module;
+- sockets: a socket open in the template would be shared by every instance. Two processes
+  writing to one connection interleave their bytes, and a listening socket accepts for
+  whichever process is quickest. The template talks to the runtime over pipes, which each
+  child replaces before it runs anything, and it checks it has no socket after each module;
+- Kafka clients are both a socket and a thread (the heartbeat). The template is a fresh
+  interpreter started by exec, not a fork of the runtime, so none of the runtime's clients,
+  threads or sockets exist in it, and it refuses to have `kafka` imported.
+A preloaded module that breaks one of these is named in the template's report, and the
+template then forks nothing: the runtime starts fresh processes and `troupe status` says why.
+
+Why not an existing mechanism. gunicorn's --preload forks workers of one application that
+share one listening socket, where instances here are different functions, revisions and
+environments, each on its own port. multiprocessing's forkserver does the same job as this
+module, but there is one per interpreter, with its preload list fixed at first use and no
+public way to stop it or read its PID (`troupe down` and `troupe status` need both); it
+holds its listening Unix socket when it forks; every child re-imports the parent's
+`__main__` (the `troupe` script); and it brings a resource-tracker process along. What is
+kept from it: preloading by module name, a fork per request over a pipe, and the child
+dropping the channel before it runs anything. What stays the template's in every instance:
+variables read when the interpreter starts (PYTHONPATH, PYTHONHASHSEED...) and those that a
+preloaded library reads as it loads; a revision that sets a PYTHON* variable is therefore
+started as a fresh process (prewarm.forkable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import random
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+# Set before anything is imported: the native libraries size their pools when they load.
+_ONE_THREAD: Final = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                      "MKL_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+# What every instance runs, whatever its function.
+ALWAYS_PRELOADED: Final = ("gunicorn.app.wsgiapp", "gunicorn.arbiter",
+                           "gunicorn.workers.gthread")
+# Kafka clients live in the runtime; one copied into every instance would share its socket.
+_REFUSED: Final = ("kafka",)
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    """One instance to fork: gunicorn's arguments, the environment, the log file."""
+
+    folder: str  # the function folder, whose module names the child must not inherit
+    gunicorn_arguments: tuple[str, ...]
+    env: Mapping[str, str]
+    log: str
+
+    def to_line(self) -> bytes:
+        return json_line(asdict(self))
+
+    @classmethod
+    def from_line(cls, line: bytes) -> InstanceRequest:
+        doc = json.loads(line)
+        return cls(str(doc["folder"]), tuple(doc["gunicorn_arguments"]), dict(doc["env"]),
+                   str(doc["log"]))
+
+
+def main() -> None:
+    """`python -m troupe.local.serving.template`: preload, report, then fork on request.
+
+    The first line on stdin names the modules to preload ([module, [names]] pairs, as in
+    `from module import names`); the template answers with its report, then one line
+    with the PID (or the error) per InstanceRequest, until stdin closes."""
+    os.environ.update(_ONE_THREAD)
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    preload = json.loads(requests.readline() or b"[]")
+    before = dict(os.environ)
+    report = _preload([*((name, []) for name in ALWAYS_PRELOADED), *preload])
+    # What the preloaded modules put in the environment as they loaded (threadpoolctl sets
+    # KMP_DUPLICATE_LIB_OK): a fresh process would have it too, beside its revision's.
+    set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    _reply(replies, report)
+    if report["problem"]:
+        return
+    # Instances are reaped by the kernel: the runtime watches them through pidfds.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    for line in iter(requests.readline, b""):
+        request = InstanceRequest.from_line(line)
+        try:
+            pid = os.fork()
+        except OSError as error:
+            _reply(replies, {"error": f"fork failed: {error}"})
+            continue
+        if pid == 0:
+            become_instance(request, set_by_imports)
+        _reply(replies, {"pid": pid})
+
+
+def json_line(doc: Any) -> bytes:
+    """One message of the template's protocol: a JSON document on one line."""
+    return json.dumps(doc).encode() + b"\n"
+
+
+def _reply(replies: Any, doc: Mapping[str, Any]) -> None:
+    replies.write(json_line(doc))
+    replies.flush()
+
+
+def _preload(imports: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Import each module (and the names taken from it); a module that fails is skipped,
+    one that leaves a thread or a socket behind stops the preloading."""
+    loaded: list[str] = []
+    failed: dict[str, str] = {}
+    for module, names in imports:
+        try:
+            imported = importlib.import_module(module)
+            for name in names:  # `from module import name`: an attribute, lazy or not, or a module
+                if not hasattr(imported, name):
+                    importlib.import_module(f"{module}.{name}")
+        except Exception as error:  # a module may need its function's environment to load
+            failed[module] = f"{type(error).__name__}: {error}"
+            continue
+        loaded.append(module)
+        problem = _unclean()
+        if problem:
+            return {"problem": f"after importing {module}: {problem}", "preloaded": loaded,
+                    "failed": failed}
+    return {"problem": None, "preloaded": loaded, "failed": failed}
+
+
+def _unclean() -> str | None:
+    """What would make a fork unsafe now: another thread, an open socket, a Kafka client."""
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1:
+        return f"{threads} threads are running, and a fork would copy only one of them"
+    sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the directory's own descriptor, closed by now
+            sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    if sockets:
+        return f"{sockets} sockets are open, and every instance would share them"
+    refused = [name for name in _REFUSED if name in sys.modules]
+    if refused:
+        return f"{', '.join(refused)} is imported; its clients belong to the runtime"
+    return None
+
+
+def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str]) -> NoReturn:
+    """In the forked child: set it up as a process of its own, then serve until stopped."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
+    _redirect_output(request.log)
+    os.environ.clear()
+    os.environ.update({**set_by_imports, **request.env})
+    _reseed()
+    _size_native_thread_pools(request.env)
+    for path in Path(request.folder).iterdir():
+        if path.suffix == ".py" or (path / "__init__.py").is_file():
+            sys.modules.pop(path.stem, None)
+    sys.argv = ["gunicorn", *request.gunicorn_arguments]
+    from gunicorn.app.wsgiapp import run
+
+    run()  # returns only by SystemExit, when gunicorn stops
+    raise SystemExit(0)
+
+
+def _redirect_output(log: str) -> None:
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(null)
+    os.close(descriptor)
+
+
+def _reseed() -> None:
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def _size_native_thread_pools(env: Mapping[str, str]) -> None:
+    """The thread counts OpenBLAS and OpenMP give a fresh process: from the environment,
+    else one per core this process may run on."""
+    if not any(name in sys.modules for name in ("numpy", "scipy", "sklearn")):
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; numpy alone keeps one thread
+        return
+    cores = len(os.sched_getaffinity(0))
+
+    def count(*names: str) -> int:
+        for name in names:
+            with contextlib.suppress(KeyError, ValueError):
+                return max(1, int(env[name]))
+        return cores
+
+    threadpool_limits(limits={"blas": count("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                            "OMP_NUM_THREADS"),
+                              "openmp": count("OMP_NUM_THREADS")})
+
+
+if __name__ == "__main__":
+    main()
