@@ -120,7 +120,6 @@ class Runtime:
 
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
-        self._start_template()  # first: it preloads while the other parts start
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
                              status=self.status)
@@ -138,6 +137,8 @@ class Runtime:
         # Prometheus, which does not exist here, and an empty URL makes the monitor say
         # that monitoring is unavailable instead of retrying a host that never answers.
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
+        # Once every instance's shared variables are known: the template loads with them.
+        self._start_template({**os.environ, **extra_env})
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env,
                                 template=self.template)
@@ -162,7 +163,7 @@ class Runtime:
             self._say(f"instances start as fresh processes: the template is not ready "
                       f"({problem})")
 
-    def _start_template(self) -> None:
+    def _start_template(self, env: dict[str, str]) -> None:
         if not self.options.prewarm:
             return
         unsupported = prewarm.supported()
@@ -171,7 +172,7 @@ class Runtime:
             return
         self.template = prewarm.InstanceTemplate(
             prewarm.modules_to_preload(self.options.project),
-            self.options.workdir / "logs" / "template.log")
+            self.options.workdir / "logs" / "template.log", env)
         self.template.start()
         self._parts.append(self.template.stop)  # after the instances: parts stop in reverse
 

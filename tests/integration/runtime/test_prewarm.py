@@ -153,6 +153,32 @@ def test_a_function_importing_what_the_template_could_not_still_starts(
     assert "extra_answer" in template["failed_imports"]
 
 
+def test_a_revision_setting_what_a_preloaded_module_read_as_it_loaded_starts_fresh(
+        start_runtime: StartRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the kubernetes client takes KUBECONFIG when it loads: forked from the template,
+    the instance would keep the template's value, so it starts as a fresh process and sees
+    its own; a revision leaving the variable alone is forked."""
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "reads_flavour.py").write_text(
+        "import os\nFLAVOUR = os.environ.get('FLAVOUR', 'plain')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
+    flavoured = ("import os, reads_flavour\nfrom flask import Flask\napp = Flask(__name__)\n"
+                 "app.get('/')(lambda: {'flavour': reads_flavour.FLAVOUR, "
+                 "'gunicorn': os.getppid()})\n")
+    runtime = start_runtime([
+        service("mint", image="flavoured", env=[{"name": "FLAVOUR", "value": "mint"}]),
+        service("plain", image="flavoured")], functions={"flavoured": flavoured})
+
+    mint = requests.get(service_status(runtime, "mint")["url"], timeout=60).json()
+    plain = requests.get(service_status(runtime, "plain")["url"], timeout=60).json()
+
+    assert mint["flavour"] == "mint" and _parent(mint["gunicorn"]) == os.getpid()
+    assert plain["flavour"] == "plain" and _parent(plain["gunicorn"]) == _template_pid(runtime)
+    log = (runtime.options.workdir / "logs" / "mint-00001-1.log").read_text()
+    assert "not prewarmed" in log and "FLAVOUR" in log
+
+
 def test_a_template_that_a_module_leaves_a_thread_in_forks_nothing(
         start_runtime: StartRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Forking with a second thread could copy a held lock: the template says which module
@@ -181,7 +207,8 @@ def test_a_template_that_a_module_leaves_a_thread_in_forks_nothing(
 def test_the_template_of_this_project_holds_no_thread_and_no_socket(tmp_path: Path) -> None:
     """With everything the real functions import preloaded: numpy, pandas, pyarrow,
     scikit-learn, skops, the kubernetes client."""
-    template = InstanceTemplate(modules_to_preload(REPO), tmp_path / "template.log")
+    template = InstanceTemplate(modules_to_preload(REPO), tmp_path / "template.log",
+                                dict(os.environ))
     template.start()
     try:
         assert template.wait_ready(300), template.describe()["problem"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from troupe.local.serving.prewarm import forkable, modules_to_preload
+from troupe.local.serving.prewarm import modules_to_preload
 
 MAIN = '''
 from __future__ import annotations
@@ -47,13 +47,3 @@ def test_troupe_modules_are_followed_to_what_they_defer(tmp_path: Path) -> None:
     # catalog reads frames with dataset, imported on first use; dataset imports pandas.
     assert "troupe.ml.dataset" in preload and "pandas" in preload
     assert not [name for name in preload if name.startswith("troupe.local")]
-
-
-def test_a_revision_setting_what_the_interpreter_reads_at_start_is_not_forked(
-        monkeypatch) -> None:
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-    assert forkable({"GREETING": "hello", "PYTHONUNBUFFERED": "1"})
-    assert not forkable({"PYTHONHASHSEED": "0"})
-    assert not forkable({"PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics"})

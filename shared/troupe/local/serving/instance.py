@@ -2,7 +2,7 @@
 
 The process is forked from the prewarmed template when there is one (prewarm.py), and
 started afresh otherwise: with `troupe up --no-prewarm`, when the template cannot fork,
-or when the revision's environment sets what only a fresh interpreter reads. Either way
+or when the revision's environment sets what the template read as it started. Either way
 it runs gunicorn with the same arguments, and the pool watches and stops it the same way.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from troupe.local.host.loopback_http import PortReservation
 from troupe.local.host.processes import RunningProcess, SpawnedProcess
-from troupe.local.serving.prewarm import InstanceTemplate, TemplateUnavailable, forkable
+from troupe.local.serving.prewarm import InstanceTemplate, TemplateUnavailable
 from troupe.local.serving.revision import Revision
 from troupe.local.serving.template import InstanceRequest
 
@@ -88,7 +88,7 @@ class Instance:
         self._settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = time.monotonic()
         template = self._settings.template
-        if template is not None and forkable(env):
+        if template is not None:
             request = InstanceRequest(str(folder), tuple(arguments), env, str(self._log_path))
             try:
                 self._process = template.fork(request, self._settings.startup_timeout)

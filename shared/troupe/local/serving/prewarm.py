@@ -29,8 +29,8 @@ from troupe.local.serving.template import InstanceRequest, json_line
 
 # troupe's runtime side: a function never imports it, so neither does the template.
 _RUNTIME_PACKAGES: Final = ("troupe.local", "troupe.cli", "troupe.demo", "troupe.client")
-# Read by a preloaded library when it loads: prometheus-client picks its value store then.
-_READ_AT_IMPORT: Final = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
+# Read by gunicorn's settings as they load, for defaults the instance's arguments override.
+_OVERRIDDEN_BY_ARGUMENTS: Final = frozenset({"PORT", "WEB_CONCURRENCY"})
 # How long a fork may take to be answered before the template counts as stuck.
 _FORK_ANSWER_TIMEOUT: Final = 10.0
 
@@ -46,15 +46,6 @@ def supported() -> str | None:
     if not hasattr(os, "pidfd_open") or not Path("/proc/self/task").is_dir():
         return "prewarmed instances need Linux 5.3 or later (pidfd, /proc)"
     return None
-
-
-def forkable(env: Mapping[str, str]) -> bool:
-    """Whether an instance with `env` can be forked from the template. What the interpreter
-    reads as it starts (PYTHON*), and what a preloaded library reads as it loads, is the
-    template's in a forked instance: a revision that sets one differently starts fresh."""
-    return all(env.get(name) == os.environ.get(name) for name in env
-               if name in _READ_AT_IMPORT or
-               (name.startswith("PYTHON") and name != "PYTHONUNBUFFERED"))
 
 
 # -- what to preload -----------------------------------------------------------------------
@@ -133,9 +124,11 @@ def _troupe_source(root: Path, module: str) -> Path | None:
 class InstanceTemplate:
     """The template process of one runtime: started with `troupe up`, stopped with it."""
 
-    def __init__(self, preload: Preload, log_path: Path) -> None:
+    def __init__(self, preload: Preload, log_path: Path, env: Mapping[str, str]) -> None:
+        """`env`: what every instance's environment has in common, the template's own."""
         self._preload = preload
         self._log_path = log_path
+        self._env = {**env, "PYTHONUNBUFFERED": "1"}
         self._process: subprocess.Popen[bytes] | None = None
         self._report: dict[str, Any] | None = None  # the template's, once it has preloaded
         self._problem: str | None = None  # why it cannot fork, when it cannot
@@ -151,7 +144,7 @@ class InstanceTemplate:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "troupe.local.serving.template"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                env=self._env, start_new_session=True)
         assert self._process.stdin is not None
         self._process.stdin.write(json_line(self._preload))
         self._process.stdin.flush()
@@ -175,11 +168,30 @@ class InstanceTemplate:
                                  timeout)
             return self._report is not None and self._problem is None
 
+    def why_not_fork(self, env: Mapping[str, str]) -> str | None:
+        """Why an instance with `env` cannot be forked, or None. A forked instance keeps
+        what the interpreter read as it started (PYTHON*) and what a preloaded module read
+        as it loaded: it must agree with the template on those variables."""
+        report = self._report or {}
+        set_by_imports: dict[str, str] = report.get("set_by_imports", {})
+        template = {**self._env, **set_by_imports}
+        instance = {**set_by_imports, **env}
+        read = set(report.get("read_env", ())) - _OVERRIDDEN_BY_ARGUMENTS
+        read |= {name for name in {*template, *instance} if name.startswith("PYTHON")}
+        differing = sorted(name for name in read if instance.get(name) != template.get(name))
+        if differing:
+            return (f"its environment sets {', '.join(differing)}, read as the template "
+                    "started or loaded its modules")
+        return None
+
     def fork(self, request: InstanceRequest, timeout: float) -> ForkedProcess:
         """A new instance, forked from the template; TemplateUnavailable when it cannot."""
         if not self.wait_ready(timeout):
             raise TemplateUnavailable(self._problem or f"the template was not ready after "
                                       f"{timeout:g}s")
+        reason = self.why_not_fork(request.env)
+        if reason:
+            raise TemplateUnavailable(reason)
         process = self._process
         assert process is not None and process.stdin is not None and process.stdout is not None
         with self._fork_lock:

@@ -49,10 +49,17 @@ public way to stop it or read its PID (`troupe down` and `troupe status` need bo
 holds its listening Unix socket when it forks; every child re-imports the parent's
 `__main__` (the `troupe` script); and it brings a resource-tracker process along. What is
 kept from it: preloading by module name, a fork per request over a pipe, and the child
-dropping the channel before it runs anything. What stays the template's in every instance:
-variables read when the interpreter starts (PYTHONPATH, PYTHONHASHSEED...) and those that a
-preloaded library reads as it loads; a revision that sets a PYTHON* variable is therefore
-started as a fresh process (prewarm.forkable).
+dropping the channel before it runs anything.
+
+What stays the template's in every instance: the variables the interpreter reads as it
+starts (PYTHONPATH, PYTHONHASHSEED...), and those a preloaded module reads as it loads
+(the kubernetes client takes KUBECONFIG then, scikit-learn its SKLEARN_* settings). So the
+template runs with the environment every instance shares (the runtime's own variables
+included), notes each variable read while it preloads, and the runtime starts as a fresh
+process any instance whose environment differs on one of these (InstanceTemplate.
+why_not_fork). Not seen: a module scanning the environment for a prefix as it loads (fsspec,
+FSSPEC_*) notes only the variables the template had, and native code reads the C
+environment directly; of that, the thread pools' sizes are what matters, and is restored.
 """
 
 from __future__ import annotations
@@ -65,7 +72,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -110,10 +117,17 @@ def main() -> None:
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     preload = json.loads(requests.readline() or b"[]")
     before = dict(os.environ)
-    report = _preload([*((name, []) for name in ALWAYS_PRELOADED), *preload])
+    environ = os.environ
+    recorder = _ReadRecorder(environ)
+    os.environ = recorder  # type: ignore[assignment]  # noqa: B003 - reads pass through
+    try:
+        report = _preload([*((name, []) for name in ALWAYS_PRELOADED), *preload])
+    finally:
+        os.environ = environ  # noqa: B003 - the process's own mapping again
     # What the preloaded modules put in the environment as they loaded (threadpoolctl sets
     # KMP_DUPLICATE_LIB_OK): a fresh process would have it too, beside its revision's.
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    report |= {"read_env": sorted(recorder.read), "set_by_imports": set_by_imports}
     pools = _native_thread_pools()
     report["problem"] = report["problem"] or _unclean()
     _reply(replies, report)
@@ -136,6 +150,40 @@ def main() -> None:
             gc.enable()
             become_instance(request, set_by_imports, pools)
         _reply(replies, {"pid": pid})
+
+
+class _ReadRecorder(MutableMapping[str, str]):
+    """os.environ while the template preloads, noting every variable read. A module that
+    reads one as it loads keeps the template's value in every instance, so the runtime
+    forks only instances whose environment agrees with the template's on these."""
+
+    def __init__(self, environ: MutableMapping[str, str]) -> None:
+        self.environ = environ
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self.environ[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.read.add(name)
+        return name in self.environ
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.environ[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self.environ)
 
 
 def json_line(doc: Any) -> bytes:
