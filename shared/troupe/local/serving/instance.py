@@ -50,10 +50,6 @@ def gunicorn_arguments(folder: Path, port: int, threads: int, timeout: float) ->
             "--log-level", "warning"]
 
 
-def gunicorn_command(folder: Path, port: int, threads: int, timeout: float) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", *gunicorn_arguments(folder, port, threads, timeout)]
-
-
 class Instance:
     def __init__(self, revision: Revision, settings: LaunchSettings, ordinal: int) -> None:
         self.revision = revision
@@ -66,7 +62,6 @@ class Instance:
         self.started_at = 0.0
         self._settings = settings
         self._process: RunningProcess | None = None
-        self.forked = False  # from the template, rather than started afresh
         self._log_path = settings.log_dir / f"{self.name}.log"
 
     @property
@@ -92,7 +87,6 @@ class Instance:
             request = InstanceRequest(str(folder), tuple(arguments), env, str(self._log_path))
             try:
                 self._process = template.fork(request, self._settings.startup_timeout)
-                self.forked = True
                 return
             except TemplateUnavailable as error:
                 self._note(f"not prewarmed, starting a fresh process: {error}")
