@@ -24,7 +24,15 @@ from .extensions import (
     RUNID,
     TRACEPARENT,
 )
-from .make import lineage_of, make_event, schema_for, validate, validate_data, with_lineage
+from .make import (
+    compile_validators,
+    lineage_of,
+    make_event,
+    schema_for,
+    validate,
+    validate_data,
+    with_lineage,
+)
 from .vocabulary import (
     CANARY_PASSED,
     DATA_ARRIVED,
@@ -54,7 +62,8 @@ __all__ = [
     "MODEL_REJECTED", "MODEL_ROLLED_BACK", "PING", "ROLLBACK_REQUESTED", "RUNID",
     "TRACEPARENT", "TRAINING_FAILED", "TRAINING_FINISHED", "TRAINING_REQUESTED", "VOCABULARY",
     "EventError", "EventType", "InvalidEventDataError", "InvalidExtensionError",
-    "MalformedEventError", "UnknownEventTypeError", "UnsupportedMediaTypeError", "from_http",
+    "MalformedEventError", "UnknownEventTypeError", "UnsupportedMediaTypeError",
+    "compile_validators", "from_http",
     "from_kafka", "is_known", "lineage_of", "make_event", "resolve", "schema_for",
     "to_http_binary", "to_http_structured", "to_kafka", "validate", "validate_data",
     "with_lineage",

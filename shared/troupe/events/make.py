@@ -15,7 +15,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from .errors import InvalidEventDataError
 from .extensions import LINEAGE, RUNID, check_extension_name, check_extension_value
-from .vocabulary import EventType, resolve
+from .vocabulary import VOCABULARY, EventType, resolve
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -42,6 +42,13 @@ def _validator(short: str) -> Draft202012Validator:
     schema = schema_for(short)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+def compile_validators() -> None:
+    """Build every type's validator now rather than with its first event: a process that
+    forks others (the local runtime's template) builds them once for all of its children."""
+    for event_type in VOCABULARY:
+        _validator(event_type.short)
 
 
 def validate_data(name: str, data: Any) -> None:

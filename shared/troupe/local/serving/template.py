@@ -130,6 +130,7 @@ def main() -> None:
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     report |= {"read_env": sorted(recorder.read), "set_by_imports": set_by_imports}
     pools = _native_thread_pools()
+    _warm_up()
     report["problem"] = report["problem"] or _unclean()
     _reply(replies, report)
     if report["problem"]:
@@ -217,6 +218,15 @@ def _preload(imports: Sequence[Sequence[Any]]) -> dict[str, Any]:
             return {"problem": f"after importing {module}: {problem}", "preloaded": loaded,
                     "failed": failed}
     return {"problem": None, "preloaded": loaded, "failed": failed}
+
+
+def _warm_up() -> None:
+    """Do here, once, what every instance would do with its first event: build the JSON
+    Schema validators of troupe's event types. They are caches in memory that a fork
+    shares, built without a thread or a socket (the check that follows says so)."""
+    events = sys.modules.get("troupe.events")
+    if events is not None:
+        events.compile_validators()
 
 
 def _unclean() -> str | None:
