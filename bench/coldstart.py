@@ -37,7 +37,13 @@ from troupe.local.runtime import Runtime, RuntimeOptions
 from troupe.local.serving.prewarm import modules_to_preload
 from troupe.store import Store
 
-from bench.coldstart_floors import PreloadedProcess, Send, floor_env, fresh_process_answer
+from bench.coldstart_floors import (
+    PreloadedProcess,
+    Send,
+    floor_env,
+    fresh_process_answer,
+    modules_of_main,
+)
 from bench.report import Figure
 
 NAME = "coldstart"
@@ -192,7 +198,10 @@ def _function_samples(name: str, runtimes: tuple[Runtime, Runtime], folder: Path
     """COLD_STARTS seconds per path, the paths taken in turn so machine noise hits all alike."""
     warm, fresh = runtimes
     assert warm.template is not None
-    preloaded = PreloadedProcess(folder, env, preload)
+    modules = json.loads(preload.read_text()) + [[m, []] for m in modules_of_main(folder, env)]
+    floor_preload = preload.with_name(f"preload-{name}.json")
+    floor_preload.write_text(json.dumps(modules))
+    preloaded = PreloadedProcess(folder, env, floor_preload)
     resident = {int(warm.template.describe()["pid"]), preloaded.pid}
     paths: dict[str, Callable[[], float]] = {
         "prewarmed": lambda: _cold_answer(warm, name, send, resident),

@@ -2,10 +2,10 @@
 
 - fresh: a bare Python process that imports the function's `main` and answers the request
   (werkzeug's server, no gunicorn, no runtime): the floor without a template;
-- fork: fork() of a process that has loaded what the template loads (and what `main`
-  imports), whose child imports `main` (building the app, loading a model: start-up work no
-  template can do ahead, as it belongs to the revision) and answers the request: the floor
-  with one.
+- fork: fork() of a process that has loaded the modules the template loads and those a
+  fresh `import main` loads, without running the function's start-up; its child imports
+  `main` (building the app, loading a model: start-up work no template can do ahead, as it
+  belongs to the revision) and answers the request: the floor with one.
 
 Both answer on a listening socket the benchmark made and handed over, so a request can be
 sent as the process starts, without probing, and no other process can take the port.
@@ -13,6 +13,7 @@ sent as the process starts, without probing, and no other process can take the p
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -33,9 +34,8 @@ import main
 make_server("127.0.0.1", 0, main.app, fd=int(sys.argv[1])).handle_request()
 """
 
-# Loads what the template would (the modules named in sys.argv[2], as `from m import n`) and
-# what `main` imports, then forgets the function's own modules, as the template does; for
-# each line on stdin, forks a child that imports `main` and answers one request.
+# Loads the modules named in sys.argv[2] (as `from m import n`), then, for each line on
+# stdin, forks a child that imports `main` and answers one request.
 _PRELOADED = """
 import importlib, json, os, sys
 from pathlib import Path
@@ -46,10 +46,7 @@ for module, names in json.loads(Path(sys.argv[2]).read_text()):
             getattr(imported, name, None) or importlib.import_module(module + "." + name)
     except Exception:
         pass  # as the template: a module that cannot load is the child's to import
-import main
 from werkzeug.serving import make_server
-for path in Path.cwd().glob("*.py"):
-    sys.modules.pop(path.stem, None)
 listener = int(sys.argv[1])
 sys.stdout.write("ready\\n")
 sys.stdout.flush()
@@ -65,6 +62,26 @@ for line in sys.stdin:
     sys.stdout.write("done\\n")
     sys.stdout.flush()
 """
+
+# The modules a fresh `import main` loads, the function's start-up included (the
+# predictor's model brings scikit-learn's, imported as it is read).
+_IMPORTED_BY_MAIN = """
+import json, sys
+from pathlib import Path
+import main
+own = {p.stem for p in Path.cwd().glob("*.py")}
+print(json.dumps(sorted(m for m in sys.modules if m.partition(".")[0] not in own)))
+"""
+
+
+def modules_of_main(folder: Path, env: Mapping[str, str]) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _IMPORTED_BY_MAIN], cwd=folder,
+                          env=dict(env), capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"importing {folder.name}'s main failed: {done.stderr[-800:]}")
+    modules: list[str] = json.loads(done.stdout)
+    return modules
+
 
 Send = Callable[[str], requests.Response]  # one request to a base URL, answered
 
@@ -107,7 +124,7 @@ class PreloadedProcess:
     """A process with everything a function imports loaded, forking one child per request."""
 
     def __init__(self, folder: Path, env: Mapping[str, str], preload: Path) -> None:
-        """`preload`: a JSON file of the template's [module, [names]] pairs."""
+        """`preload`: a JSON file of the [module, [names]] pairs to load before forking."""
         self._listener = _listener()
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self._process = subprocess.Popen(
