@@ -23,7 +23,11 @@ stdin (InstanceRequest) and reads the child's PID back. The child:
   (--preload: what the template lacks is imported now, so a function whose imports differ
   starts correctly, only slower), binds the port, forks its worker and serves.
 So each instance has its own PID, environment and log, and the runtime stops it on
-scale-down through a pidfd (host.processes.ForkedProcess).
+scale-down through a pidfd (host.processes.ForkedProcess). Memory stays shared as long as
+nobody writes to it: the template freezes its heap before each fork (gc.freeze, Python's
+own recipe), so that an instance's collections never walk it, builds once what every
+instance would build first (the event validators), and an instance leaves with os._exit,
+without a teardown that would release, and so copy, every inherited object.
 
 Why the template holds no threads, sockets or Kafka clients when it forks:
 - threads: fork() copies only the thread that calls it. A lock that another thread held at
