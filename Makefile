@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench prometheus clean lock
+.PHONY: demo test lint bench prometheus kubectl clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,19 @@ prometheus:
 		systemctl disable --now prometheus >/dev/null 2>&1 || true; \
 	else echo "prometheus is not installed and apt-get is not usable here: monitoring stays off (apt-get install prometheus)"; fi
 
+# Debian's kubectl (kubernetes-client), for the tests that drive the control plane with it.
+# Installed only when missing and when we may; otherwise those tests skip and say why.
+kubectl:
+	@if command -v kubectl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's kubernetes-client (kubectl)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null; \
+	else echo "kubectl is not installed and apt-get is not usable here: the kubectl tests will skip (apt-get install kubernetes-client)"; fi
+
 demo: $(STAMP) prometheus
 	$(BIN)/troupe demo
 
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus kubectl
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
@@ -37,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # River (ADWIN, DDM) is a baseline of bench/drift.py only: the bench extra, installed here.
+# ciw (a queue simulation) is a baseline of bench/capacity.py only: the bench extra.
 bench: $(STAMP) prometheus
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench

@@ -1,10 +1,15 @@
 """The lock files pin, with hashes, everything each function image installs, and agree
-with the ranges pyproject.toml declares; the ranges stay past published advisories."""
+with the ranges pyproject.toml declares, so a range changed without `make lock` fails here;
+the ranges stay past published advisories."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 import tomllib
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -12,28 +17,31 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from support.images import LOCKS, artifacts, build_args, lock_file
 
 REPO = Path(__file__).resolve().parent.parent
-LOCKS = REPO / "requirements"
+ONLY_LOCKED = REPO / "tests" / "support" / "only_locked.py"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
 # Every image reads an s3:// store, so every lock includes the s3 extra.
-ALWAYS: tuple[str, ...] = ("s3",)
+ALWAYS = "s3"
+
+IMAGES = {image: lock_file(image) for image in artifacts()}
+LOCK_FILES = sorted(set(IMAGES.values()))
 
 
-def image_extras() -> dict[str, tuple[str, ...]]:
-    """Function -> the extras its Dockerfile installs troupe with."""
-    found = {}
-    for dockerfile in sorted((REPO / "functions").glob("*/Dockerfile")):
-        match = re.search(r"troupe-\*\.whl\)\[([a-z0-9,]+)\]", dockerfile.read_text())
-        assert match, f"{dockerfile}: no troupe[extras] install found"
-        found[dockerfile.parent.name] = tuple(sorted(match.group(1).split(",")))
-    return found
+@cache
+def compiled_with(lock: Path) -> tuple[str, ...]:
+    """The pip-compile command that pip-compile wrote into the lock's header."""
+    header = lock.read_text().split("\n\n", 1)[0]
+    (command,) = [line.lstrip("# ") for line in header.splitlines()
+                  if "pip-compile" in line and "--output-file" in line]
+    return tuple(shlex.split(command))
 
 
-def lock_for(extras: tuple[str, ...]) -> Path:
-    """requirements/<extra>.txt: named after the one extra besides s3 (s3.txt for none)."""
-    (name,) = [e for e in extras if e not in ALWAYS] or ["s3"]
-    return LOCKS / f"{name}.txt"
+def extras_of(lock: Path) -> tuple[str, ...]:
+    return tuple(sorted(a.removeprefix("--extra=") for a in compiled_with(lock)
+                        if a.startswith("--extra=")))
 
 
 @cache
@@ -54,39 +62,74 @@ def pins(lock: Path) -> dict[str, tuple[Version, int]]:
     return found
 
 
-def declared(extras: tuple[str, ...]) -> list[Requirement]:
-    optional = PYPROJECT["project"]["optional-dependencies"]
-    names = [*PYPROJECT["project"]["dependencies"], *(r for e in extras for r in optional[e])]
-    return [Requirement(r) for r in names]
+def declared(extras: tuple[str, ...]) -> Iterator[tuple[str, Requirement]]:
+    """(where, requirement) for the base dependencies and each extra's, troupe[...] expanded.
+
+    Only those whose environment marker holds here, as pip-compile resolved them.
+    """
+    seen: set[str] = set()
+
+    def walk(where: str, lines: list[str]) -> Iterator[tuple[str, Requirement]]:
+        for line in lines:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate(
+                    {"extra": ""}):
+                continue
+            if canonicalize_name(requirement.name) == "troupe":
+                for extra in sorted(requirement.extras - seen):
+                    seen.add(extra)
+                    yield from walk(f"[{extra}]", OPTIONAL[extra])
+            else:
+                yield where, requirement
+
+    yield from walk("dependencies", PYPROJECT["project"]["dependencies"])
+    for extra in extras:
+        if extra not in seen:
+            seen.add(extra)
+            yield from walk(f"[{extra}]", OPTIONAL[extra])
 
 
-IMAGES = image_extras()
-LOCK_FILES = sorted({lock_for(extras) for extras in IMAGES.values()})
-
-
-@pytest.mark.parametrize("function", sorted(IMAGES))
-def test_every_image_has_a_lock_compiled_for_its_extras(function: str) -> None:
-    extras = IMAGES[function]
-    lock = lock_for(extras)
-    assert lock.is_file(), f"{function} installs troupe[{','.join(extras)}]: no {lock.name}"
-    header = lock.read_text().split("\n\n", 1)[0]
-    command = next(line for line in header.splitlines() if "pip-compile" in line
-                   and "--output-file" in line)
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_every_image_has_a_lock_compiled_for_its_extra_and_s3(image: str) -> None:
+    lock = IMAGES[image]
+    assert lock.is_file(), f"{image} installs {lock.name}, which does not exist: `make lock`"
+    command = compiled_with(lock)
     assert "--generate-hashes" in command
-    assert sorted(re.findall(r"--extra=([a-z0-9]+)", command)) == sorted(extras)
     assert f"--output-file=requirements/{lock.name}" in command
+    assert set(extras_of(lock)) == {lock.stem, ALWAYS}, (
+        f"{lock.name} was compiled for {extras_of(lock)}, not [{lock.stem}] with [{ALWAYS}]")
+    assert set(extras_of(lock)) <= set(OPTIONAL)
+
+
+def test_every_lock_is_one_an_image_installs() -> None:
+    assert sorted(LOCKS.glob("*.txt")) == LOCK_FILES
 
 
 @pytest.mark.parametrize("lock", LOCK_FILES, ids=lambda p: p.name)
-def test_a_lock_pins_every_package_with_hashes_within_the_declared_ranges(lock: Path) -> None:
+def test_a_lock_pins_every_declared_dependency_with_hashes_within_its_range(lock: Path) -> None:
     pinned = pins(lock)
     assert pinned and all(count >= 1 for _, count in pinned.values())
-    (extras,) = {e for e in IMAGES.values() if lock_for(e) == lock}
-    for requirement in declared(extras):
-        version, _ = pinned[canonicalize_name(requirement.name)]
-        assert requirement.specifier.contains(version, prereleases=True), (
-            f"{lock.name} pins {requirement.name}=={version}, outside {requirement}: "
-            "run `make lock`")
+    stale = []
+    for where, requirement in declared(extras_of(lock)):
+        name = canonicalize_name(requirement.name)
+        if name not in pinned:
+            stale.append(f"{requirement} ({where}) is not pinned")
+            continue
+        version, _ = pinned[name]
+        if not requirement.specifier.contains(version, prereleases=True):
+            stale.append(f"{name}=={version} is outside {requirement} ({where})")
+    assert not stale, f"{lock.name} is stale, run `make lock`: " + "; ".join(stale)
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_each_function_imports_with_only_what_its_lock_installs(image: str) -> None:
+    folder = REPO / "functions" / str(build_args(image)["FUNCTION"])
+    allowed = [*pins(IMAGES[image]), "troupe"]
+    result = subprocess.run([sys.executable, str(ONLY_LOCKED), str(folder), *allowed],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, (
+        f"{image}'s image, with {IMAGES[image].name} alone, would not start: "
+        f"{result.stderr.strip().splitlines()[-1:]}")
 
 
 def test_the_locks_carry_no_machine_paths_or_indexes() -> None:

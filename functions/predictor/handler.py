@@ -6,13 +6,25 @@ event app factory; it registers the same health and metrics routes as every func
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 from flask import Flask, Response, jsonify, request
-from predictor_serving import ModelUnavailableError, Predictor, PredictorError, PredictorSettings
-from troupe.function import register_health, register_metrics
+from predictor_feedback import FeedbackDesk
+from predictor_serving import (
+    NOT_JSON,
+    ModelUnavailableError,
+    Predictor,
+    PredictorError,
+    PredictorSettings,
+)
+from troupe.function import (
+    limit_request_bodies,
+    read_body_within,
+    register_health,
+    register_metrics,
+)
 from troupe.store import Store
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 __all__ = ["PredictorSettings", "create_predictor_app"]
 
@@ -24,8 +36,11 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     Knative keeps traffic on the previous revision and a human can read why.
     """
     predictor = Predictor(settings, store)
+    feedback_desk = FeedbackDesk(predictor)
     app = Flask("predictor")
     app.extensions["troupe.predictor"] = predictor
+    # A larger body is refused (413) before it is read, as every function refuses one.
+    limit_request_bodies(app, settings.max_event_bytes)
 
     @app.errorhandler(PredictorError)
     def predictor_error(error: PredictorError) -> tuple[Response, int]:
@@ -34,6 +49,12 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
         return jsonify(error=error.description), error.code or 500
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
+        return jsonify(error=(
+            f"the request body is larger than {settings.max_event_bytes} bytes "
+            "(TROUPE_MAX_EVENT_BYTES); send the instances in several requests")), 413
 
     @app.get("/v1/models")
     def list_models() -> Response:
@@ -49,11 +70,15 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
 
     @app.post("/v1/models/<name>:predict")
     def predict(name: str) -> Response:
-        return jsonify(predictor.predict(name, _json_body()))
+        return jsonify(predictor.predict(name, json_bytes(settings.max_event_bytes)))
 
     @app.post("/v1/models/<name>:feedback")
     def feedback(name: str) -> Response:
-        return jsonify(predictor.feedback(name, _json_body()))
+        try:
+            body = json.loads(json_bytes(settings.max_event_bytes))
+        except (ValueError, RecursionError):
+            raise PredictorError(NOT_JSON) from None
+        return jsonify(feedback_desk.take(name, body))
 
     def ready() -> bool:
         # With no model configured the service is up and says so on every model route;
@@ -67,11 +92,12 @@ def create_predictor_app(settings: PredictorSettings, store: Store | None = None
     return app
 
 
-def _json_body() -> Any:
-    body = request.get_json(silent=True)
+def json_bytes(limit: int) -> bytes:
+    """The body of a JSON request, unparsed (:predict counts instances as it parses), or
+    413 when it is larger than `limit`."""
+    if not request.is_json:
+        raise PredictorError(NOT_JSON)
+    body = read_body_within(limit)
     if body is None:
-        raise PredictorError(
-            "the body must be JSON (Content-Type: application/json), "
-            'e.g. {"instances": [[1.0, 2.0]]}'
-        )
+        raise RequestEntityTooLarge()
     return body

@@ -2,9 +2,11 @@
 
 The revision's environment names the model (TROUPE_MODEL_URI, TROUPE_MODEL_SHA256,
 TROUPE_MODEL_VERSION); it is loaded once, after its checksum is verified. Each prediction
-gets an id so that ground truth can be sent later (`:feedback`); the labeled/correct
-counters that feedback drives are what the monitor turns into accuracy. Recent inputs are
-kept in a sliding window and compared with the training data's baseline (PSI).
+gets a signed id so that ground truth can be sent later (`:feedback`, taken in
+predictor_feedback.py); the labeled/correct counters that feedback drives are what the
+monitor turns into accuracy. Recent inputs are kept in a sliding window and compared with
+the training data's baseline (PSI). Bodies are parsed by predictor_body.py, which counts
+instances as it goes.
 
 The HTTP routes live in handler.py; this module is the serving logic, free of Flask. (Its
 name is unique across function folders, as tests import several functions in one process.)
@@ -14,21 +16,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import prediction_ids
+from predictor_body import NotJSONError, TooManyInstancesError, parse_predict_body
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from troupe.function import Settings
+from troupe.function import Settings, SettingsError
 from troupe.ml.drift import FeatureBaseline, psi
 from troupe.ml.reference import read_distributions
 from troupe.store import Store, StoreError
 
 # Latency buckets for in-process scikit-learn scoring: sub-millisecond to seconds.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+NOT_JSON: Final = ('the body must be JSON (Content-Type: application/json), '
+                   'e.g. {"instances": [[1.0, 2.0]]}')
+# 32 characters of hex or base64 hold 128 bits or more: not guessable offline from ids.
+MIN_FEEDBACK_KEY_LENGTH: Final = 32
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,12 @@ class PredictorSettings(Settings):
     model_uri: str = ""
     model_sha256: str = ""
     model_version: str = ""
-    # How many recent feedback ids this process remembers to refuse a second label.
-    feedback_capacity: int = 10_000
-    # Signs prediction ids (from a Secret) so that feedback cannot be forged; see
-    # prediction_ids.py. Empty: ids are not signed.
+    # Signs prediction ids (from the troupe-feedback Secret); see prediction_ids.py. There
+    # is no unsigned mode: without a key, predictions carry no ids and feedback is refused.
     feedback_key: str = ""
+    # How long after a prediction its label is taken; the store remembers each counted
+    # id that long (feedback/ in the store), so that it is counted once by any instance.
+    feedback_ttl_seconds: float = 7 * 24 * 3600.0
     # Recent inputs per feature compared with the baseline, and how many are needed
     # before PSI means anything.
     drift_window: int = 500
@@ -49,6 +57,15 @@ class PredictorSettings(Settings):
     # drift: 200 keeps it near 0.05, well under the usual 0.25 alarm.
     drift_min_samples: int = 200
     max_instances: int = 1_000
+
+    def __post_init__(self) -> None:
+        if self.feedback_key and len(self.feedback_key) < MIN_FEEDBACK_KEY_LENGTH:
+            raise SettingsError(
+                f"TROUPE_FEEDBACK_KEY has {len(self.feedback_key)} characters; a signing key "
+                f"needs at least {MIN_FEEDBACK_KEY_LENGTH} (e.g. `openssl rand -hex 32`)"
+            )
+        self.require_at_least("feedback_ttl_seconds", 1)
+        self.require_at_least("max_instances", 1)
 
 
 class PredictorError(Exception):
@@ -66,7 +83,10 @@ BadRequestError = _answered_with(400, "BadRequestError")
 UnknownModelError = _answered_with(404, "UnknownModelError")
 UnknownPredictionError = _answered_with(404, "UnknownPredictionError")
 DuplicateFeedbackError = _answered_with(409, "DuplicateFeedbackError")
+LateFeedbackError = _answered_with(410, "LateFeedbackError")
 ModelUnavailableError = _answered_with(503, "ModelUnavailableError")
+# Feedback is off (no key), or the store could not record it: the client may retry later.
+FeedbackUnavailableError = _answered_with(503, "FeedbackUnavailableError")
 
 
 @dataclass(frozen=True)
@@ -159,16 +179,16 @@ class PredictorMetrics:
 
 
 class Predictor:
-    """Thread-safe serving state: the model, pending feedback ids and drift windows."""
+    """Thread-safe serving state: the model and the drift windows."""
 
     def __init__(self, settings: PredictorSettings, store: Store | None) -> None:
         self.settings = settings
         self.metrics = PredictorMetrics()
         self.model: ServedModel | None = None
+        # The store the model came from; feedback records its ids there.
+        self.store: Store | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
-        # Feedback ids already taken by this process; bounded, oldest forgotten first.
-        self._answered: OrderedDict[str, None] = OrderedDict()
         self._key = settings.feedback_key.encode()
         self._windows: dict[str, deque[float]] = {}
         if not settings.model_uri:
@@ -178,9 +198,8 @@ class Predictor:
             )
             return
         try:
-            if store is None:
-                store = Store.from_settings(settings)
-            self.model = load_served_model(settings, store)
+            self.store = store if store is not None else Store.from_settings(settings)
+            self.model = load_served_model(settings, self.store)
         except (StoreError, ValueError, OSError) as error:
             self.error = f"model {settings.model_uri} could not be loaded: {error}"
             return
@@ -219,21 +238,33 @@ class Predictor:
         }
 
     # -- predict -----------------------------------------------------------------------
-    def predict(self, name: str, body: Any) -> dict[str, Any]:
+    def predict(self, name: str, body: bytes) -> dict[str, Any]:
+        """Score the instances in the JSON `body` (KServe V1: {"instances": [...]})."""
         model = self.serving(name)
         started = time.perf_counter()
-        rows = self._rows(model, body)
+        try:
+            parsed = parse_predict_body(body, self.settings.max_instances)
+        except TooManyInstancesError as error:
+            raise BadRequestError(str(error)) from None
+        except NotJSONError as error:
+            raise BadRequestError(f"{NOT_JSON} ({error})") from None
+        rows = self._rows(model, parsed)
         try:
             predictions = np.asarray(model.estimator.predict(self._matrix(model, rows))).tolist()
         except (ValueError, TypeError) as error:
             raise BadRequestError(f"the model could not score these instances: {error}") from None
-        ids = [prediction_ids.encode(model.version, p, self._key) for p in predictions]
         with self._lock:
             self._observe_inputs(model, rows)
         self.metrics.predictions.labels(model.name, model.version).inc(len(predictions))
         self.metrics.latency.labels(model.name, model.version).observe(
             time.perf_counter() - started
         )
+        if not self._key:
+            return {"predictions": predictions}  # no ids: feedback is off without a key
+        issued_at = time.time()
+        ids = [prediction_ids.encode(
+            prediction_ids.PredictionRef(model.name, model.version, p, issued_at), self._key)
+            for p in predictions]
         return {"predictions": predictions, "ids": ids}
 
     def _rows(self, model: ServedModel, body: Any) -> list[list[Any]]:
@@ -317,46 +348,11 @@ class Predictor:
                 value = psi(baseline, baseline.bin_counts(np.fromiter(window, dtype=float)))
                 self.metrics.psi.labels(model.name, model.version, name).set(value)
 
-    # -- feedback ----------------------------------------------------------------------
-    def feedback(self, name: str, body: Any) -> dict[str, Any]:
-        model = self.serving(name)
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or "label" not in body:
-            raise BadRequestError(
-                'the body must be a JSON object {"id": "<id from :predict>", "label": <true class>}'
-            )
-        prediction_id, label = body["id"], body["label"]
-        if model.classes and not any(_same_label(label, c) for c in model.classes):
-            raise BadRequestError(
-                f"label {label!r} is not one of the model's classes {list(model.classes)}"
-            )
-        try:
-            made = prediction_ids.decode(prediction_id, self._key)
-        except prediction_ids.InvalidPredictionIdError as error:
-            raise UnknownPredictionError(
-                f"{prediction_id!r} is not an id from :predict ({error})"
-            ) from None
-        with self._lock:
-            if prediction_id in self._answered:
-                raise DuplicateFeedbackError(
-                    f"feedback for prediction {prediction_id!r} was already recorded; each "
-                    "prediction takes one label"
-                )
-            self._answered[prediction_id] = None
-            while len(self._answered) > self.settings.feedback_capacity:
-                self._answered.popitem(last=False)
-        prediction = made.prediction
-        correct = _same_label(prediction, label)
-        # Counted for the version that made the prediction, which may be another revision.
-        self.metrics.labeled.labels(model.name, made.version).inc()
-        if correct:
-            self.metrics.correct.labels(model.name, made.version).inc()
-        return {"id": prediction_id, "prediction": prediction, "label": label, "correct": correct}
-
 
 def _has_text(rows: list[list[Any]]) -> bool:
     return any(isinstance(value, str) for row in rows for value in row)
 
 
-def _same_label(a: Any, b: Any) -> bool:
+def same_label(a: Any, b: Any) -> bool:
     # JSON feedback may spell a class differently from the model ("1" for 1).
     return bool(a == b) or str(a) == str(b)

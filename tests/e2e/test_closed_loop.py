@@ -30,7 +30,7 @@ RETRAIN_STEPS = ["metric-degraded", "training-requested", "training-finished",
                  "model-approved", "model-deployed"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.prometheus,
-              pytest.mark.timeout(600)]
+              pytest.mark.timeout(900)]
 
 
 def troupe(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -100,6 +100,9 @@ def test_demo_closes_the_loop_and_a_subscriber_sees_it(project: Path, sink) -> N
     assert concept[0]["version"] == result["versions"]["first"]
     assert result["detection_delay_predictions"] == concept[0]["at_predictions"]
     assert result["detection_delay_seconds"] > 0
+    # Every label the traffic driver sent was taken: the ids it got were signed.
+    assert not {name: n for name, n in result["traffic_errors"].items()
+                if name.startswith("feedback")}
 
     # The retraining run, rebuilt from the event log by the timeline command.
     runid = result["runids"]["retrained"]
@@ -130,6 +133,24 @@ def test_demo_closes_the_loop_and_a_subscriber_sees_it(project: Path, sink) -> N
     assert removed.returncode == 0, removed.stderr
     again = troupe("unsubscribe", "e2e-sink", cwd=project)
     assert again.returncode == 1 and "no Trigger named e2e-sink" in again.stderr
+
+
+def test_the_predictor_takes_feedback_for_its_own_signed_ids_once(project: Path) -> None:
+    url = _predictor(project)["url"]
+    (model,) = requests.get(f"{url}/v1/models", timeout=60).json()["models"]
+    answer = _predict(url, model).json()
+    (prediction_id,) = answer["ids"]
+    payload, nonce, _ = prediction_id.split(".")
+
+    def feedback(given: str) -> int:
+        sent = requests.post(f"{url}/v1/models/{model}:feedback", timeout=60,
+                             json={"id": given, "label": answer["predictions"][0]})
+        return sent.status_code
+
+    assert feedback(f"{payload}.{nonce}.{'0' * 24}") == 404  # forged
+    assert feedback(f"{payload}.{nonce}") == 400  # unsigned
+    assert feedback(prediction_id) == 200
+    assert feedback(prediction_id) == 409  # whichever instance or revision takes it
 
 
 def _summary(result: dict) -> tuple:  # type: ignore[type-arg]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from troupe.local.controlplane.kinds import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
 from troupe.local.controlplane.manifests import load_project
-from troupe.local.controlplane.resources import BROKER, KAFKASOURCE, PINGSOURCE, SERVICE, TRIGGER
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "troupe"
@@ -165,10 +165,29 @@ def store_secrets(name: str) -> list[str]:
             if "secretRef" in source]
 
 
+def key_secrets(name: str) -> dict[str, dict[str, Any]]:
+    """Variables set from one key of a Secret, by variable name."""
+    (container,) = pod_spec(name)["containers"]
+    return {entry["name"]: entry["valueFrom"]["secretKeyRef"]
+            for entry in container.get("env") or [] if "secretKeyRef" in entry.get("valueFrom", {})}
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_the_predictor_reads_the_store_with_credentials_that_cannot_write(name: str) -> None:
-    expected = "troupe-store-reader" if name == PREDICTOR else "troupe-store-writer"
+def test_the_predictor_holds_store_credentials_apart_from_the_writers(name: str) -> None:
+    expected = "troupe-store-predictor" if name == PREDICTOR else "troupe-store-writer"
     assert store_secrets(name) == [expected]
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_only_the_predictor_holds_the_feedback_key_and_cannot_start_without_it(
+    name: str,
+) -> None:
+    if name != PREDICTOR:
+        assert key_secrets(name) == {}
+        return
+    reference = key_secrets(name)["TROUPE_FEEDBACK_KEY"]
+    assert reference == {"name": "troupe-feedback", "key": "TROUPE_FEEDBACK_KEY"}
+    assert not reference.get("optional"), "feedback is never taken without a key"
 
 
 def test_the_kafka_broker_config_names_the_secret_with_kafkas_credentials() -> None:
@@ -184,6 +203,8 @@ def test_every_secret_referenced_is_documented_and_none_is_shipped() -> None:
                         if "auth.secret.ref.name" in c["data"]]
     referenced = {broker_config["data"]["auth.secret.ref.name"]}
     referenced.update(secret for name in SERVICES for secret in store_secrets(name))
+    referenced.update(ref["name"] for name in SERVICES for ref in key_secrets(name).values())
+    assert "troupe-feedback" in referenced
     readme = (REPO / "README.md").read_text()
     for secret in referenced:
         assert f"create secret generic {secret}" in readme, f"the README never creates {secret}"
@@ -191,12 +212,16 @@ def test_every_secret_referenced_is_documented_and_none_is_shipped() -> None:
 
 # The local runtime reads the same files
 
-def test_the_local_runtime_runs_the_manifests_and_ignores_cluster_only_kinds() -> None:
+def test_the_local_runtime_runs_the_manifests_and_keeps_every_other_kind() -> None:
     project = load_project(REPO)
 
     loaded = {(m.kind, m.obj["metadata"]["name"]) for m in project.resources}
     assert {name for kind, name in loaded if kind == SERVICE} == set(SERVICES)
     assert {name for kind, name in loaded if kind == TRIGGER} == {
         t["metadata"]["name"] for t in of_kind("Trigger", "eventing")}
-    assert {kind for kind, _ in loaded} == {SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE}
+    assert {kind for kind, _ in loaded} >= {SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE}
+    # Nothing the manifests declare is lost: the control plane serves every kind in them.
+    declared = {(d["kind"], d["metadata"]["name"]) for _, d in documents_with_files(
+        "knative", "eventing")}
+    assert {(kind.kind, name) for kind, name in loaded} == declared
     assert project.secrets == {}  # credentials are created on the cluster, never shipped

@@ -7,6 +7,7 @@ the runtime feed it what they measure or what the user asks.
 - `servers_for_slo`, `max_arrival_rate`: the inverse questions, against a `WaitSLO`.
 - `cold_start_probability`: scale from zero as a setup time.
 - `plan_service`: from a Service's measurements to its recommended scale bounds.
+- `plan_trigger`: the Kafka partitions a Trigger's delivery rate needs, ordered or not.
 
 Every question outside the model's range raises a `CapacityError` (a ValueError) whose
 message says what to change; nothing returns a number that means nothing.
@@ -16,6 +17,13 @@ from .cold_start import cold_start_probability
 from .errors import CapacityError, OutOfRangeError, UnreachableSLOError, UnstableQueueError
 from .histogram import histogram_scv
 from .inverse import max_arrival_rate, meets, servers_for_slo
+from .partitions import (
+    TriggerMeasurements,
+    TriggerPlan,
+    ordered_partitions,
+    plan_trigger,
+    unordered_partitions,
+)
 from .plan import Recommendation, ServiceMeasurements, ServicePlan, plan_service
 from .queue import WaitPrediction, Workload, empty_probability, erlang_c, predict_wait
 from .slo import WaitSLO
@@ -26,6 +34,8 @@ __all__ = [
     "Recommendation",
     "ServiceMeasurements",
     "ServicePlan",
+    "TriggerMeasurements",
+    "TriggerPlan",
     "UnreachableSLOError",
     "UnstableQueueError",
     "WaitPrediction",
@@ -37,7 +47,10 @@ __all__ = [
     "histogram_scv",
     "max_arrival_rate",
     "meets",
+    "ordered_partitions",
     "plan_service",
+    "plan_trigger",
     "predict_wait",
     "servers_for_slo",
+    "unordered_partitions",
 ]

@@ -18,7 +18,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from troupe.capacity import ServiceMeasurements, histogram_scv
+from troupe.capacity import ServiceMeasurements, TriggerMeasurements, histogram_scv
 
 _SCALE = "autoscaling.knative.dev/"
 # Knative's container-concurrency-target-default, and the local runtime's default grace
@@ -31,6 +31,7 @@ _WAIT = "troupe_revision_request_queue_wait_seconds"
 _PODS = "kn_revision_pods_count"
 _COLD_START = "troupe_runtime_cold_start_seconds"
 _BY = "kn_service_name"
+_ORDER = "kafka.eventing.knative.dev/delivery.order"
 
 
 class MetricsUnavailableError(Exception):
@@ -67,12 +68,7 @@ class CapacityMetrics:
             f"(rate({_WAIT}_bucket{{{selector}}}[{window}])))")
         instances = self._by_service(
             f"sum by ({_BY}) (max_over_time({_PODS}{{{selector}}}[{window}]))")
-        buckets: dict[str, list[tuple[float, float]]] = {}
-        for sample in self._vector(f"sum by ({_BY}, le) "
-                                   f"(increase({_SERVICE_TIME}_bucket{{{selector}}}[{window}]))"):
-            labels, value = sample["metric"], float(sample["value"][1])
-            if _BY in labels and not math.isnan(value):
-                buckets.setdefault(labels[_BY], []).append((float(labels["le"]), value))
+        buckets = self._buckets(_SERVICE_TIME, selector)
         # The runtime's own cold-start histogram (absent on a cluster): all time, since a
         # window with traffic may hold no cold start at all.
         cold = {}
@@ -93,6 +89,48 @@ class CapacityMetrics:
                 instances=instances.get(name), measured_mean_wait=wait.get(name),
                 measured_p95_wait=wait_p95.get(name), cold_start_time=cold.get(name)))
         return measured
+
+    def measure_triggers(self, namespace: str, triggers: Sequence[Mapping[str, Any]],
+                         services: Sequence[ServiceMeasurements]) -> list[TriggerMeasurements]:
+        """Each Trigger's deliveries, as its subscriber's front saw them.
+
+        Knative's Kafka broker exports no per-Trigger delivery histogram under the names
+        that the fronts use, so a Trigger to a Service is measured by that Service's
+        answered requests (2xx): their rate and their response time, which is the delivery
+        time a dispatcher waits for. Triggers that share a subscriber share its figures.
+        """
+        selector = f'k8s_namespace_name="{_quote(namespace)}",http_response_status_code=~"2.."'
+        response_time = self._mean(_ARRIVALS, selector)
+        buckets = self._buckets(_ARRIVALS, selector)
+        by_name = {m.service: m for m in services}
+        subscribers = {_trigger_name(t): _subscriber(t) for t in triggers}
+        measured = []
+        for trigger in triggers:
+            name = _trigger_name(trigger)
+            subscriber, is_service = subscribers[name]
+            service = by_name.get(subscriber) if is_service else None
+            annotations = (trigger.get("metadata") or {}).get("annotations") or {}
+            measured.append(TriggerMeasurements(
+                trigger=name, namespace=namespace,
+                broker=str((trigger.get("spec") or {}).get("broker") or "default"),
+                subscriber=subscriber, ordered=annotations.get(_ORDER) == "ordered",
+                delivery_rate=service.arrival_rate if service else None,
+                peak_delivery_rate=service.peak_arrival_rate if service else None,
+                delivery_time=response_time.get(subscriber) if service else None,
+                delivery_scv=histogram_scv(buckets[subscriber])
+                if service and subscriber in buckets else None,
+                sharing=tuple(sorted(other for other, (target, _) in subscribers.items()
+                                     if target == subscriber and other != name))))
+        return measured
+
+    def _buckets(self, histogram: str, selector: str) -> dict[str, list[tuple[float, float]]]:
+        buckets: dict[str, list[tuple[float, float]]] = {}
+        for sample in self._vector(f"sum by ({_BY}, le) "
+                                   f"(increase({histogram}_bucket{{{selector}}}[{self._window}]))"):
+            labels, value = sample["metric"], float(sample["value"][1])
+            if _BY in labels and not math.isnan(value):
+                buckets.setdefault(labels[_BY], []).append((float(labels["le"]), value))
+        return buckets
 
     def _mean(self, histogram: str, selector: str) -> dict[str, float]:
         window = self._window
@@ -135,3 +173,18 @@ def _scaling(service: Mapping[str, Any]) -> tuple[int, int, float]:
     except ValueError:  # absent or unreadable: the runtime's default applies, as there
         grace = DEFAULT_GRACE_SECONDS
     return concurrency, max(target, 1), grace
+
+
+def _trigger_name(trigger: Mapping[str, Any]) -> str:
+    return str(trigger["metadata"]["name"])
+
+
+def _subscriber(trigger: Mapping[str, Any]) -> tuple[str, bool]:
+    """(the Service's name, True) for a Service reference, else (the URI, False)."""
+    subscriber = (trigger.get("spec") or {}).get("subscriber") or {}
+    ref = subscriber.get("ref") or {}
+    # A ref with a uri is still that Service (the uri is a path on it).
+    if ref.get("kind") == "Service" and str(ref.get("apiVersion", "")).startswith(
+            "serving.knative.dev/"):
+        return str(ref.get("name")), True
+    return str(subscriber.get("uri") or ref.get("name") or "?"), False

@@ -2,7 +2,8 @@
 
 `troupe capacity model` answers what-if questions before any traffic exists, from the
 model alone (troupe.capacity); `troupe capacity plan` feeds it what the service fronts
-measured, from Prometheus, and recommends scale bounds per Service. Flags the model
+measured, from Prometheus, recommends scale bounds per Service and partitions per Trigger,
+and with --apply patches the Services. Flags the model
 cannot take (a rate <= 0, a service time without a unit, an SLO such as `200ms@p150`, a
 load the servers cannot keep up with) are usage errors: exit code 2 and a message that
 says what to give instead.
@@ -18,15 +19,16 @@ import durationpy
 
 from troupe.capacity import (
     CapacityError,
-    ServicePlan,
     UnstableQueueError,
     WaitSLO,
     Workload,
     plan_service,
+    plan_trigger,
     predict_wait,
     servers_for_slo,
 )
 from troupe.cli import cli
+from troupe.cli._capacity_output import format_seconds
 from troupe.cli._common import echo_json, runtime_info
 
 
@@ -118,21 +120,17 @@ def model(rate: float, service_time: float, scv: float, servers: int, slo: WaitS
                    "mean_wait_s": prediction.mean_wait, "p95_wait_s": p95,
                    "servers_for_slo": needed})
         return
-    click.echo(f"{prediction.model}: {rate:g} requests/s of {_seconds(service_time)} "
+    click.echo(f"{prediction.model}: {rate:g} requests/s of {format_seconds(service_time)} "
                f"on {servers} server(s)")
     rows = [("utilisation", f"{prediction.utilization:.1%}"),
             ("P(wait)", f"{prediction.p_wait:.1%}"),
-            ("mean wait", _seconds(prediction.mean_wait)),
-            ("p95 wait", _seconds(p95))]
+            ("mean wait", format_seconds(prediction.mean_wait)),
+            ("p95 wait", format_seconds(p95))]
     if slo is not None:
         rows.append((f"servers for {slo}", str(needed)))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}")
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
 
 
 def _window(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -156,16 +154,24 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> float:
               help="Kubeconfig to read Services from [default: the local runtime's, else the "
                    "usual kubeconfig].")
 @click.option("--context", help="Kubeconfig context.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per Service.")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Patch each Service's autoscaling annotations and containerConcurrency "
+                   "to the recommendation, through the Kubernetes API.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: a list of services and a list of triggers.")
 def plan(service: str | None, window: float, slo: WaitSLO, prometheus: str | None,
-         namespace: str, kubeconfig: str | None, context: str | None, as_json: bool) -> None:
-    """Measured load, predicted and measured waits, and recommended scale, per Service.
+         namespace: str, kubeconfig: str | None, context: str | None, apply_: bool,
+         as_json: bool) -> None:
+    """Measured load, predicted and measured waits, and recommended scale, per Service;
+    and the Kafka partitions each Trigger's delivery rate needs.
 
-    Reads the fronts' metrics (Knative's names) from Prometheus over the window, and each
-    Service's containerConcurrency and autoscaling annotations through the Kubernetes API.
-    Nothing is changed.
+    Reads the fronts' metrics (Knative's names) from Prometheus over the window, and the
+    Services and Triggers through the Kubernetes API. Nothing is changed unless --apply
+    is given; partitions are only reported (a topic's partitions are Kafka's to change).
     """
     from troupe.cli._capacity_metrics import CapacityMetrics, MetricsUnavailableError
+    from troupe.cli._capacity_output import plans_json, print_plans
+    from troupe.knative import Cluster, KnativeError  # the kubernetes client is slow to import
 
     info = runtime_info() or {}
     url = prometheus or info.get("prometheus_url")
@@ -173,77 +179,36 @@ def plan(service: str | None, window: float, slo: WaitSLO, prometheus: str | Non
         raise click.ClickException(
             "no Prometheus to read: start the local runtime with `troupe up --detach` (with "
             "the Debian package prometheus installed), or pass --prometheus URL")
-    specs = _services(namespace, service, kubeconfig or info.get("kubeconfig"), context)
     try:
-        measured = CapacityMetrics(str(url), window).measure(namespace, specs)
+        cluster = Cluster.connect(kubeconfig or info.get("kubeconfig"), context)
+        specs = ([cluster.get_service(namespace, service)] if service is not None
+                 else cluster.list_services(namespace))
+        triggers = [t for t in cluster.list_triggers(namespace)
+                    if service is None or _subscribes(t, service)]
+    except KnativeError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        metrics = CapacityMetrics(str(url), window)
+        measured = metrics.measure(namespace, specs)
+        measured_triggers = metrics.measure_triggers(namespace, triggers, measured)
     except MetricsUnavailableError as error:
         raise click.ClickException(str(error)) from None
     plans = [plan_service(m, slo) for m in measured]
+    trigger_plans = [plan_trigger(m, slo) for m in measured_triggers]
+    applied = None
+    if apply_:
+        from troupe.cli._capacity_apply import apply_plans
+
+        try:
+            applied = apply_plans(cluster, plans, {s["metadata"]["name"]: s for s in specs})
+        except KnativeError as error:
+            raise click.ClickException(f"--apply stopped: {error}") from None
     if as_json:
-        echo_json([_plan_json(p) for p in plans])
+        echo_json(plans_json(plans, trigger_plans, applied))
     else:
-        _print_plans(plans, slo)
+        print_plans(plans, trigger_plans, applied, slo)
 
 
-def _services(namespace: str, name: str | None, kubeconfig: str | None,
-              context: str | None) -> list[dict[str, Any]]:
-    from troupe.knative import Cluster, KnativeError  # the kubernetes client is slow to import
-
-    try:
-        cluster = Cluster.connect(kubeconfig, context)
-        if name is not None:
-            return [cluster.get_service(namespace, name)]
-        return cluster.list_services(namespace)
-    except KnativeError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _plan_json(plan: ServicePlan) -> dict[str, Any]:
-    m, r = plan.measured, plan.recommendation
-    return {
-        "service": m.service, "namespace": m.namespace, "slo": str(plan.slo),
-        "arrival_rate": m.arrival_rate, "peak_arrival_rate": m.peak_arrival_rate,
-        "service_time_s": m.service_time, "service_scv": m.service_scv,
-        "instances": m.instances, "container_concurrency": m.container_concurrency,
-        "servers": plan.servers, "utilization": plan.utilization,
-        "predicted_mean_wait_s": plan.predicted_mean_wait,
-        "predicted_p95_wait_s": plan.predicted_p95_wait,
-        "measured_mean_wait_s": m.measured_mean_wait, "measured_p95_wait_s": m.measured_p95_wait,
-        "recommended": None if r is None else {
-            "servers": r.servers, "min_scale": r.min_scale, "max_scale": r.max_scale,
-            "target": r.target, "container_concurrency": r.container_concurrency},
-        "notes": list(plan.notes),
-    }
-
-
-def _print_plans(plans: list[ServicePlan], slo: WaitSLO) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"capacity for {slo}; waits are predicted / measured")
-    for column in ("service", "rate/s", "service time", "SCV", "c", "rho", "mean wait",
-                   "p95 wait", "min", "max", "target", "cc"):
-        table.add_column(column, justify="left" if column == "service" else "right")
-    for plan in plans:
-        m, r = plan.measured, plan.recommendation
-        table.add_row(
-            m.service, _maybe(m.arrival_rate, "{:.3g}"), _maybe(m.service_time, None),
-            _maybe(m.service_scv, "{:.2f}"), _maybe(plan.servers, "{}"),
-            _maybe(plan.utilization, "{:.0%}"),
-            f"{_maybe(plan.predicted_mean_wait, None)} / {_maybe(m.measured_mean_wait, None)}",
-            f"{_maybe(plan.predicted_p95_wait, None)} / {_maybe(m.measured_p95_wait, None)}",
-            *((str(r.min_scale), str(r.max_scale), str(r.target), str(r.container_concurrency))
-              if r else ("-",) * 4))
-    console = Console()
-    console.print(table)
-    console.print("min, max, target, cc: the recommended min-scale, max-scale, target and "
-                  "containerConcurrency")
-    for plan in plans:
-        for note in plan.notes:
-            console.print(f"{plan.measured.service}: {note}", markup=False)
-
-
-def _maybe(value: float | None, pattern: str | None) -> str:
-    if value is None:
-        return "-"
-    return _seconds(value) if pattern is None else pattern.format(value)
+def _subscribes(trigger: dict[str, Any], service: str) -> bool:
+    ref = ((trigger.get("spec") or {}).get("subscriber") or {}).get("ref") or {}
+    return bool(ref.get("kind") == "Service" and ref.get("name") == service)

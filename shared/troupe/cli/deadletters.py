@@ -1,4 +1,5 @@
-"""`troupe dead-letters`: inspect what the dead-letter sink recorded, and replay it."""
+"""`troupe dead-letters`: inspect what the dead-letter sink recorded, and the events the
+Broker parked on Kafka because their dead-letter sink failed too; replay either."""
 
 from __future__ import annotations
 
@@ -61,6 +62,38 @@ def replayable(record: dict[str, Any], new_id: bool = False) -> CloudEvent:
 
 _store_option = click.option("--store", "store_url", metavar="URL",
                              help="The store [default: the local runtime's].")
+_kafka_option = click.option("--kafka", "kafka", metavar="HOST:PORT",
+                             help="The Kafka holding parked events [default: the local "
+                                  "runtime's].")
+PARKED = "parked:"
+
+
+def _kafka(explicit: str | None) -> str | None:
+    return explicit or (runtime_info() or {}).get("bootstrap_servers")
+
+
+def _parked(kafka: str | None) -> list[dict[str, Any]]:
+    """Parked events as `list` shows them; [] without a Kafka to read."""
+    bootstrap = _kafka(kafka)
+    if not bootstrap:
+        return []
+    from kafka.errors import KafkaError
+
+    from troupe.local.eventing.broker.parking import BROKER, PARKED_AT, REASON, TRIGGER, read_parked
+
+    try:
+        events = read_parked(bootstrap)
+    except KafkaError as error:
+        raise click.ClickException(f"cannot read parked events from Kafka at {bootstrap}: "
+                                   f"{error}") from None
+    return [{"key": event.key,
+             "attributes": {name[3:]: value for name, value in event.headers.items()
+                            if name.startswith("ce_")},
+             "trigger": event.headers.get(TRIGGER), "broker": event.headers.get(BROKER),
+             "parked_at": event.headers.get(PARKED_AT), "reason": event.headers.get(REASON),
+             "error": {"dest": event.headers.get("ce_knativeerrordest"),
+                       "code": event.headers.get("ce_knativeerrorcode")}}
+            for event in events]
 
 
 @cli.group("dead-letters")
@@ -70,14 +103,19 @@ def dead_letters() -> None:
 
 @dead_letters.command("list")
 @_store_option
+@_kafka_option
+@click.option("--no-store", is_flag=True, help="Only the parked events, not the store's.")
 @click.option("--json", "as_json", is_flag=True, help="The records as JSON.")
-def list_dead_letters(store_url: str | None, as_json: bool) -> None:
-    """List the dead letters, oldest first."""
-    records = _records(_store(store_url))
+def list_dead_letters(store_url: str | None, kafka: str | None, no_store: bool,
+                      as_json: bool) -> None:
+    """List the dead letters, oldest first, then the events parked on Kafka because their
+    dead-letter sink failed too (keys `parked:<partition>:<offset>`)."""
+    records = [] if no_store else _records(_store(store_url))
+    parked = _parked(kafka)
     if as_json:
-        echo_json([{"key": key, **record} for key, record in records])
+        echo_json([{"key": key, **record} for key, record in records] + parked)
         return
-    if not records:
+    if not records and not parked:
         click.echo("no dead letters")
         return
     table = Table()
@@ -88,21 +126,30 @@ def list_dead_letters(store_url: str | None, as_json: bool) -> None:
         table.add_row(key, record["attributes"].get("type", ""),
                       record["attributes"].get("source", ""), str(error.get("dest") or ""),
                       str(error.get("code") or "-"), str(error.get("data") or "")[:60])
+    for entry in parked:
+        table.add_row(entry["key"], entry["attributes"].get("type", ""),
+                      entry["attributes"].get("source", ""), str(entry["error"]["dest"] or ""),
+                      str(entry["error"]["code"] or "-"), str(entry["reason"] or "")[:60])
     Console().print(table)
 
 
 @dead_letters.command("replay")
 @click.argument("key")
 @_store_option
+@_kafka_option
 @click.option("--broker", metavar="URL", help="Broker ingress URL [default: the local runtime's].")
 @click.option("--new-id", is_flag=True,
               help="Give the event a new id, so that functions do not answer it from their "
                    "reply cache (needed after a 422 whose cause you have fixed).")
-def replay(key: str, store_url: str | None, broker: str | None, new_id: bool) -> None:
+def replay(key: str, store_url: str | None, kafka: str | None, broker: str | None,
+           new_id: bool) -> None:
     """Publish the dead letter KEY (from `dead-letters list`) to the broker again."""
     from troupe.events import EventError
     from troupe.store import StoreError
 
+    if key.startswith(PARKED):
+        _replay_parked(key, kafka, broker, new_id)
+        return
     store = _store(store_url)
     try:
         record = store.read_json(key)
@@ -110,6 +157,29 @@ def replay(key: str, store_url: str | None, broker: str | None, new_id: bool) ->
         raise click.ClickException(f"no dead letter {key}: {error}") from None
     try:
         event = replayable(record, new_id=new_id)
+        post_event(broker_url(broker), event)
+    except (EventError, BrokerError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(event.get_id())
+
+
+def _replay_parked(key: str, kafka: str | None, broker: str | None, new_id: bool) -> None:
+    from troupe.events import EventError, from_kafka
+    from troupe.local.eventing.broker.parking import read_parked
+
+    bootstrap = _kafka(kafka)
+    if not bootstrap:
+        raise click.ClickException("which Kafka holds the parked events? pass --kafka "
+                                   "HOST:PORT, or run this where `troupe up` runs")
+    found = next((event for event in read_parked(bootstrap) if event.key == key), None)
+    if found is None:
+        raise click.ClickException(f"no parked event {key}: `troupe dead-letters list` "
+                                   "shows the keys")
+    try:
+        event = from_kafka(found.replay_headers(), None, found.value)
+        if new_id:
+            event = CloudEvent({**event.get_attributes(), "id": str(uuid.uuid4())},
+                               event.get_data())
         post_event(broker_url(broker), event)
     except (EventError, BrokerError) as error:
         raise click.ClickException(str(error)) from None

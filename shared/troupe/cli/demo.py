@@ -50,9 +50,45 @@ def _stop_runtime(info: dict[str, Any]) -> None:
         time.sleep(0.1)  # waiting for another process to exit, with a deadline
 
 
+# The topic Knative's Kafka broker gives the Broker `default` of the namespace `troupe`.
+DEFAULT_TOPIC = "knative-broker-troupe-default"
+
+
+def _cluster_info(kubeconfig: Path, context: str | None, broker: str | None,
+                  bootstrap_servers: str | None, topic: str, store_url: str | None,
+                  predictor_url: str | None) -> dict[str, Any]:
+    """What the demo needs of a Knative cluster deployed with `skaffold run`, in the shape
+    `troupe up` reports its own runtime in; a missing piece is a usage error naming it."""
+    missing = [flag for flag, value in (("--broker", broker),
+                                        ("--bootstrap-servers", bootstrap_servers),
+                                        ("--store-url", store_url)) if not value]
+    if missing:
+        raise click.UsageError(
+            f"with --kubeconfig the demo runs against that cluster and needs {', '.join(missing)}:"
+            " the Broker's ingress URL (e.g. a port-forward of kafka-broker-ingress), the "
+            "Kafka bootstrap servers its topic is on, and the store the functions use")
+    return {"kubeconfig": str(kubeconfig), "context": context, "broker_url": broker,
+            "bootstrap_servers": bootstrap_servers, "topic": topic, "store_url": store_url,
+            "predictor_url": predictor_url}
+
+
 @cli.command()
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The project folder holding knative/ and eventing/ (default: this one).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Run against the Knative cluster of this kubeconfig (deployed "
+              "with `skaffold run`) instead of the local runtime.")
+@click.option("--context", default=None, help="With --kubeconfig: the context to use.")
+@click.option("--broker", default=None, help="With --kubeconfig: the Broker's ingress URL.")
+@click.option("--bootstrap-servers", default=None,
+              help="With --kubeconfig: the Kafka the Broker's topic is on (the event log).")
+@click.option("--topic", default=DEFAULT_TOPIC, show_default=True,
+              help="With --kubeconfig: the Broker's Kafka topic.")
+@click.option("--store-url", default=None,
+              help="With --kubeconfig: the store the functions use (e.g. s3://bucket/troupe).")
+@click.option("--predictor-url", default=None,
+              help="With --kubeconfig: where to reach the predictor (default: its status.url;"
+                   " the manifests make it cluster-local, so a port-forward is usual).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic data.")
 @click.option("--scenario", type=click.Choice(LIVE_SCENARIOS), default="abrupt",
               show_default=True,
@@ -63,15 +99,22 @@ def _stop_runtime(info: dict[str, Any]) -> None:
               help="With --scenario none: the labeled predictions to watch.")
 @click.option("--keep", is_flag=True, help="Leave the runtime running afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(project: Path | None, seed: int, scenario: str, predictions: int, keep: bool,
-         as_json: bool) -> None:
+def demo(project: Path | None, kubeconfig: Path | None, context: str | None,
+         broker: str | None, bootstrap_servers: str | None, topic: str,
+         store_url: str | None, predictor_url: str | None, seed: int, scenario: str,
+         predictions: int, keep: bool, as_json: bool) -> None:
     """Run the whole lifecycle: train, deploy, drift, degrade, retrain, recover."""
     from troupe.demo.loop import Demo, DemoOptions
     from troupe.demo.watcher import Stalled
 
     console = Console(stderr=as_json)
-    root = (project or find_project()).resolve()
-    info, started_here = _ensure_runtime(root, console)
+    if kubeconfig is not None:
+        info = _cluster_info(kubeconfig, context, broker, bootstrap_servers, topic, store_url,
+                             predictor_url)
+        root, started_here = Path.cwd(), False
+    else:
+        root = (project or find_project()).resolve()
+        info, started_here = _ensure_runtime(root, console)
     began = datetime.now(UTC)
 
     def show(event: CloudEvent) -> None:
@@ -88,9 +131,10 @@ def demo(project: Path | None, seed: int, scenario: str, predictions: int, keep:
     try:
         result = runner.run(on_event=show)
     except (Stalled, BrokerError) as error:
+        logs = ("`kubectl logs` of the functions" if kubeconfig is not None
+                else f"Function logs are in {root / '.troupe' / 'logs'}")
         raise click.ClickException(
-            f"the loop stalled: {error}. Function logs are in {root / '.troupe' / 'logs'}; "
-            "`troupe events` shows what happened"
+            f"the loop stalled: {error}. {logs}; `troupe events` shows what happened"
         ) from None
     finally:
         if started_here and not keep:

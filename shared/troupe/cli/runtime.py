@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,11 +18,13 @@ import click
 import requests
 
 from troupe.cli import cli
+from troupe.cli._capacity_output import format_seconds
 from troupe.cli._common import RUNTIME_FILE, echo_json, find_project, runtime_info
 from troupe.local.controlplane.manifests import ManifestError
 from troupe.local.controlplane.saved_objects import SavedStateError
 from troupe.local.errors import LocalError
-from troupe.local.runtime import Runtime, RuntimeOptions
+from troupe.local.host.processes import process_alive
+from troupe.local.runtime import STOP_BUDGET_S, Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
 
 _READY_TIMEOUT = 120.0
@@ -30,19 +33,9 @@ _project_option = click.option(
     help="The project folder holding knative/ and eventing/ (default: this repository).")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_info(project: Path) -> dict[str, Any] | None:
     info = runtime_info(project)
-    if info and isinstance(info.get("pid"), int) and _alive(info["pid"]):
+    if info and isinstance(info.get("pid"), int) and process_alive(info["pid"]):
         return info
     return None
 
@@ -149,8 +142,13 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
         stop.wait()
         click.echo("stopping...", err=True)
     finally:
-        runtime.stop()
+        clean = runtime.shutdown()
         (root / RUNTIME_FILE).unlink(missing_ok=True)
+    if not clean:
+        # Threads stuck on what was killed must not hold the exit (nor its atexit hooks).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _up_detached(root: Path, port: int, grace_period: float, *, prewarm: bool = True) -> None:
@@ -200,11 +198,20 @@ def _stop(root: Path) -> None:
         click.echo(f"the runtime is not running for {root}")
         return
     os.kill(info["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while _alive(info["pid"]) and time.monotonic() < deadline:
+    # The runtime kills what it could not stop within STOP_BUDGET_S; past that, it is
+    # stuck itself: SIGKILL it and the Kafka it started (in a session of its own).
+    deadline = time.monotonic() + STOP_BUDGET_S + 2
+    while process_alive(info["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(info["pid"]):
-        raise click.ClickException(f"the runtime (pid {info['pid']}) did not stop within 60s")
+    if process_alive(info["pid"]):
+        for pid in (info["pid"], info.get("kafka_pid")):
+            if pid and process_alive(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        (root / RUNTIME_FILE).unlink(missing_ok=True)
+        click.echo(f"the runtime (pid {info['pid']}) did not stop within "
+                   f"{STOP_BUDGET_S + 2:.0f} s: killed")
+        return
     click.echo("stopped")
 
 
@@ -242,23 +249,33 @@ def status(project: Path | None, as_json: bool) -> None:
         echo_json(state)
         return
     click.echo(f"api {state['api']}   kubeconfig {state['kubeconfig']}")
+    click.echo(f"kafka {state.get('kafka', 'unknown')}")
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
     click.echo(_template_line(state.get("template") or {"state": "off"}))
-    click.echo("\nSERVICE              READY  INSTANCES  URL                      TRAFFIC")
+    click.echo("\nSERVICE              READY  INSTANCES  RHO   P95 WAIT  URL"
+               "                      TRAFFIC")
     for service in state["services"]:
         traffic = ", ".join(f"{t['revisionName']}={t['percent']}%"
                             + (f" (tag {t['tag']})" if t.get("tag") else "")
                             for t in service["traffic"])
+        rho, p95 = service.get("utilization"), service.get("predicted_p95_wait_s")
         click.echo(f"{service['name']:<20} {'yes' if service['ready'] else 'NO':<6} "
-                   f"{service['instances']:<10} {service['url']:<24} {traffic}")
-    for service in state["services"]:
+                   f"{service['instances']:<10} {'-' if rho is None else f'{rho:.0%}':<5} "
+                   f"{'-' if p95 is None else format_seconds(p95):<9} "
+                   f"{service['url']:<24} {traffic}")
         for revision in service["revisions"]:
-            if revision.get("start_failure"):
-                click.echo(f"\n{revision['name']} does not start: "
-                           f"{revision['start_failure']}", err=True)
-    click.echo("\nTRIGGER              BROKER     READY  LAG")
+            if not revision["ready"] and revision.get("reason") not in (None, "", "Deploying"):
+                # Why a revision failed to start: its reason and the last lines of its log.
+                click.echo(f"  revision {revision['name']} is not ready ({revision['reason']})")
+                for line in str(revision.get("message") or "").splitlines()[-10:]:
+                    click.echo(f"    {line}")
+    click.echo("RHO: utilisation over the last window; P95 WAIT: the queueing model's "
+               "predicted wait for an instance (troupe capacity)")
+    click.echo("\nTRIGGER              BROKER     READY  LAG     WHY NOT READY")
     for trigger in state["triggers"]:
+        why = "" if trigger["ready"] else trigger.get("reason") or ""
         click.echo(f"{trigger['name']:<20} {trigger['broker']:<10} "
-                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')}")
+                   f"{'yes' if trigger['ready'] else 'NO':<6} {trigger.get('lag', '-')!s:<7} "
+                   f"{why}".rstrip())

@@ -48,6 +48,9 @@ class DemoOptions:
     predictor: str = "predictor"
     feedback_per_phase: int = 300  # labeled predictions to measure a phase's accuracy
     step_timeout_s: float = 90.0
+    # A canary is judged once each side has the feedback its power calculation asks for
+    # (279 labels at the defaults, at 10% of the traffic): that step gets longer.
+    canary_timeout_s: float = 300.0
     scenario: str = "abrupt"  # see troupe.demo.data.LIVE_SCENARIOS
     predictions: int = 2000  # `none`: labeled predictions watched for a false alarm
 
@@ -166,9 +169,10 @@ class Demo:
             data = retrained.get_data()
             if isinstance(data, dict) and data.get("strategy") == "canary":
                 self.say(f"{version} is a canary: waiting for the monitor to pass it")
-                self._wait(watcher, f"model-promoted for {version}",
-                           lambda e: e.get_type() == MODEL_PROMOTED
-                           and self._of_this_model(e) and self._version(e) == version)
+                watcher.wait_for(f"model-promoted for {version}",
+                                 lambda e: e.get_type() == MODEL_PROMOTED
+                                 and self._of_this_model(e) and self._version(e) == version,
+                                 self.options.canary_timeout_s)
             result.loop_seconds = time.monotonic() - started
             result.serving_delay_predictions, result.serving_delay_seconds = (
                 self._alarms.since_phase())
@@ -252,8 +256,10 @@ class Demo:
             time.sleep(0.2)  # polling a counter another thread fills, with a deadline
 
     def _predictor_url(self) -> str:
+        if self.info.get("predictor_url"):  # a cluster-local predictor, port-forwarded
+            return str(self.info["predictor_url"])
         # The same client code a user would run against a cluster: the Service's status.url.
-        cluster = Cluster.connect(self.info["kubeconfig"])
+        cluster = Cluster.connect(self.info["kubeconfig"], self.info.get("context"))
         service = cluster.get_service(self.options.namespace, self.options.predictor)
         url = (service.get("status") or {}).get("url")
         if not url:

@@ -266,10 +266,22 @@ def _json_body(event: CloudEvent, body: bytes) -> bytes:
     return body
 
 
+def _json_by_default(event: CloudEvent, headers: dict[str, Any], name: str,
+                     value: Any) -> None:
+    """An event without `datacontenttype` whose data is not bytes came from the JSON format,
+    where such data is JSON: binary mode says so with a Content-Type, as the Go and Java
+    SDKs do, or a receiver reads the body as a string instead of the JSON it was."""
+    data = event.get_data()
+    if data is not None and not isinstance(data, bytes | bytearray) and \
+            event.get_datacontenttype() is None:
+        headers[name] = value
+
+
 def to_http_binary(event: CloudEvent) -> HTTPMessage:
     message = http_binding.to_binary(event, _FORMAT)
     # The SDK writes booleans as Python does ("True"); CloudEvents spells them lowercase.
     headers = dict(message.headers)
+    _json_by_default(event, headers, "content-type", "application/json")
     for name, value in event.get_attributes().items():
         if isinstance(value, bool):
             headers[f"{http_binding.CE_PREFIX}{name}"] = "true" if value else "false"
@@ -286,15 +298,26 @@ def to_kafka(event: CloudEvent) -> KafkaMessage:
     value = _json_body(event, record.value)
     # As in HTTP: the SDK writes booleans as Python does ("True"); CloudEvents, lowercase.
     headers = dict(record.headers)
+    _json_by_default(event, headers, "content-type", b"application/json")
     for name, attribute in event.get_attributes().items():
         if isinstance(attribute, bool):
             headers[f"{kafka_binding.CE_PREFIX}{name}"] = b"true" if attribute else b"false"
     return KafkaMessage(headers=headers, key=record.key, value=value)
 
 
-def from_kafka(headers: Iterable[tuple[str, bytes]], key: bytes | None, value: bytes) -> CloudEvent:
-    """Decode a record written by `to_kafka` (or by any CloudEvents Kafka producer)."""
-    header_map = {name: raw for name, raw in headers}
+def from_kafka(headers: Iterable[tuple[str, bytes | None]], key: bytes | None,
+               value: bytes | None) -> CloudEvent:
+    """Decode a record written by `to_kafka` (or by any CloudEvents Kafka producer).
+
+    Kafka allows a header without a value (null) and a record without one (a tombstone):
+    a null header is malformed here, a null value is an event without data.
+    """
+    header_map: dict[str, bytes] = {}
+    for name, raw in headers:
+        if raw is None:
+            raise MalformedEventError(f"Kafka header {name!r} has no value (null)")
+        header_map[name] = raw
+    value = value or b""
     if header_map.get("content-type", b"").startswith(STRUCTURED_JSON.encode()):
         return from_structured_json(value)
     attributes: dict[str, Any] = {}

@@ -43,6 +43,9 @@ CANARY_PASSED: Final = "dev.troupe.canary.passed"
 ROLLBACK_REQUESTED: Final = "dev.troupe.rollback.requested"
 # Knative's PingSource type; declared here because the monitor consumes it.
 PING: Final = "dev.knative.sources.ping"
+# Knative's type for a Kafka record that is not itself a CloudEvent: what a KafkaSource
+# sends for a plain record, and what a Broker dead-letters a record it cannot read as.
+KAFKA_RECORD: Final = "dev.knative.kafka.event"
 
 VOCABULARY: Final[tuple[EventType, ...]] = (
     EventType("data-arrived", DATA_ARRIVED, "A dataset is ready to be validated.",

@@ -9,6 +9,7 @@ from .context import Context
 from .data import data_object
 from .errors import FunctionError, PermanentError, StatusError, TemporaryError
 from .health import ReadyCheck, register_health
+from .limits import limit_request_bodies, read_body_within
 from .metrics import register_metrics
 from .settings import Settings, SettingsError, env
 
@@ -30,6 +31,8 @@ __all__ = [
     "create_app",
     "data_object",
     "env",
+    "limit_request_bodies",
+    "read_body_within",
     "register_health",
     "register_metrics",
 ]

@@ -8,7 +8,9 @@ from flask import Flask, Response, request
 
 from .consumes import NO_EVENTS, ConsumedTypes, Consumes
 from .delivery import EventDelivery, Handler
+from .errors import EventTooLargeError
 from .health import ReadyCheck, register_health
+from .limits import limit_request_bodies, read_body_within
 from .logs import event_logger
 from .metrics import FunctionMetrics, register_metrics
 from .responses import Answer
@@ -36,7 +38,8 @@ def create_app(
     takes every type, those outside troupe's vocabulary too, without schema validation
     (for generic consumers such as a subscriber that records everything).
     Without `settings`, they are built once from the environment with `settings_class`.
-    `ready` backs /health/readiness. `validate_incoming=False` skips the schema check of
+    `ready` backs /health/readiness. A body over `settings.max_event_bytes` is answered
+    413 without being read. `validate_incoming=False` skips the schema check of
     incoming data, and `deduplicate=False` the reply cache: a dead-letter sink needs both,
     since what it is sent is often invalid by definition, and the same event may be
     dead-lettered by two Triggers (its handler de-duplicates on id and destination itself).
@@ -55,9 +58,12 @@ def create_app(
     )
     app = Flask(__name__, static_folder=None)
     app.extensions[EXTENSION] = delivery
+    limit_request_bodies(app, settings.max_event_bytes)
 
     def receive_event() -> Response:
-        body = request.get_data(cache=False)
+        body = read_body_within(settings.max_event_bytes)
+        if body is None:
+            return _to_response(delivery.refuse(EventTooLargeError(settings.max_event_bytes)))
         return _to_response(delivery.deliver(dict(request.headers.items()), body))
 
     app.add_url_rule(EVENTS_PATH, "receive_event", receive_event, methods=["POST"])

@@ -67,7 +67,7 @@ class EventDelivery:
         self.consumes = consumes
         self._validate_incoming = validate_incoming
         self._deduplicate = deduplicate
-        self._ledger = ReplyLedger(settings.service)
+        self._ledger = ReplyLedger(settings, lambda: self.store)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
 
@@ -91,27 +91,21 @@ class EventDelivery:
         self._account(event, answer, time.perf_counter() - started)
         return answer
 
+    def refuse(self, error: Exception) -> Answer:
+        """The answer to a request refused before it became an event (its body was not
+        even read), counted and logged as every delivery is."""
+        answer = error_answer(error)
+        self._account(None, answer, 0.0)
+        return answer
+
     def _answer(self, event: CloudEvent) -> Answer:
         self.consumes.check(event.get_type())
         if self._validate_incoming and is_known(event.get_type()):
             validate(event)
         if not self._deduplicate:
             return self._run_handler(event)
-        source, event_id = event.get_source(), event.get_id()
-        with self._ledger.exclusive(source, event_id):
-            remembered = self._ledger.recall(self.store, source, event_id)
-            if remembered is not None:
-                return remembered
-            answer = self._run_handler(event)
-            try:
-                self._ledger.remember(self.store, source, event_id, answer)
-            except Exception:
-                # The handler's work is done; answering is right. A redelivery will run
-                # the handler again, which idempotent handlers tolerate.
-                self._handler_logger.exception(
-                    "could not keep the reply to %s from %s in the reply cache", event_id, source
-                )
-            return answer
+        return self._ledger.deliver_once(event.get_source(), event.get_id(),
+                                         lambda: self._run_handler(event))
 
     def _run_handler(self, event: CloudEvent) -> Answer:
         context: Context[Any] = Context(

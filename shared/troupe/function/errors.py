@@ -65,3 +65,17 @@ def retry_after_seconds(delay: float) -> int:
     if not math.isfinite(delay):
         return 1
     return max(1, math.ceil(delay))
+
+
+class EventTooLargeError(Exception):
+    """A request body over TROUPE_MAX_EVENT_BYTES, refused (413) before it is read."""
+
+    status_code: ClassVar[int] = 413
+    kind: ClassVar[str] = "event-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the request body is larger than {limit} bytes (TROUPE_MAX_EVENT_BYTES), the "
+            "Broker's own limit on an event"
+        )
+        self.limit = limit

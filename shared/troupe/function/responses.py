@@ -30,6 +30,7 @@ INTERNAL_ERROR: Final = "internal-error"
 # What the sender should do next, by status: the broker acts on the status alone.
 NEXT_STEP: Final[Mapping[int, str]] = {
     400: "Fix the event; sending it again unchanged will fail the same way.",
+    413: "Send a smaller event: put large data in the store and send its URI.",
     422: "Retrying will not help; the event goes to the dead-letter sink.",
     500: "The event will be retried; if this persists, read the function's log for this "
          "event id.",

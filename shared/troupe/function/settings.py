@@ -44,6 +44,15 @@ class Settings:
     log_level: str = "INFO"
     # The `source` of the events this function replies with; default /troupe/<service>.
     source: str = ""
+    # The reply cache (idempotency.py): how long an answer is kept for redeliveries, how
+    # long a delivery's claim on its event lasts unless its process renews it, and how long
+    # a concurrent delivery of the same event waits for the answer before a 503.
+    reply_ttl_seconds: float = 7 * 24 * 3600.0
+    reply_lease_seconds: float = 30.0
+    reply_wait_seconds: float = 5.0
+    # Larger request bodies are refused (413) before they are read: the Knative Kafka
+    # Broker's own limit on an event (Kafka's default message.max.bytes).
+    max_event_bytes: int = 1024 * 1024
 
     @property
     def event_source(self) -> str:

@@ -8,53 +8,77 @@ through the API takes effect the same way, and every change is written back to d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
 from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
-from troupe.local.controlplane.manifests import ManifestError, Project, load_project
-from troupe.local.controlplane.objects import NotFound, ObjectStore
-from troupe.local.controlplane.resources import (
+from troupe.local.controlplane.collector import GarbageCollector
+from troupe.local.controlplane.kinds import (
     BROKER,
+    CONFIGMAP,
+    CONFIGURATION,
+    EVENTPOLICY,
+    EVENTTYPE,
     KAFKASOURCE,
+    NAMESPACE,
+    NETWORKPOLICY,
     PINGSOURCE,
     REVISION,
+    ROLE,
+    ROLEBINDING,
+    ROUTE,
+    SECRET,
     SERVICE,
+    SERVICEACCOUNT,
     STORED_KINDS,
     TRIGGER,
     Kind,
     Obj,
 )
+from troupe.local.controlplane.manifests import ManifestError, Project, load_project
+from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore
 from troupe.local.controlplane.saved_objects import (
     STATE_FILE_NAME,
     SavedObjects,
     SavedObjectsWriter,
     read_saved_objects,
 )
+from troupe.local.controlplane.status import ApiError
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.errors import InvalidFieldError
+from troupe.local.eventing.checks import add_eventing_checks
 from troupe.local.eventing.sources.controller import SourcesController
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
+from troupe.local.run_secrets import run_secret
 from troupe.local.serving import prewarm
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
-from troupe.local.serving.revision import ConfigSource
+from troupe.local.serving.revision import config_in_store
 
-# Apply order, so that references (a Trigger's subscriber, a source's sink) resolve at once.
-_APPLY_ORDER = (BROKER, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+# Apply order, as kubectl's numbered files have it: namespaces, RBAC and configuration
+# first, then what refers to them, so that references (a Service's ConfigMap, a Trigger's
+# subscriber, a source's sink) resolve at once.
+_APPLY_ORDER = (NAMESPACE, SERVICEACCOUNT, ROLE, ROLEBINDING, NETWORKPOLICY, CONFIGMAP, SECRET,
+                BROKER, EVENTPOLICY, SERVICE, TRIGGER, EVENTTYPE, PINGSOURCE, KAFKASOURCE)
 # Kept Revisions come back before their Services, so that traffic finds what it names.
-_RESTORE_ORDER = (BROKER, REVISION, SERVICE, TRIGGER, PINGSOURCE, KAFKASOURCE)
+_RESTORE_ORDER = (*_APPLY_ORDER[:9], REVISION, CONFIGURATION, ROUTE, *_APPLY_ORDER[9:])
 if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-python
     from troupe.local.eventing.controller import Eventing
 
 KUBE_CONTEXT = "troupe-local"
+# `troupe down` and Ctrl-C finish within 15 s: the runtime stops what it can in this long,
+# then kills the rest.
+STOP_BUDGET_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,9 +144,10 @@ class Runtime:
 
     def _start_parts(self, project: Project, saved: SavedObjects | None) -> None:
         options = self.options
+        add_eventing_checks(self.objects, options.namespace)
         bootstrap = self._start_data_plane()
         self.api = ApiServer(self.objects, self.metrics.exposition, port=options.api_port,
-                             status=self.status)
+                             runtime_status=self.status, admit=admit)
         self._parts.append(self.api.close)
         self._write_kubeconfig(self.api.url)
         self.store_url = options.store_url or options.default_store.resolve().as_uri()
@@ -142,15 +167,19 @@ class Runtime:
         launch = LaunchSettings(project=options.project.resolve(),
                                 log_dir=options.workdir / "logs", extra_env=extra_env,
                                 template=self.template)
-        self.serving = ServingController(self.objects, launch,
-                                         ConfigSource(project.config_maps, project.secrets),
+        self.serving = ServingController(self.objects, launch, config_in_store(self.objects),
                                          self.metrics, options.serving)
         self._parts.append(self.serving.close)
+        GarbageCollector(self.objects)
         self.serving.on_instances_changed(self.observability.refresh)
         sources = SourcesController(self.objects, self.resolve_destination, bootstrap)
         self._parts.append(sources.close)
         if saved is not None:
             self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+        self._ensure_namespaces({options.namespace, "default", *(
+            m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
+        self._ensure_run_secrets({options.namespace, *(
+            m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
         self._apply(project)
         writer = SavedObjectsWriter(options.state_file)
         self.objects.subscribe(lambda *_: writer.write(*self.objects.snapshot()))
@@ -195,33 +224,61 @@ class Runtime:
         for kind in _APPLY_ORDER:
             for manifest in (m for m in project.resources if m.kind == kind):
                 metadata = manifest.obj["metadata"]
-                applied.add((kind.plural, metadata["namespace"], metadata["name"]))
+                applied.add((kind.plural, metadata.get("namespace", ""), metadata["name"]))
                 resource = f"{kind.kind}/{metadata['name']}"
                 try:
                     self._apply_one(kind, manifest.obj, self._relative(manifest.file))
                 except InvalidFieldError as error:
                     raise ManifestError(manifest.file, resource, error.field,
                                         error.problem) from None
+                except ApiError as error:  # refused by admission: name every field
+                    causes = error.details.get("causes") or [{"field": "-", "message": ""}]
+                    raise ManifestError(manifest.file, resource, causes[0]["field"], "; ".join(
+                        [causes[0]["message"], *(f"{c['field']}: {c['message']}"
+                                                 for c in causes[1:])])) from None
                 if kind == SERVICE:
                     self._check_service(manifest.file, resource, manifest.obj)
         for kind in reversed(_APPLY_ORDER):  # like `kubectl apply --prune`
             for obj in self.objects.list(kind):
                 metadata = obj["metadata"]
-                if from_manifest(obj) and (kind.plural, metadata["namespace"],
+                if from_manifest(obj) and (kind.plural, metadata.get("namespace", ""),
                                            metadata["name"]) not in applied:
-                    self.objects.delete(kind, metadata["namespace"], metadata["name"])
+                    self.objects.delete(kind, metadata.get("namespace", ""), metadata["name"])
                     self._say(f"{kind.kind}/{metadata['name']} is no longer in the manifests: "
                               "deleted")
 
+    def _ensure_run_secrets(self, namespaces: set[str]) -> None:
+        """The Secrets a cluster's operator would create by hand (run_secrets.py), made
+        once where neither an earlier run nor the manifests made them."""
+        for namespace in sorted(namespaces):
+            with contextlib.suppress(AlreadyExists):
+                self.objects.create(SECRET, run_secret(namespace))
+
+    def _ensure_namespaces(self, names: set[str]) -> None:
+        """The namespaces the runtime and its manifests use exist, as `default` does on a
+        cluster: an object cannot be created in a namespace that does not."""
+        for name in sorted(names):
+            with contextlib.suppress(AlreadyExists):
+                self.objects.create(NAMESPACE, {
+                    "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"}})
+
     def _apply_one(self, kind: Kind, manifest: Obj, file: str) -> None:
+        """Apply one manifest as kubectl would, through the same admission as the API."""
         metadata = manifest["metadata"]
+        version = str(manifest.get("apiVersion", "")).rpartition("/")[2]
         try:
-            live = self.objects.get(kind, metadata["namespace"], metadata["name"])
+            live = self.objects.get(kind, metadata.get("namespace", ""), metadata["name"])
         except NotFound:
-            self.objects.create(kind, as_applied(manifest, file))
+            self.objects.create(kind, admit(kind, version, as_applied(manifest, file), None,
+                                            "Strict").obj)
             return
-        updated = applied_onto(live, manifest, file)
-        if updated != live:
+        candidate = applied_onto(live, manifest, file)
+        # Status is the controllers' to write: a manifest never sets it, and kinds without
+        # one (a ServiceAccount) would be refused for the empty status the store keeps.
+        candidate.pop("status", None)
+        updated = admit(kind, version, candidate, live, "Strict").obj
+        if {**updated, "status": None} != {**live, "status": None}:
             self.objects.replace(kind, updated)
 
     def _relative(self, file: Path) -> str:
@@ -234,9 +291,36 @@ class Runtime:
         metadata = obj["metadata"]
         status = self.objects.get(SERVICE, metadata["namespace"], metadata["name"])["status"]
         for condition in status.get("conditions", []):
-            if condition["type"] == "ConfigurationsReady" and condition["status"] != "True":
-                field_name, _, problem = condition.get("message", "").partition(": ")
+            message = str(condition.get("message", ""))
+            # A field the runtime cannot run stops `troupe up`; a revision that fails to
+            # start later is reported on its Service and Revision (and `troupe status`).
+            if (condition["type"] == "ConfigurationsReady" and condition["status"] == "False"
+                    and message.startswith(("spec.", "metadata."))):
+                field_name, _, problem = message.partition(": ")
                 raise ManifestError(file, resource, field_name, problem)
+
+    def shutdown(self, budget_s: float = STOP_BUDGET_S) -> bool:
+        """`stop()`, given at most `budget_s` seconds: what has not stopped by then (a Kafka
+        that does not answer, a function that ignores its signal, a sink that hangs) is
+        killed with SIGKILL. False if anything had to be killed."""
+        stopping = threading.Thread(target=self.stop, name="runtime-stop", daemon=True)
+        stopping.start()
+        stopping.join(budget_s)
+        if not stopping.is_alive():
+            return True
+        self._say(f"the runtime did not stop within {budget_s:.0f} s: killing what is left")
+        self.kill()
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL every child process now (functions, their template, Prometheus, the
+        embedded Kafka)."""
+        for part in (self.serving, self.template, self.observability, self.eventing):
+            if part is not None:
+                try:
+                    part.kill()
+                except Exception as error:  # keep killing the rest
+                    self._say(f"while killing: {error}")
 
     def stop(self) -> None:
         parts, self._parts = self._parts, []
@@ -311,6 +395,7 @@ class Runtime:
             "api": self.api.url if self.api else None,
             "kubeconfig": str(self.kubeconfig),
             "brokers": self.broker_urls(),
+            "kafka": self.eventing.kafka_status() if self.eventing else "not running",
             "prometheus": self.observability.url if self.observability else None,
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,

@@ -6,7 +6,9 @@ the store. The functions ingest, trainer and evaluator are thin layers over thes
 The numeric names below are loaded when first used (PEP 562): `from troupe.ml import
 Holdout` does not import scikit-learn, `from troupe.ml import train` does. So a function
 imports at start-up what every request needs (`spec`, `evaluation`), and numpy, pandas
-and scikit-learn with the first event that needs them.
+and scikit-learn with the first event that needs them. The monitor, which imports
+`troupe.ml.detectors`, has an image with numpy and scipy but neither pandas nor
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ _LAZY: Final = {
                      "holdout_split", "train"), "training"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
 __all__ = [
     "ESTIMATORS", "FORMATS", "METRICS", "SUFFIXES", "CheckedDataset", "DatasetRejected",
     "DatasetSpec", "EvaluationError", "Holdout", "Label", "TrainedModel", "TrainingError",
     "Verdict", "baseline_stats", "build_pipeline", "check_frame", "classification_metrics",
     "decide", "format_of_uri", "holdout_split", "read_frame", "score", "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

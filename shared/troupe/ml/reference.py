@@ -40,7 +40,9 @@ def evaluation_key(model: str, version: str) -> str:
 def reference_distributions(frames: Sequence[pd.DataFrame], features: Sequence[str],
                             bins: int = 10) -> dict[str, Any]:
     """The reference document of the numeric `features` over all rows of `frames`."""
-    import pandas as pd  # a function that names only the keys here does not load pandas
+    # Here, not at the top: the monitor reads references and its image has no pandas; a
+    # function that names only the keys here does not load it either.
+    import pandas as pd
 
     from .drift import baseline_bins
 

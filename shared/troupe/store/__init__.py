@@ -1,4 +1,5 @@
-"""Datasets, model artifacts, the model registry and cached replies, on file:// or s3://.
+"""Datasets, model artifacts, the model registry, cached replies and entries that expire,
+on file:// or s3://.
 
 Typical use, in a handler::
 
@@ -20,13 +21,19 @@ from .errors import (
     StoreConfigError,
     StoreError,
 )
+from .expiry import EXPIRES_AT, Compactor, entry_key, is_expired, sweep_interval
 from .registry import ModelRegistry, ModelVersion
-from .replies import Reply, ReplyCache
+from .replies import REPLIES_FOLDER, Claim, EventRef, Reply, ReplyCache
 from .store import DEFAULT_URL, ObjectRef, Store
 
 __all__ = [
     "DEFAULT_URL",
+    "EXPIRES_AT",
+    "REPLIES_FOLDER",
+    "Claim",
+    "Compactor",
     "ConflictError",
+    "EventRef",
     "IntegrityError",
     "InvalidNameError",
     "ModelRegistry",
@@ -40,4 +47,7 @@ __all__ = [
     "Store",
     "StoreConfigError",
     "StoreError",
+    "entry_key",
+    "is_expired",
+    "sweep_interval",
 ]

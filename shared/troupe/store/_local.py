@@ -52,9 +52,11 @@ class LocalBackend:
             raise
         _sync_folder(os.path.dirname(path))
 
-    def create(self, path: str, data: bytes) -> bool:
-        """Write `data` at `path` unless something is there already; True if written."""
-        temp = self._write_temp(path, data)
+    def create(self, path: str, data: bytes, *, durable: bool = True) -> bool:
+        """Write `data` at `path` unless something is there already; True if written.
+        `durable=False` skips the fsyncs: the create is as atomic, but an operating-system
+        crash may forget it (for records whose loss costs a repeat, never a loss)."""
+        temp = self._write_temp(path, data, durable=durable)
         try:
             # A hard link fails if the target exists, and makes the complete file appear
             # at once: the create-if-absent that os.replace cannot give.
@@ -63,7 +65,8 @@ class LocalBackend:
             return False
         finally:
             _unlink_quietly(temp)
-        _sync_folder(os.path.dirname(path))
+        if durable:
+            _sync_folder(os.path.dirname(path))
         return True
 
     def update(self, path: str, change: Callable[[bytes | None], bytes]) -> bytes:
@@ -76,6 +79,23 @@ class LocalBackend:
             self.write(path, new)
             return new
 
+    def delete_if(self, path: str, condition: Callable[[bytes], bool]) -> bool:
+        """Remove the file if `condition(its bytes)` holds; True if it was removed.
+
+        Holds the same lock as `update`, so an update can never land between the check and
+        the removal (a plain `write` does not take it: keys deleted this way are changed
+        through `create` and `update` only)."""
+        with self._locked(path):
+            try:
+                current = self.read(path)
+            except NotFoundError:
+                return False
+            if not condition(current):
+                return False
+            _unlink_quietly(path)
+        _sync_folder(os.path.dirname(path))
+        return True
+
     def list(self, folder: str) -> list[str]:
         """Absolute paths of the files under `folder` (not following links to folders)."""
         if os.path.isfile(folder):
@@ -86,7 +106,7 @@ class LocalBackend:
             found.extend(os.path.join(parent, name) for name in files if not name.startswith("."))
         return found
 
-    def _write_temp(self, path: str, data: bytes) -> str:
+    def _write_temp(self, path: str, data: bytes, *, durable: bool = True) -> str:
         folder = os.path.dirname(path)
         try:
             os.makedirs(folder, exist_ok=True)
@@ -101,8 +121,9 @@ class LocalBackend:
             os.fchmod(descriptor, 0o644)
             with os.fdopen(descriptor, "wb") as file:
                 file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+                if durable:
+                    file.flush()
+                    os.fsync(file.fileno())
         except BaseException:
             _unlink_quietly(temp)
             raise

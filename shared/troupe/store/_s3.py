@@ -73,7 +73,8 @@ class S3Backend:
         except _S3Failure as failure:
             raise failure.as_store_error(f"s3://{path}") from None
 
-    def create(self, path: str, data: bytes) -> bool:
+    def create(self, path: str, data: bytes, *, durable: bool = True) -> bool:
+        # A PUT that S3 acknowledged is durable, whatever `durable` asks for.
         bucket, key = _split(path)
         for _ in range(self.max_attempts):
             try:
@@ -105,6 +106,25 @@ class S3Backend:
             f"updating s3://{path} lost the race to other writers {self.max_attempts} times; "
             "retry later"
         )
+
+    def delete_if(self, path: str, condition: Callable[[bytes], bool]) -> bool:
+        """Delete the object if `condition(its bytes)` holds; True if it was deleted.
+
+        The delete is conditional on the ETag that was read (`If-Match`), so an object
+        replaced since the check is kept: compare-and-delete, as `update` compares and swaps.
+        S3 and moto honour If-Match on DeleteObject; a server that ignored it would turn
+        this into a plain delete after the check."""
+        bucket, key = _split(path)
+        found = self._get(path)
+        if found is None or not condition(found[0]):
+            return False
+        try:
+            self._call("delete_object", Bucket=bucket, Key=key, IfMatch=found[1])
+        except _S3Failure as failure:
+            if failure.code in _CONFLICT_CODES | _MISSING_CODES:
+                return False  # changed or deleted since the read: not ours to delete
+            raise failure.as_store_error(f"s3://{path}") from None
+        return True
 
     def list(self, folder: str) -> list[str]:
         if "/" in folder and self.exists(folder):

@@ -13,9 +13,9 @@ from kafka import KafkaConsumer, TopicPartition
 from troupe.events.codec import KafkaMessage
 from troupe.local.eventing.broker.dataplane import DataPlane
 from troupe.local.eventing.broker.errors import RejectedEventError
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.publish import Publisher, StoredRecord
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 from .conftest import NAMESPACE, broker_resource, unique
 

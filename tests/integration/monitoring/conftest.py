@@ -6,6 +6,7 @@ name, so tests feed them independently and Prometheus tells them apart by `model
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def predictors(store: Store, prometheus: PrometheusServer) -> Iterator[dict[str,
         settings = predictor.PredictorSettings.from_env({
             "TROUPE_STORE_URL": store.url, "TROUPE_MODEL_NAME": model,
             "TROUPE_MODEL_URI": artifact.uri, "TROUPE_MODEL_SHA256": artifact.sha256,
-            "TROUPE_MODEL_VERSION": version,
+            "TROUPE_MODEL_VERSION": version, "TROUPE_FEEDBACK_KEY": secrets.token_hex(32),
         })
         app = predictor.create_predictor_app(settings, store)
         served[model] = Predictor(model, LoopbackServer(app), frame)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from support.polling import wait_until
+from troupe.local.controlplane.kinds import SERVICE
 from troupe.local.runtime import Runtime, RuntimeOptions
 from troupe.local.serving.controller import ServingSettings
 
@@ -49,8 +51,14 @@ def receive():
 def service(name: str, image: str = "echo", *, annotations: dict[str, str] | None = None,
             concurrency: int | None = None, revision: str | None = None,
             env: list[dict[str, Any]] | None = None, traffic: list[dict[str, Any]] | None = None,
-            ) -> dict[str, Any]:
-    template: dict[str, Any] = {"metadata": {"annotations": annotations or {}},
+            initial_scale: int | None = 0) -> dict[str, Any]:
+    """A Knative Service running `functions/<image>`. Its revisions start at zero
+    instances (initial-scale 0), so tests see cold starts; `initial_scale=None` leaves
+    Knative's default (1: a revision is Ready once an instance passed its probe)."""
+    annotations = dict(annotations or {})
+    if initial_scale is not None:
+        annotations.setdefault("autoscaling.knative.dev/initial-scale", str(initial_scale))
+    template: dict[str, Any] = {"metadata": {"annotations": annotations},
                                 "spec": {"containers": [{"image": image, "env": env or []}]}}
     if revision:
         template["metadata"]["name"] = revision
@@ -109,3 +117,20 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
 
 def service_status(runtime: Runtime, name: str) -> dict[str, Any]:
     return next(s for s in runtime.status()["services"] if s["name"] == name)
+
+
+def ready_service(runtime: Runtime, name: str, generation: int = 1,
+                  timeout: float = 60.0) -> dict[str, Any]:
+    """The Service once it has caught up with `generation` and is Ready, as `kubectl wait
+    --for=condition=Ready` waits: a new revision is Ready only once an instance passed its
+    readiness probe, so a change takes effect a moment after it is accepted."""
+    def ready() -> dict[str, Any] | None:
+        obj = runtime.objects.get(SERVICE, runtime.options.namespace, name)
+        status = obj.get("status") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        done = (status.get("observedGeneration", 0) >= generation
+                and conditions.get("Ready") == "True")
+        return obj if done else None
+    found: dict[str, Any] = wait_until(ready, timeout, lambda: f"Service {name} to be Ready: "
+                                       f"{runtime.objects.get(SERVICE, 'troupe', name)['status']}")
+    return found

@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from support.polling import wait_until
+from troupe.capacity import Workload, predict_wait
 from troupe.local.runtime import Runtime
 
 from .conftest import StartRuntime, service, service_status
@@ -123,3 +125,26 @@ def test_a_refused_request_still_counts_as_an_arrival(start_runtime: StartRuntim
     # Only the requests an instance took have a wait and a service time.
     assert _value(runtime, "troupe_revision_request_queue_wait_seconds_count", **REVISION) == 3
     assert _value(runtime, "kn_serving_invocation_duration_seconds_count", **REVISION) == 3
+
+
+def test_status_shows_each_services_rho_and_predicted_p95_wait(
+        start_runtime: StartRuntime) -> None:
+    runtime, url = _one_slow_instance(start_runtime)
+    assert service_status(runtime, "echo")["utilization"] == 0.0  # no traffic, no wait
+    requests.get(url, timeout=30)
+    with ThreadPoolExecutor(4) as pool:  # 12 requests of 0.1 s, four at a time
+        answers = list(pool.map(lambda _: requests.get(f"{url}/?sleep=0.1", timeout=30),
+                                range(12)))
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [200] * 12
+
+    echo = service_status(runtime, "echo")
+    [revision] = echo["revisions"]
+    assert revision["servers"] == 1  # one instance, one slot
+    assert 12 * 0.1 / 13 <= revision["service_time_s"] < 0.2  # the warm-up slept 0
+    workload = Workload(revision["arrival_rate"], revision["service_time_s"],
+                        service_scv=revision["service_scv"])
+    assert echo["utilization"] == pytest.approx(workload.offered_load)
+    assert 0 < echo["utilization"] < 1
+    assert echo["predicted_p95_wait_s"] == pytest.approx(
+        predict_wait(workload, 1).quantile(0.95))

@@ -13,8 +13,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 from support.polling import wait_until
-from troupe.capacity import WaitSLO, Workload, servers_for_slo
+from troupe.capacity import WaitSLO, Workload, ordered_partitions, servers_for_slo
 from troupe.cli import cli
+from troupe.knative import Cluster
+from troupe.local.runtime import Runtime
 
 from .conftest import StartRuntime, service, service_status
 
@@ -46,6 +48,24 @@ def _query(prometheus: str, promql: str) -> list[dict[str, Any]]:
     return result
 
 
+def _drive_and_scrape(runtime: Runtime, prometheus: str, url: str) -> None:
+    """Poisson traffic at echo, then wait until Prometheus has scraped all of it."""
+    assert _drive_poisson(url) == [200] * REQUESTS
+    arrivals = 'sum(http_server_request_duration_seconds_count{kn_service_name="echo"})'
+    wait_until(lambda: [r for r in _query(prometheus, arrivals)
+                        if float(r["value"][1]) >= REQUESTS + 1], 60,
+               "Prometheus to scrape every request")
+
+
+def _trigger(name: str, *, ordered: bool) -> dict[str, Any]:
+    annotations = {"kafka.eventing.knative.dev/delivery.order": "ordered"} if ordered else {}
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"broker": "default", "filter": {"attributes": {"type": "dev.example.a"}},
+                     "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1",
+                                            "kind": "Service", "name": "echo"}}}}
+
+
 def test_plan_reports_the_measured_load_and_what_meets_the_slo(
         start_runtime: StartRuntime) -> None:
     runtime = start_runtime([service("echo", concurrency=1, annotations={
@@ -59,18 +79,14 @@ def test_plan_reports_the_measured_load_and_what_meets_the_slo(
     wait_until(lambda: _query(prometheus, 'kn_revision_pods_count{kn_service_name="echo"}'),
                30, "Prometheus to scrape the runtime")
 
-    assert _drive_poisson(url) == [200] * REQUESTS
-    arrivals = 'sum(http_server_request_duration_seconds_count{kn_service_name="echo"})'
-    wait_until(lambda: [r for r in _query(prometheus, arrivals)
-                        if float(r["value"][1]) >= REQUESTS + 1], 30,
-               "Prometheus to scrape every request")
+    _drive_and_scrape(runtime, prometheus, url)
 
     result = CliRunner().invoke(cli, [
         "capacity", "plan", "echo", "--window", "1m", "--slo", "200ms@p95", "--json",
         "--prometheus", prometheus, "--kubeconfig", str(runtime.kubeconfig)])
 
     assert result.exit_code == 0, result.output
-    [row] = json.loads(result.output)
+    [row] = json.loads(result.output)["services"]
     assert (row["service"], row["namespace"], row["slo"]) == ("echo", "troupe", "200ms@p95")
     # 60 requests within the last minute: rate() over 1m is about 1 per second; over
     # 12 s (the peak's window for a 1m window) it sees the burst's 5 per second.
@@ -114,7 +130,7 @@ def test_plan_lists_every_service_and_says_when_one_had_no_traffic(
         "--kubeconfig", str(runtime.kubeconfig)])
 
     assert result.exit_code == 0, result.output
-    rows = {row["service"]: row for row in json.loads(result.output)}
+    rows = {row["service"]: row for row in json.loads(result.output)["services"]}
     assert set(rows) == {"echo", "idle"}
     assert rows["idle"]["arrival_rate"] is None and rows["idle"]["recommended"] is None
     assert any("no requests" in note for note in rows["idle"]["notes"])
@@ -126,3 +142,65 @@ def test_plan_without_a_prometheus_says_what_to_do(
     result = CliRunner().invoke(cli, ["capacity", "plan", "--json"])
     assert result.exit_code == 1
     assert "troupe up --detach" in result.output and "--prometheus" in result.output
+
+
+def test_apply_patches_the_recommendation_and_sizes_each_triggers_partitions(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime(
+        [service("echo", concurrency=1, annotations={"autoscaling.knative.dev/max-scale": "4"})],
+        [_trigger("echo-in-order", ordered=True), _trigger("echo-any-order", ordered=False)],
+        prometheus=True)
+    prometheus = runtime.status()["prometheus"]
+    assert prometheus
+    url = service_status(runtime, "echo")["url"]
+    assert requests.get(url, timeout=30).status_code == 200
+    wait_until(lambda: _query(prometheus, 'kn_revision_pods_count{kn_service_name="echo"}'),
+               30, "Prometheus to scrape the runtime")
+    _drive_and_scrape(runtime, prometheus, url)
+    command = ["capacity", "plan", "--window", "1m", "--slo", "200ms@p95", "--json",
+               "--prometheus", prometheus, "--kubeconfig", str(runtime.kubeconfig)]
+
+    result = CliRunner().invoke(cli, [*command, "--apply"])
+
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    [row] = answer["services"]
+    recommended = row["recommended"]
+    assert row["applied"]["patch"] is not None, row["applied"]
+    # The kubernetes client reads back what was applied, from the runtime's API.
+    echo = Cluster.connect(runtime.kubeconfig).get_service("troupe", "echo")
+    template = echo["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert (annotations["autoscaling.knative.dev/min-scale"],
+            annotations["autoscaling.knative.dev/max-scale"],
+            annotations["autoscaling.knative.dev/target"],
+            template["spec"]["containerConcurrency"]) == (
+        str(recommended["min_scale"]), str(recommended["max_scale"]),
+        str(recommended["target"]), recommended["container_concurrency"])
+    # The changed template made a revision, as on Knative.
+    wait_until(lambda: service_status(runtime, "echo")["traffic"][0]["revisionName"]
+               == "echo-00002", 60, "the patched template to become echo-00002 (probed ready)")
+
+    triggers = {t["trigger"]: t for t in answer["triggers"]}
+    assert set(triggers) == {"echo-in-order", "echo-any-order"}
+    in_order, any_order = triggers["echo-in-order"], triggers["echo-any-order"]
+    assert (in_order["ordered"], any_order["ordered"]) == (True, False)
+    assert in_order["subscriber"] == "echo"
+    assert in_order["delivery_time_s"] >= SLEEP  # echo's answered requests, wait included
+    peak = max(in_order["delivery_rate"], in_order["peak_delivery_rate"])
+    assert in_order["partitions"] == ordered_partitions(
+        Workload(peak, in_order["delivery_time_s"], service_scv=in_order["delivery_scv"]),
+        WaitSLO.parse("200ms@p95"))
+    assert any_order["partitions"] == 1  # a few deliveries in flight, far below 500
+    assert any("echo-any-order" in note for note in in_order["notes"])  # shared subscriber
+
+    # Applying again changes nothing: no patch, so no revision for nothing. The tables
+    # say so, and show both Triggers' partitions.
+    again = CliRunner().invoke(cli, [c for c in command if c != "--json"] + ["--apply"],
+                               env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert "echo: not patched: already as recommended" in again.output
+    assert "Kafka partitions per Trigger" in again.output
+    rows = {line.split()[1]: line for line in again.output.splitlines()
+            if "echo-in-order" in line or "echo-any-order" in line}
+    assert "ordered" in rows["echo-in-order"] and "unordered" in rows["echo-any-order"]

@@ -54,9 +54,18 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         assert state["triggers"][0]["name"] == "to-echo"
         assert state["triggers"][0]["broker"] == "default"
         assert state["triggers"][0]["ready"] is True, json.dumps(state["triggers"])
+        assert (echo["utilization"], echo["predicted_p95_wait_s"]) == (0.0, 0.0)  # idle
+
+        assert requests.get(echo["url"], timeout=30).status_code == 200
+        table = _troupe("status", "--project", str(project))
+        assert table.returncode == 0, table.stderr
+        header, row = (next(line for line in table.stdout.splitlines() if line.startswith(name))
+                       for name in ("SERVICE", "echo"))
+        assert "RHO" in header and "P95 WAIT" in header
+        rho = row.split()[3]
+        assert rho.endswith("%") and 0 <= int(rho[:-1]) <= 100, row
         assert state["template"]["state"] == "ready", state["template"]
-        shown = _troupe("status", "--project", str(project)).stdout
-        assert f"template pid {state['template']['pid']}, RSS " in shown
+        assert f"template pid {state['template']['pid']}, RSS " in table.stdout
     finally:
         down = _troupe("down", "--project", str(project))
     assert down.returncode == 0, down.stderr

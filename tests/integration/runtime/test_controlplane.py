@@ -12,7 +12,7 @@ import requests
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from .conftest import StartRuntime, service, service_status
+from .conftest import StartRuntime, ready_service, service, service_status
 
 GROUP, VERSION, NS = "serving.knative.dev", "v1", "troupe"
 
@@ -43,6 +43,7 @@ def test_a_patch_through_the_kubernetes_client_makes_a_revision_and_routes_traff
 
     assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    ready_service(runtime, "echo", after["metadata"]["generation"])
     read = api.get_namespaced_custom_object(GROUP, VERSION, NS, "services", "echo")
     assert _ready(read)
     assert read["status"]["latestReadyRevisionName"] == "echo-v2"
@@ -67,6 +68,7 @@ def test_a_json_patch_moves_all_traffic_to_the_latest_revision(
         {"op": "replace", "path": "/spec/traffic",
          "value": [{"latestRevision": True, "percent": 100}]}])
 
+    ready_service(runtime, "echo", 2)
     status = api.get_namespaced_custom_object(GROUP, VERSION, NS, "services", "echo")["status"]
     assert status["traffic"] == [
         {"revisionName": "echo-v2", "percent": 100, "latestRevision": True}]
@@ -140,3 +142,53 @@ def test_kubectl_gets_ksvc(start_runtime: StartRuntime) -> None:
     assert header.split()[:5] == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY"]
     assert row.split()[:5] == ["echo", service_status(runtime, "echo")["url"], "echo-00001",
                                "echo-00001", "True"]
+
+@pytest.mark.parametrize("path", ["/spec/traffic/¹/percent", "/spec/traffic/01/percent"])
+def test_a_json_patch_with_a_bad_index_is_422_naming_its_path(
+        start_runtime: StartRuntime, path: str) -> None:
+    runtime = start_runtime([service("echo", traffic=[{"latestRevision": True, "percent": 100}])])
+    api = _api(str(runtime.kubeconfig))
+    api.api_client.set_default_header("Content-Type", "application/json-patch+json")
+
+    with pytest.raises(ApiException) as refused:
+        api.patch_namespaced_custom_object(GROUP, VERSION, NS, "services", "echo", [
+            {"op": "replace", "path": path, "value": 50}])
+
+    body = json.loads(refused.value.body)
+    assert (refused.value.status, body["reason"]) == (422, "Invalid")
+    assert body["details"]["causes"][0]["field"].startswith("spec.traffic.")
+    assert path in body["message"]
+
+
+def _pingsource(name: str, schedule: str, timezone: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"schedule": schedule, "sink": {"uri": "http://127.0.0.1:9/"}}
+    if timezone is not None:
+        spec["timezone"] = timezone
+    return {"apiVersion": "sources.knative.dev/v1", "kind": "PingSource",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def test_pingsources_take_what_knative_takes_and_refuse_the_rest_with_422(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime([service("echo")])
+    api = _api(str(runtime.kubeconfig))
+    accepted = [_pingsource("every", "@every 90s"), _pingsource("hourly", "@hourly"),
+                _pingsource("paris", "CRON_TZ=Europe/Paris 0 9 * * mon-fri"),
+                _pingsource("tokyo", "0 9 * * *", timezone="Asia/Tokyo")]
+    for ping in accepted:
+        api.create_namespaced_custom_object("sources.knative.dev", "v1", NS, "pingsources",
+                                            ping)
+
+    refusals = {}
+    for ping in (_pingsource("never", "0 0 30 2 *"), _pingsource("zone", "0 9 * * *", "Nowhere")):
+        with pytest.raises(ApiException) as refused:
+            api.create_namespaced_custom_object("sources.knative.dev", "v1", NS, "pingsources",
+                                                ping)
+        body = json.loads(refused.value.body)
+        refusals[ping["metadata"]["name"]] = (refused.value.status,
+                                              body["details"]["causes"][0]["field"])
+
+    assert refusals == {"never": (422, "spec.schedule"), "zone": (422, "spec.timezone")}
+    listed = api.list_namespaced_custom_object("sources.knative.dev", "v1", NS, "pingsources")
+    assert sorted(p["metadata"]["name"] for p in listed["items"]) == [
+        "every", "hourly", "paris", "tokyo"]

@@ -3,15 +3,13 @@ file, resource and field."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from troupe.local.controlplane.kinds import CONFIGMAP, ROLE, SERVICE
 from troupe.local.controlplane.manifests import ManifestError, load_project
-from troupe.local.controlplane.resources import SERVICE
-from troupe.local.eventing.sources.cron import CronError, CronSchedule
 from troupe.local.runtime import Runtime, RuntimeOptions
 
 from .conftest import ECHO, service, write_project
@@ -24,21 +22,23 @@ def _write(root: Path, folder: str, docs: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_runnable_kinds_are_loaded_and_others_ignored(tmp_path: Path) -> None:
+def test_served_kinds_are_loaded_and_others_ignored(tmp_path: Path) -> None:
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "deployer"}}
-    event_type = {"apiVersion": "eventing.knative.dev/v1beta2", "kind": "EventType",
-                  "metadata": {"name": "x"}}
-    _write(tmp_path, "knative", [role, service("echo"),
+    # EventType is served at v1beta3 (the manifests' version) only; Deployments not at all.
+    old_event_type = {"apiVersion": "eventing.knative.dev/v1beta2", "kind": "EventType",
+                      "metadata": {"name": "x"}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+    _write(tmp_path, "knative", [role, service("echo"), deployment,
                                  {"apiVersion": "v1", "kind": "ConfigMap",
                                   "metadata": {"name": "cfg"}, "data": {"A": "1"}}])
-    _write(tmp_path, "eventing", [event_type])
+    _write(tmp_path, "eventing", [old_event_type])
 
     project = load_project(tmp_path)
 
     assert [(m.kind, m.obj["metadata"]["name"]) for m in project.resources] == [
-        (SERVICE, "echo")]
-    assert project.resources[0].obj["metadata"]["namespace"] == "troupe"
+        (ROLE, "deployer"), (SERVICE, "echo"), (CONFIGMAP, "cfg")]
+    assert {m.obj["metadata"]["namespace"] for m in project.resources} == {"troupe"}
     assert project.config_maps == {("troupe", "cfg"): {"A": "1"}}
 
 
@@ -83,14 +83,3 @@ def test_a_service_whose_function_folder_is_missing_is_refused(tmp_path: Path) -
     with pytest.raises(ManifestError, match=r"no functions/ghost/main\.py"):
         Runtime(RuntimeOptions(tmp_path, data_plane=False, prometheus=False),
                 say=lambda _: None).start()
-
-
-def test_cron_schedules() -> None:
-    every_five = CronSchedule.parse("*/5 * * * *")
-    noon = datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
-    assert every_five.next_after(noon) == datetime(2026, 1, 5, 12, 5, tzinfo=UTC)
-    weekdays = CronSchedule.parse("CRON_TZ=UTC 0 9 * * mon-fri")
-    friday_evening = datetime(2026, 1, 9, 18, 0, tzinfo=UTC)
-    assert weekdays.next_after(friday_evening) == datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
-    with pytest.raises(CronError):
-        CronSchedule.parse("61 * * * *")

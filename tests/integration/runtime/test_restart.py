@@ -135,6 +135,18 @@ def test_a_changed_manifest_field_wins_and_the_rest_stays(project: Restartable) 
     assert requests.get(after["status"]["url"], timeout=30).json()["revision"] == "echo-v1"
 
 
+def test_kinds_without_a_status_are_applied_again_after_a_restart(
+        project: Restartable) -> None:
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "troupe-deployer", "namespace": NS}}
+    manifests = project.root / "knative" / "300-resources.yaml"
+    manifests.write_text(yaml.safe_dump_all([service("echo", revision="echo-v1"), account]))
+    project.up()
+    project.down()
+    runtime = project.up()  # was refused: "ServiceAccount: status: unknown field"
+    assert {s["name"] for s in runtime.status()["services"]} == {"echo"}
+
+
 def test_an_object_whose_manifest_is_gone_is_deleted_and_api_objects_stay(
         project: Restartable) -> None:
     manifests = project.root / "knative" / "300-resources.yaml"

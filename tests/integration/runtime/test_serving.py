@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from support.polling import wait_until
-from troupe.local.controlplane.resources import SERVICE
+from troupe.local.controlplane.kinds import SERVICE
 
 from .conftest import StartRuntime, service, service_status
 

@@ -46,8 +46,16 @@ def assert_same_event(headers: dict[str, str], body: bytes, label: str) -> None:
         if headers.get("Content-Type") != STRUCTURED["Content-Type"]:
             assert "ce_time" not in dict(codec.http_to_kafka(headers, body).headers), label
         left, right = ({k: v for k, v in a.items() if k != "time"} for a in (left, right))
+    data = decoded.get_data()
+    structured = headers.get("Content-Type") == STRUCTURED["Content-Type"]
+    if structured and data is not None and not isinstance(data, bytes) and \
+            "datacontenttype" not in right:
+        # JSON data without a datacontenttype (the JSON format's default): binary mode says
+        # it is JSON with a Content-Type, which reads back as the attribute.
+        assert left.get("datacontenttype") == "application/json", label
+        left = {k: v for k, v in left.items() if k != "datacontenttype"}
     assert as_text(left) == as_text(right), label
-    assert transcoded.get_data() == decoded.get_data(), label
+    assert transcoded.get_data() == data, label
 
 
 def requests_of(conformance: Path) -> list[tuple[str, dict[str, str], bytes]]:

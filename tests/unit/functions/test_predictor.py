@@ -3,7 +3,9 @@ skops model saved in a temporary store."""
 
 from __future__ import annotations
 
+import base64
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,14 +24,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support.functions import load_function
+from troupe.function import SettingsError
 from troupe.ml.drift import baseline_bins
 from troupe.store import Store
 from werkzeug.serving import make_server
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+KEY = "k" * 32
 
 
 predictor = load_function("predictor")
+prediction_ids = load_function("predictor", "prediction_ids")
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     )
     env = {"TROUPE_STORE_URL": store.url, "TROUPE_MODEL_URI": artifact.uri,
            "TROUPE_MODEL_SHA256": artifact.sha256, "TROUPE_MODEL_VERSION": version,
-           "TROUPE_DRIFT_MIN_SAMPLES": "30"}
+           "TROUPE_DRIFT_MIN_SAMPLES": "30", "TROUPE_FEEDBACK_KEY": KEY}
     return Served(store, env, model, frame, iris.target.to_numpy())
 
 
@@ -181,6 +186,47 @@ def test_too_many_instances_are_refused(served: Served) -> None:
     assert "at most 2" in answer.json["error"]
 
 
+def test_a_body_over_the_limit_is_413_before_it_is_read(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_EVENT_BYTES="1024").test_client()
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 60  # about 1.3 KiB of JSON
+    answer = client.post("/v1/models/default:predict", json={"instances": rows})
+    assert answer.status_code == 413
+    assert "TROUPE_MAX_EVENT_BYTES" in answer.json["error"]
+    assert client.post("/v1/models/default:predict",
+                       json={"instances": rows[:20]}).status_code == 200
+    default = make_app(served).test_client()
+    assert default.post("/v1/models/default:feedback", data=b" " * (1024 * 1024 + 1),
+                        content_type="application/json").status_code == 413
+
+
+def test_instances_are_counted_while_parsing(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_INSTANCES="2").test_client()
+    # Three instances, then what would take long to parse (here: not even JSON). The
+    # third instance stops the parse; the rest is never looked at.
+    body = b'{"instances": [[5, 3, 1, 0.2], [5, 3, 1, 0.2], [5, 3, 1, 0.2], ' + b"?" * 100_000
+    answer = client.post("/v1/models/default:predict", data=body,
+                         content_type="application/json")
+    assert answer.status_code == 400
+    assert "more than 2 instances" in answer.json["error"]
+
+
+def test_brackets_inside_strings_do_not_count_as_instances(served: Served) -> None:
+    client = make_app(served, TROUPE_MAX_INSTANCES="2").test_client()
+    body = {"instances": [[5, 3, 1, 0.2], [6, 3, 5, 2]], "note": "[[{{[[{{" * 10}
+    answer = client.post("/v1/models/default:predict", json=body)
+    assert answer.status_code == 200
+    assert len(answer.json["predictions"]) == 2
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"instances": ' + b"[" * 100_000])
+def test_a_body_nested_too_deep_is_a_400_never_a_500(client: FlaskClient, body: bytes) -> None:
+    for route in ("predict", "feedback"):
+        answer = client.post(f"/v1/models/default:{route}", data=body,
+                             content_type="application/json")
+        assert answer.status_code == 400
+        assert "must be JSON" in answer.json["error"]
+
+
 # -- feedback and metrics ------------------------------------------------------------------
 def test_feedback_counts_labeled_and_correct(client: FlaskClient, served: Served) -> None:
     rows = served.frame.iloc[[0, 1, 2, 3]].to_numpy().tolist()
@@ -211,15 +257,62 @@ def test_bad_feedback_is_refused_and_not_counted(client: FlaskClient) -> None:
     assert give(client, ids[0], 0) == 200
     again = client.post("/v1/models/default:feedback", json={"id": ids[0], "label": 0})
     assert again.status_code == 409
-    unknown = client.post("/v1/models/default:feedback", json={"id": "nope", "label": 0})
-    assert unknown.status_code == 404
-    assert "is not an id from :predict" in unknown.json["error"]
     not_a_class = client.post("/v1/models/default:feedback", json={"id": ids[0], "label": 7})
     assert not_a_class.status_code == 400
     assert "[0, 1, 2]" in not_a_class.json["error"]
     assert client.post("/v1/models/default:feedback", json={"label": 0}).status_code == 400
     text = client.get("/metrics").get_data(as_text=True)
     assert series(text, "troupe_feedback_labeled_total") == 1
+
+
+@pytest.mark.parametrize("bad_id", [
+    "nope", "", "a.b.c", "\u00e9" * 10, "x" * 5000,
+    "caf\u00e9.0123456789abcdef.0123456789abcdef01234567",
+    "a b.0123456789abcdef.0123456789abcdef01234567",
+    "x.0123456789abcdef." + "\u00e9" * 24,  # a non-ASCII signature: once a 500
+])
+def test_a_malformed_or_non_ascii_id_is_a_400_never_a_500(client: FlaskClient,
+                                                          bad_id: str) -> None:
+    answer = client.post("/v1/models/default:feedback", json={"id": bad_id, "label": 0})
+    assert answer.status_code == 400
+    assert "not an id from :predict" in answer.json["error"]
+
+
+def signed(served: Served, *, model: str = "default", version: str = "v1",
+           prediction: Any = 0, issued_at: float | None = None, key: str = KEY) -> str:
+    """An id as a predictor holding `key` would sign it: what a leaked key could make."""
+    ref = prediction_ids.PredictionRef(model, version, prediction,
+                                       time.time() if issued_at is None else issued_at)
+    made: str = prediction_ids.encode(ref, key.encode())
+    return made
+
+
+def test_feedback_is_counted_once_across_instances(served: Served) -> None:
+    # Two apps on one store stand for two instances behind the same route.
+    first, second = make_app(served).test_client(), make_app(served).test_client()
+    (prediction_id,) = first.post("/v1/models/default:predict",
+                                  json={"instances": [[5, 3, 1, 0.2]]}).json["ids"]
+    assert give(second, prediction_id, 0) == 200
+    duplicate = first.post("/v1/models/default:feedback", json={"id": prediction_id, "label": 1})
+    assert duplicate.status_code == 409
+    assert "already recorded" in duplicate.json["error"]
+    assert series(first.get("/metrics").get_data(as_text=True),
+                  "troupe_feedback_labeled_total") == 0
+
+
+def test_a_counted_id_is_remembered_in_the_store_until_it_expires(served: Served) -> None:
+    client = make_app(served, TROUPE_FEEDBACK_TTL_SECONDS="3600").test_client()
+    issued = time.time()
+    prediction_id = signed(served, issued_at=issued)
+    assert give(client, prediction_id, 0) == 200
+    (record,) = [served.store.read_json(key) for key in served.store.list("feedback")
+                 if served.store.read_json(key)["id"] == prediction_id]
+    # Past that, the id itself is refused as late, so forgetting it cannot recount it.
+    assert record["expires_at"] >= int(issued) + 3600
+    late = signed(served, issued_at=issued - 3601)
+    answer = client.post("/v1/models/default:feedback", json={"id": late, "label": 0})
+    assert answer.status_code == 410
+    assert "TROUPE_FEEDBACK_TTL_SECONDS" in answer.json["error"]
 
 
 def test_feedback_is_taken_by_any_instance_of_any_revision(served: Served) -> None:
@@ -235,16 +328,49 @@ def test_feedback_is_taken_by_any_instance_of_any_revision(served: Served) -> No
                   model_version=served.env["TROUPE_MODEL_VERSION"]) == 1
 
 
-def test_signed_ids_refuse_forgeries(served: Served) -> None:
-    client = make_app(served, TROUPE_FEEDBACK_KEY="s3cret").test_client()
+def test_a_version_the_registry_does_not_hold_is_refused_and_makes_no_series(
+    client: FlaskClient, served: Served,
+) -> None:
+    for version in ("v999", "made-up-by-a-client"):
+        answer = client.post("/v1/models/default:feedback",
+                             json={"id": signed(served, version=version), "label": 0})
+        assert answer.status_code == 404
+        assert "registry does not hold" in answer.json["error"]
+    other_model = client.post("/v1/models/default:feedback",
+                              json={"id": signed(served, model="iris"), "label": 0})
+    assert other_model.status_code == 404
+    assert "/v1/models/iris:feedback" in other_model.json["error"]
+    text = client.get("/metrics").get_data(as_text=True)
+    versions = {dict(labels)["model_version"] for name, labels in samples(text)
+                if name == "troupe_feedback_labeled_total"}
+    assert versions == {"v1"}
+
+
+def test_forged_signatures_are_refused(client: FlaskClient, served: Served) -> None:
     (prediction_id,) = client.post("/v1/models/default:predict",
                                    json={"instances": [[5, 3, 1, 0.2]]}).json["ids"]
     payload, nonce, _ = prediction_id.split(".")
     assert give(client, f"{payload}.{nonce}.{'0' * 24}", 0) == 404
-    unsigned = make_app(served).test_client()
-    assert give(client, f"{payload}.{nonce}", 0) == 404  # an unsigned id where keys are on
-    assert give(unsigned, prediction_id, 0) == 404  # a signed id where keys are off
+    assert give(client, signed(served, key="another key, 32 characters long"), 0) == 404
     assert give(client, prediction_id, 0) == 200
+
+
+def test_without_a_key_there_are_no_ids_and_no_feedback(served: Served) -> None:
+    client = make_app(served, TROUPE_FEEDBACK_KEY="").test_client()
+    answer = client.post("/v1/models/default:predict", json={"instances": [[5, 3, 1, 0.2]]})
+    assert answer.status_code == 200 and "ids" not in answer.json
+    # Not even an unsigned id in the old format, or a correctly signed one, is taken.
+    payload = base64.urlsafe_b64encode(b'["v1", 0]').rstrip(b"=").decode()
+    for prediction_id in (f"{payload}.0123456789abcdef", signed(served)):
+        refused = client.post("/v1/models/default:feedback",
+                              json={"id": prediction_id, "label": 0})
+        assert refused.status_code == 503
+        assert "troupe-feedback Secret" in refused.json["error"]
+
+
+def test_a_short_key_stops_the_predictor_at_start(served: Served) -> None:
+    with pytest.raises(SettingsError, match="at least 32"):
+        predictor.PredictorSettings.from_env({**served.env, "TROUPE_FEEDBACK_KEY": "s3cret"})
 
 
 def test_psi_rises_for_a_shifted_feature_only(client: FlaskClient, served: Served) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from troupe.function.settings import Settings
 from troupe.store import (
+    EventRef,
     InvalidNameError,
     NotFoundError,
     ObjectTooLargeError,
@@ -133,13 +134,16 @@ def test_dataset_suffixes_must_be_extensions(file_store: Store, suffix: str) -> 
 def test_reply_cache_round_trips_any_source_and_id(store: Store) -> None:
     reply = Reply(200, {"ce-type": "dev.troupe.data.validated", "ce-id": "r1"}, b"\x00{json}")
     source, event_id = "https://example.com/../../etc?x=1", "../../id with spaces/\u00e9"
+    event = EventRef("ingest", source, event_id)
 
-    assert store.replies.get("ingest", source, event_id) is None
-    store.replies.put("ingest", source, event_id, reply)
+    assert store.replies.get(event, now=100.0) is None
+    assert store.replies.claim(event, owner="a", lease_seconds=30, now=100.0).owned
+    assert store.replies.answer(event, reply, owner="a", ttl_seconds=3600, now=101.0)
 
-    assert store.replies.get("ingest", source, event_id) == reply
-    assert store.replies.get("trainer", source, event_id) is None
-    assert store.replies.get("ingest", source, "other-id") is None
+    assert store.replies.get(event, now=102.0) == reply
+    assert store.replies.get(EventRef("trainer", source, event_id), now=102.0) is None
+    assert store.replies.get(EventRef("ingest", source, "other-id"), now=102.0) is None
+    assert store.replies.get(event, now=101.0 + 3600) is None  # expired
     (key,) = store.list("replies")
     assert key.startswith("replies/") and ".." not in key
 

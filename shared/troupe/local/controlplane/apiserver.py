@@ -1,298 +1,214 @@
-"""A Kubernetes-style REST API on loopback: just enough for the `kubernetes` client and kubectl.
+"""A Kubernetes-style REST API on loopback, for kubectl and the `kubernetes` client.
 
-It serves discovery and list/get/create/update/patch/delete of the Knative kinds in
-`resources.KINDS`, answers errors as `Status` objects with the API server's reasons and
-codes, and exposes the runtime's own metrics at /metrics.
+It is served by waitress, a maintained WSGI server: HTTP/1.1 keep-alive for every verb
+(bodies are read whole before dispatch, so a DELETE's DeleteOptions cannot spill into the
+next request), and chunked streaming for watches. Requests are dispatched by `ApiApp`:
+first the request checks (the place where authentication and a Host check go), then
+discovery and OpenAPI (openapi.py), then the resource paths (`rest.Resources`). Every failure is a
+`Status` object with the API server's reason and code. The runtime's own metrics are at
+/metrics and its status at /troupe/status.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import secrets
+import logging
 import threading
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
-from troupe.local.controlplane.objects import AlreadyExists, Conflict, NotFound, ObjectStore
-from troupe.local.controlplane.patch import PatchError, json_patch, merge_patch
-from troupe.local.controlplane.resources import KINDS, Kind, Obj, kind_by_plural
-from troupe.local.controlplane.tables import as_table, wants_table
-from troupe.local.errors import InvalidFieldError, LocalError
-from troupe.local.host.loopback_http import KeepAliveHandler
+from waitress.server import create_server
+from werkzeug.wrappers import Request, Response
 
-_PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
-                   r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)"
-                   r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$")
-_VERBS = ["create", "delete", "get", "list", "patch", "update"]
-_MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+from troupe.local.controlplane import discovery, openapi, status
+from troupe.local.controlplane.kinds import Obj, kind_by_plural
+from troupe.local.controlplane.objects import ObjectStore
+from troupe.local.controlplane.rest import Admit, Resources, Target, admit_unchanged, json_response
+from troupe.local.controlplane.status import ApiError
 
+_log = logging.getLogger(__name__)
 
-class ApiError(LocalError):
-    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.details = code, reason, details or {}
-
-    def status(self) -> Obj:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": str(self), "reason": self.reason, "details": self.details,
-                "code": self.code}
+# Raises ApiError (401, 403...) to refuse a request before anything else reads it.
+RequestCheck = Callable[[Request], None]
+# Serves a path outside the resources (OpenAPI documents), or returns None.
+ExtraRoute = Callable[[Request], Response | None]
+# A watch holds a worker for as long as it streams; these leave room for plain requests.
+_THREADS: Final = 32
+_SUBRESOURCES: Final = ("status",)
 
 
-def discovery_groups() -> Obj:
-    groups: dict[str, list[str]] = {}
-    for kind in KINDS:
-        groups.setdefault(kind.group, [])
-        if kind.version not in groups[kind.group]:
-            groups[kind.group].append(kind.version)
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        _group(name, versions) for name, versions in groups.items()]}
-
-
-def _group(name: str, versions: list[str]) -> Obj:
-    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": entries,
-            "preferredVersion": entries[0]}
-
-
-def resource_list(group: str, version: str) -> Obj | None:
-    kinds = [k for k in KINDS if k.group == group and k.version == version]
-    if not kinds:
+def resolve(path: str) -> Target | None:
+    """The resource a path names: /api/v1/..., /apis/<group>/<version>/... with an optional
+    namespaces/<ns>/ part, then <plural>[/<name>[/<subresource>]]."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
         return None
-    resources: list[Obj] = []
-    for kind in kinds:
-        resources.append({"name": kind.plural, "singularName": kind.singular, "namespaced": True,
-                          "kind": kind.kind, "verbs": _VERBS, "shortNames": list(kind.short_names),
-                          "categories": ["all", "knative"]})
-        resources.append({"name": f"{kind.plural}/status", "singularName": "", "namespaced": True,
-                          "kind": kind.kind, "verbs": ["get"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
-            "resources": resources}
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (
+            len(rest) == 3 and rest[2] in _SUBRESOURCES and not group):
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        return None
+    kind = kind_by_plural(group, rest[0])
+    if kind is None or version not in kind.versions:
+        return None
+    if namespace is not None and not kind.namespaced:
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    subresource = rest[2] if len(rest) > 2 else None
+    return Target(kind, version, namespace, name, subresource)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    objects: ObjectStore
-    metrics: Callable[[], bytes]
-    status: Callable[[], Obj]
+class ApiApp:
+    """The WSGI application behind the API."""
 
+    def __init__(self, objects: ObjectStore, *, metrics: Callable[[], bytes],
+                 runtime_status: Callable[[], Obj], admit: Admit = admit_unchanged,
+                 checks: Iterable[RequestCheck] = (), routes: Iterable[ExtraRoute] = (),
+                 bookmark_interval: float = 10.0) -> None:
+        self.stopping = threading.Event()
+        self._checks = tuple(checks)
+        self._routes = tuple(routes)
+        self._metrics = metrics
+        self._runtime_status = runtime_status
+        self._resources = Resources(objects, admit, self.stopping, bookmark_interval)
+        self.server_address = ""
 
-class _ApiHandler(KeepAliveHandler):
-    server: _Server
-
-    def _handle(self) -> None:
-        url = urlsplit(self.path)
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
         try:
-            body = self._read_json() if self.command in ("POST", "PUT", "PATCH") else None
-            code, payload = self._dispatch(url.path.rstrip("/") or "/", parse_qs(url.query), body)
+            request.get_data()  # read the whole body, whatever the verb
+            for check in self._checks:
+                check(request)
+            response = self._dispatch(request)
         except ApiError as error:
-            code, payload = error.code, error.status()
-        if isinstance(payload, bytes):
-            self._send(code, payload, "text/plain; version=0.0.4")
-        else:
-            self._send(code, json.dumps(payload).encode(), "application/json")
+            response = json_response(error.code, error.status(), list(error.headers.items()))
+        except Exception:
+            _log.exception("the API failed on %s %s", request.method, request.path)
+            response = json_response(500, status.failure(
+                500, "InternalError", f"an internal error answering {request.method} "
+                f"{request.path}; the runtime's log has the details"))
+        if not response.is_streamed:
+            return response(environ, start_response)
+        write: Callable[[bytes], Any] | None = None
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+        def remember_write(*args: Any) -> Callable[[bytes], Any]:
+            nonlocal write
+            write = start_response(*args)
+            return write
+        body = response(environ, remember_write)
+        if write is not None:
+            write(b"")  # the headers now: a quiet watch is an open one, not a hung one
+        return body
 
-    def _dispatch(self, path: str, query: dict[str, list[str]],
-                  body: Any) -> tuple[int, Obj | bytes]:
-        if self.command == "GET":
-            fixed = self._discovery(path)
+    def _dispatch(self, request: Request) -> Response:
+        path = "/" + request.path.strip("/")
+        if request.method == "GET":
+            fixed = self._fixed(path)
             if fixed is not None:
-                return 200, fixed
-        match = _PATH.match(path)
-        kind = kind_by_plural(match["group"], match["plural"]) if match else None
-        if match is None or kind is None or kind.version != match["version"]:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource "
-                           f"({self.command} {path})")
-        namespace, name = match["namespace"], match["name"]
-        if name is None:
-            return self._collection(kind, namespace, query, body)
-        if namespace is None:
-            raise ApiError(404, "NotFound", f"{kind.plural} are namespaced: use "
-                           f"/apis/{kind.api_version}/namespaces/<ns>/{kind.plural}/{name}")
-        return self._item(kind, namespace, name, body)
+                return fixed
+            for route in self._routes:
+                served = route(request)
+                if served is not None:
+                    return served
+        target = resolve(path)
+        if target is None:
+            raise status.path_not_found(request.method, path)
+        return self._resources.handle(request, target)
 
-    def _discovery(self, path: str) -> Obj | bytes | None:
+    def _fixed(self, path: str) -> Response | None:
         if path == "/metrics":
-            return self.server.metrics()
-        if path == "/troupe/status":
-            return self.server.status()
-        if path == "/version":
-            return {"major": "1", "minor": "30", "gitVersion": "v1.30.0-troupe",
-                    "platform": "linux/amd64"}
+            return Response(self._metrics(), content_type="text/plain; version=0.0.4")
         if path in ("/healthz", "/readyz", "/livez"):
-            return b"ok"
-        if path == "/api":
-            address = f"127.0.0.1:{self.server.server_address[1]}"
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": address}]}
-        if path == "/api/v1":
-            return {"kind": "APIResourceList", "groupVersion": "v1", "resources": []}
-        if path == "/apis":
-            return discovery_groups()
-        parts = path.split("/")[2:]
-        if len(parts) == 1:
-            group = next((g for g in discovery_groups()["groups"] if g["name"] == parts[0]), None)
-            if group is None:
-                raise ApiError(404, "NotFound", f"no API group {parts[0]!r}")
-            return dict(group)
-        if len(parts) == 2:
-            listing = resource_list(*parts)
-            if listing is None:
-                raise ApiError(404, "NotFound", f"no API group version {'/'.join(parts)!r}")
-            return listing
-        return None
-
-    def _collection(self, kind: Kind, namespace: str | None, query: dict[str, list[str]],
-                    body: Any) -> tuple[int, Obj]:
-        objects = self.server.objects
-        if self.command == "GET":
-            items = [o for o in objects.list(kind, namespace)
-                     if _selected(o, query.get("labelSelector", [""])[0])]
-            if wants_table(self.headers.get("Accept", "")):
-                return 200, as_table(kind.plural, items)
-            return 200, {"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
-                         "metadata": {"resourceVersion": ""}, "items": items}
-        if self.command != "POST" or namespace is None:
-            raise ApiError(405, "MethodNotAllowed", f"{self.command} is not allowed here")
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the body must be a JSON object")
-        metadata = body.setdefault("metadata", {})
-        if metadata.get("namespace", namespace) != namespace:
-            raise ApiError(400, "BadRequest", f"metadata.namespace {metadata['namespace']!r} "
-                           f"does not match the request namespace {namespace!r}")
-        metadata["namespace"] = namespace
-        if not metadata.get("name") and metadata.get("generateName"):
-            metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
-        try:
-            return 201, objects.create(kind, body)
-        except AlreadyExists:
-            raise ApiError(409, "AlreadyExists", f'{kind.plural}.{kind.group} '
-                           f'"{metadata["name"]}" already exists',
-                           _details(kind, metadata["name"])) from None
-        except InvalidFieldError as error:
-            raise _invalid(kind, metadata.get("name"), error) from None
-
-    def _item(self, kind: Kind, namespace: str, name: str, body: Any) -> tuple[int, Obj]:
-        objects = self.server.objects
-        try:
-            if self.command == "GET":
-                obj = objects.get(kind, namespace, name)
-                if wants_table(self.headers.get("Accept", "")):
-                    return 200, as_table(kind.plural, [obj])
-                return 200, obj
-            if self.command == "DELETE":
-                deleted = objects.delete(kind, namespace, name)
-                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                             "status": "Success", "details": {**_details(kind, name),
-                                                              "uid": deleted["metadata"]["uid"]}}
-            current = objects.get(kind, namespace, name)
-            if self.command == "PUT":
-                updated = body
-            elif self.command == "PATCH":
-                updated = self._patched(current, body)
-                if isinstance(updated, dict) and not _sets_version(body):
-                    # A patch is applied to the latest version unless it names one itself.
-                    (updated.get("metadata") or {}).pop("resourceVersion", None)
-            else:
-                raise ApiError(405, "MethodNotAllowed", f"{self.command} is not allowed here")
-            if not isinstance(updated, dict) or not isinstance(updated.get("metadata"), dict):
-                raise ApiError(422, "Invalid", "the result must be an object with metadata")
-            updated["metadata"].update(namespace=namespace, name=name)
-            return 200, objects.replace(kind, updated)
-        except NotFound:
-            raise ApiError(404, "NotFound", f'{kind.plural}.{kind.group} "{name}" not found',
-                           _details(kind, name)) from None
-        except Conflict:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.plural}.'
-                           f'{kind.group} "{name}": the object has been modified; please apply '
-                           "your changes to the latest version and try again",
-                           _details(kind, name)) from None
-        except InvalidFieldError as error:
-            raise _invalid(kind, name, error) from None
-        except PatchError as error:
-            raise ApiError(422, "Invalid", f"the patch cannot be applied: {error}",
-                           _details(kind, name)) from None
-
-    def _patched(self, current: Obj, body: Any) -> Any:
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        if content_type == "application/json-patch+json":
-            return json_patch(current, body)
-        if content_type in _MERGE_TYPES:
-            return merge_patch(current, body)
-        raise ApiError(415, "UnsupportedMediaType", f"patch type {content_type!r} is not "
-                       "supported; use merge-patch, strategic-merge-patch or json-patch")
-
-    def _read_json(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            return json.loads(raw or b"null")
-        except ValueError as error:
-            raise ApiError(400, "BadRequest", f"the body is not JSON: {error}") from None
-
-    def _send(self, code: int, payload: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+            return Response(b"ok", content_type="text/plain")
+        if path.startswith("/openapi/"):
+            return self._openapi(path)
+        document: Obj | None = None
+        if path == "/troupe/status":
+            document = self._runtime_status()
+        elif path == "/version":
+            document = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-troupe",
+                        "platform": "linux/amd64"}
+        elif path == "/api":
+            document = discovery.core_versions(self.server_address)
+        elif path == "/apis":
+            document = discovery.api_groups()
+        else:
+            parts = path.split("/")[1:]
+            if parts[0] == "api" and len(parts) == 2:
+                document = discovery.resource_list("", parts[1])
+            elif parts[0] == "apis" and len(parts) in (2, 3):
+                document = (discovery.api_group(parts[1]) if len(parts) == 2
+                            else discovery.resource_list(parts[1], parts[2]))
+                if document is None:
+                    raise status.path_not_found("GET", path)
+        return None if document is None else json_response(200, document)
 
 
-def _sets_version(body: Any) -> bool:
-    return isinstance(body, dict) and bool((body.get("metadata") or {}).get("resourceVersion"))
-
-
-def _details(kind: Kind, name: str | None) -> Obj:
-    return {"name": name, "group": kind.group, "kind": kind.plural}
-
-
-def _invalid(kind: Kind, name: str | None, error: InvalidFieldError) -> ApiError:
-    return ApiError(422, "Invalid", f'{kind.kind}.{kind.group} "{name}" is invalid: {error}',
-                    {**_details(kind, name), "causes": [
-                        {"reason": "FieldValueInvalid", "message": error.problem,
-                         "field": error.field}]})
-
-
-def _selected(obj: Obj, selector: str) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key.strip()) != value.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
+    @staticmethod
+    def _openapi(path: str) -> Response:
+        if path == "/openapi/v2":
+            served: bytes | None = openapi.v2_document()
+        elif path == "/openapi/v3":
+            served = openapi.v3_root()
+        else:
+            parts = path.split("/")[3:]  # /openapi/v3/apis/<group>/<version>, /api/v1
+            served = (openapi.group_version_document(parts[1], parts[2])
+                      if len(parts) == 3 and parts[0] == "apis"
+                      else openapi.group_version_document("", parts[1])
+                      if len(parts) == 2 and parts[0] == "api" else None)
+        if served is None:
+            raise status.path_not_found("GET", path)
+        return Response(served, content_type="application/json")
 
 
 class ApiServer:
+    """The API on 127.0.0.1, served by waitress on a thread of its own."""
+
     def __init__(self, objects: ObjectStore, metrics: Callable[[], bytes], *, port: int = 0,
-                 status: Callable[[], Obj] = dict) -> None:
-        self._server = _Server(("127.0.0.1", port), _ApiHandler)
-        self._server.objects = objects
-        self._server.metrics = metrics
-        self._server.status = status
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2}, name="apiserver",
-                                        daemon=True)
+                 runtime_status: Callable[[], Obj] = dict, admit: Admit = admit_unchanged,
+                 checks: Iterable[RequestCheck] = (), routes: Iterable[ExtraRoute] = (),
+                 bookmark_interval: float = 10.0) -> None:
+        self._objects = objects
+        self.app = ApiApp(objects, metrics=metrics, runtime_status=runtime_status, admit=admit,
+                          checks=checks, routes=routes, bookmark_interval=bookmark_interval)
+        # A request lookahead lets waitress notice a client that went away, which a
+        # watch checks so that an abandoned `kubectl get -w` frees its worker.
+        self._server: Any = create_server(
+            self.app, host="127.0.0.1", port=port, threads=_THREADS, ident="troupe",
+            clear_untrusted_proxy_headers=True, channel_timeout=300,
+            channel_request_lookahead=1)
+        self.app.server_address = f"127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.run, name="apiserver", daemon=True)
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def busy_workers(self) -> int:
+        """Requests being answered now; an open watch is one until it ends."""
+        return int(self._server.task_dispatcher.active_count)
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """End the watches, close every connection and the listening socket, and wait."""
+        self.app.stopping.set()
+        self._objects.events.wake_all()
+        # Closed in the loop's own thread (a trigger's thunk runs there): the loop ends
+        # when nothing is left to watch, and no socket closes under a select() call.
+        self._server.trigger.pull_trigger(self._close_all)
+        self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown(timeout=5)
+
+    def _close_all(self) -> None:
+        for dispatcher in list(self._server._map.values()):
+            dispatcher.handle_close()
+

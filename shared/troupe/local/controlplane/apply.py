@@ -8,6 +8,10 @@ resources). So a field the manifest changed wins, and what others set since (the
 deployer's revisions and traffic, a label added with kubectl) stays unless the manifest
 itself changed that field. Objects created through the API carry no manifest annotation
 and are never touched; objects whose manifest is gone are deleted, like `apply --prune`.
+
+The annotation holds the manifest exactly as kubectl writes it (Go's JSON, keys sorted,
+`annotations: {}` when there are none, a final newline), so that a `kubectl apply` of the
+same files afterwards finds nothing to change.
 """
 
 from __future__ import annotations
@@ -16,18 +20,35 @@ import copy
 import json
 from typing import Any, Final
 
+from troupe.local.controlplane.kinds import Obj
 from troupe.local.controlplane.patch import merge_patch
-from troupe.local.controlplane.resources import Obj
 
 LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_FILE: Final = "troupe.dev/manifest"
+
+
+def last_applied(manifest: Obj) -> str:
+    """The annotation kubectl would write for `manifest`: Go's encoding/json of it, with
+    the HTML-safe escapes Go makes, and the newline its encoder ends with."""
+    obj = copy.deepcopy(manifest)
+    annotations = obj["metadata"].get("annotations") or {}
+    annotations.pop(LAST_APPLIED, None)
+    obj["metadata"]["annotations"] = annotations
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escape in _GO_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text + "\n"
+
+
+_GO_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                      "\u2029": "\\u2029"}
 
 
 def as_applied(manifest: Obj, file: str) -> Obj:
     """The object to create from `manifest`, remembering it and where it came from."""
     obj = copy.deepcopy(manifest)
     annotations = obj["metadata"].setdefault("annotations", {})
-    annotations[LAST_APPLIED] = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    annotations[LAST_APPLIED] = last_applied(manifest)
     annotations[MANIFEST_FILE] = file
     return obj
 
@@ -43,7 +64,8 @@ def applied_onto(live: Obj, manifest: Obj, file: str) -> Obj:
         last = json.loads(annotations.get(LAST_APPLIED, "{}"))
     except json.JSONDecodeError:
         last = {}
-    result: Obj = merge_patch(live, changes(last, manifest))
+    # Compared as kubectl records it (with `annotations: {}`), as `last` was recorded.
+    result: Obj = merge_patch(live, changes(last, json.loads(last_applied(manifest))))
     live_template = (live.get("spec") or {}).get("template")
     template = (result.get("spec") or {}).get("template")
     manifest_names_one = ((manifest.get("spec") or {}).get("template") or {}).get(

@@ -1,9 +1,10 @@
 """Read a project's `knative/` and `eventing/` manifests: the very files skaffold applies.
 
-Kinds the runtime runs (Knative Services, Brokers, Triggers, PingSources, KafkaSources)
-are checked field by field; ConfigMaps and Secrets are kept so that `env`/`envFrom`
-references resolve; everything else (RBAC, Namespaces, EventTypes, ...) is ignored, as it
-means nothing on one machine.
+Every kind the control plane serves is loaded: the kinds the runtime runs (Knative
+Services, Brokers, Triggers, PingSources, KafkaSources) are checked field by field; the
+others (Namespaces, ConfigMaps, Secrets, RBAC, EventTypes...) are kept, as a cluster keeps
+them, and ConfigMaps and Secrets feed `env`/`envFrom` references. A kind it does not serve
+is ignored.
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from troupe.local.controlplane.resources import (
-    Kind,
-    Obj,
-    kind_of,
-    validate,
-)
+from troupe.local.controlplane.kinds import CONFIGMAP, SECRET, Kind, Obj, kind_of
+from troupe.local.controlplane.resources import validate
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.errors import InvalidFieldError, LocalError
 
@@ -82,14 +79,14 @@ def _load_file(project: Project, path: Path, namespace: str) -> None:
         metadata = doc.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise ManifestError(path, f"{kind_name} ({where})", "metadata", "must be a mapping")
-        metadata.setdefault("namespace", namespace)
         resource = f"{kind_name}/{metadata.get('name', f'<unnamed {where}>')}"
-        if api_version == "v1" and kind_name in ("ConfigMap", "Secret"):
-            _load_config(project, doc, path, resource)
-            continue
         kind = kind_of(api_version, kind_name)
         if kind is None:
-            continue  # RBAC, Namespaces, EventTypes...: nothing to run locally
+            continue  # a kind the control plane does not serve (a Deployment...)
+        if kind.namespaced:
+            metadata.setdefault("namespace", namespace)
+        if kind in (CONFIGMAP, SECRET):
+            _load_config(project, doc, path, resource)
         try:
             validate(kind, doc)
         except InvalidFieldError as error:

@@ -1,19 +1,32 @@
 """The two patch formats the Kubernetes API accepts for custom resources.
 
-Merge patch is RFC 7386; JSON patch is RFC 6902. Strategic merge patch has no schema to
-merge lists by key for custom resources, so the API server treats it as a merge patch too.
+JSON patch (RFC 6902) is applied by the `jsonpatch` library, whose JSON pointers follow RFC
+6901 to the letter: an array index is `0` or digits without a leading zero, so `01` and
+`¹` are refused instead of read as numbers. Merge patch (RFC 7386) is the few lines below;
+it cannot fail. Strategic merge patch has no schema to merge lists by key for custom
+resources, so the API server treats it as a merge patch too.
+
+A patch that cannot be applied raises PatchError, which names the field at fault in the
+API's notation (`spec.traffic[0].percent`), so that the API answers 422 with its path.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
-from troupe.local.errors import LocalError
+import jsonpatch
+from jsonpointer import JsonPointerException
+
+from troupe.local.errors import InvalidFieldError
+
+# What applying one operation to our own decoded JSON raises when the operation is wrong.
+_PATCH_FAILURES: Final = (jsonpatch.JsonPatchException, JsonPointerException, TypeError,
+                          KeyError, IndexError, ValueError)
 
 
-class PatchError(LocalError, ValueError):
-    """A patch that cannot be applied; answered 422 (or 400 when it is not even a patch)."""
+class PatchError(InvalidFieldError):
+    """A patch that cannot be applied; `field` is the path it failed at (answered 422)."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -29,84 +42,37 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def json_patch(target: Any, operations: Any) -> Any:
+    """`target` with the RFC 6902 `operations` applied, all or nothing (a copy)."""
     if not isinstance(operations, list):
-        raise PatchError("a JSON patch is a list of operations")
+        raise PatchError("patch", "a JSON patch is a list of operations, e.g. "
+                         '[{"op": "replace", "path": "/spec/x", "value": 1}]')
     document = copy.deepcopy(target)
     for index, operation in enumerate(operations):
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-            raise PatchError(f"operation {index} needs 'op' and 'path'")
-        document = _apply(document, operation, index)
+        if not isinstance(operation, dict) or not isinstance(operation.get("op"), str) \
+                or not isinstance(operation.get("path"), str):
+            raise PatchError(f"patch[{index}]", "an operation needs an 'op' and a 'path', "
+                             'e.g. {"op": "remove", "path": "/spec/x"}')
+        try:
+            document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
+        except _PATCH_FAILURES as error:
+            raise PatchError(_field_of(operation), f"{operation['op']} at "
+                             f"{operation['path']!r} failed: {_reason(error)}") from None
     return document
 
 
-def _apply(document: Any, operation: dict[str, Any], index: int) -> Any:
-    op, path = operation["op"], _pointer(operation["path"], index)
-    if op in ("add", "replace", "test") and "value" not in operation:
-        raise PatchError(f"operation {index} ({op}) needs a 'value'")
-    if op == "add":
-        return _add(document, path, copy.deepcopy(operation["value"]), index)
-    if op == "remove":
-        return _remove(document, path, index)[0]
-    if op == "replace":
-        document = _remove(document, path, index)[0]
-        return _add(document, path, copy.deepcopy(operation["value"]), index)
-    if op in ("move", "copy"):
-        source = _pointer(operation.get("from", ""), index)
-        value = _resolve(document, source, index)
-        if op == "move":
-            document = _remove(document, source, index)[0]
-        return _add(document, path, copy.deepcopy(value), index)
-    if op == "test":
-        if _resolve(document, path, index) != operation["value"]:
-            raise PatchError(f"operation {index}: test failed at {operation['path']}")
-        return document
-    raise PatchError(f"operation {index}: unknown op {op!r}")
+def _field_of(operation: dict[str, Any]) -> str:
+    """A JSON pointer in the API's field notation: /spec/traffic/0 -> spec.traffic[0]."""
+    pointer: str = operation["path"]
+    field = ""
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        index = part.isascii() and part.isdecimal() and (part == "0" or part[0] != "0")
+        field += f"[{part}]" if index else f".{part}"
+    return field.lstrip(".") or "patch"
 
 
-def _pointer(text: Any, index: int) -> list[str]:
-    if not isinstance(text, str) or (text and not text.startswith("/")):
-        raise PatchError(f"operation {index}: path {text!r} must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in text.split("/")[1:]]
-
-
-def _resolve(document: Any, path: list[str], index: int) -> Any:
-    for part in path:
-        document = _child(document, part, index)
-    return document
-
-
-def _child(container: Any, part: str, index: int) -> Any:
-    if isinstance(container, dict) and part in container:
-        return container[part]
-    if isinstance(container, list) and part.isdigit() and int(part) < len(container):
-        return container[int(part)]
-    raise PatchError(f"operation {index}: path segment {part!r} does not exist")
-
-
-def _add(document: Any, path: list[str], value: Any, index: int) -> Any:
-    if not path:
-        return value
-    parent = _resolve(document, path[:-1], index)
-    last = path[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        position = len(parent) if last == "-" else int(last) if last.isdigit() else -1
-        if not 0 <= position <= len(parent):
-            raise PatchError(f"operation {index}: index {last!r} is out of range")
-        parent.insert(position, value)
-    else:
-        raise PatchError(f"operation {index}: cannot add below a scalar")
-    return document
-
-
-def _remove(document: Any, path: list[str], index: int) -> tuple[Any, Any]:
-    if not path:
-        raise PatchError(f"operation {index}: cannot remove the whole document")
-    parent = _resolve(document, path[:-1], index)
-    removed = _child(parent, path[-1], index)
-    if isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        del parent[int(path[-1])]
-    return document, removed
+def _reason(error: Exception) -> str:
+    # A KeyError's str() quotes its message.
+    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    text = text or type(error).__name__
+    return text[:300]

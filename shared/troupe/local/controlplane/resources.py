@@ -1,79 +1,56 @@
-"""The Knative kinds the local runtime understands, and the checks a resource must pass.
+"""The checks a resource of a kind the runtime runs must pass, beyond its CRD schema.
 
-The same checks run on manifests at `troupe up` and on objects created or patched through
-the control-plane API, so a bad field gets the same message either way.
+They say what the runtime cannot run (a missing function folder name, traffic that does not
+add up to 100, a cron schedule it cannot read). The same checks run on manifests at
+`troupe up` and on objects created or patched through the control-plane API, so a bad field
+gets the same message either way.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from troupe.local.controlplane.kinds import (
+    BROKER,
+    KAFKASOURCE,
+    PINGSOURCE,
+    REVISION,
+    SECRET,
+    SERVICE,
+    TRIGGER,
+    Kind,
+    Obj,
+)
 from troupe.local.conventions import parse_go_duration
 from troupe.local.errors import InvalidFieldError
-from troupe.local.eventing.sources.cron import CronError, CronSchedule
-
-Obj = dict[str, Any]
+from troupe.local.eventing.sources.cron import CronSchedule
 
 INTERVAL_ANNOTATION: Final = "troupe.dev/interval-seconds"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class Kind:
-    group: str
-    version: str
-    kind: str
-    plural: str
-    short_names: tuple[str, ...] = ()
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
-
-
-SERVICE: Final = Kind("serving.knative.dev", "v1", "Service", "services", ("ksvc", "kservice"))
-BROKER: Final = Kind("eventing.knative.dev", "v1", "Broker", "brokers")
-TRIGGER: Final = Kind("eventing.knative.dev", "v1", "Trigger", "triggers")
-PINGSOURCE: Final = Kind("sources.knative.dev", "v1", "PingSource", "pingsources")
-KAFKASOURCE: Final = Kind("sources.knative.dev", "v1beta1", "KafkaSource", "kafkasources")
-KINDS: Final = (SERVICE, BROKER, TRIGGER, PINGSOURCE, KAFKASOURCE)
-# Revisions are written by the serving controller only, never through the API, and are
-# kept with the other objects so that a restart finds the revisions traffic points at.
-REVISION: Final = Kind("serving.knative.dev", "v1", "Revision", "revisions", ("rev",))
-STORED_KINDS: Final = (*KINDS, REVISION)
-
-
-def kind_of(api_version: str, kind: str) -> Kind | None:
-    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-    for known in KINDS:
-        if known.group == group and known.kind == kind:
-            return known
-    return None
-
-
-def kind_by_plural(group: str, plural: str, kinds: tuple[Kind, ...] = KINDS) -> Kind | None:
-    return next((k for k in kinds if k.group == group and k.plural == plural), None)
+# Kubernetes' own kinds take DNS subdomains (`troupe-config`, `system:deployer`-free names).
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def validate(kind: Kind, obj: Obj) -> None:
     """Raise InvalidFieldError naming the first field that is missing or wrong."""
     metadata = _mapping(obj, "metadata")
     name = metadata.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidFieldError("metadata.name", f"{name!r} must be a lowercase DNS-1123 label")
+    if kind.group.endswith("knative.dev"):
+        if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+            raise InvalidFieldError("metadata.name",
+                                    f"{name!r} must be a lowercase DNS-1123 label")
+    elif not isinstance(name, str) or not _SUBDOMAIN.match(name) or len(name) > 253:
+        raise InvalidFieldError("metadata.name",
+                                f"{name!r} must be a lowercase DNS-1123 subdomain")
     spec = obj.get("spec")
     if spec is not None and not isinstance(spec, dict):
         raise InvalidFieldError("spec", "must be a mapping")
-    {SERVICE: _validate_service, BROKER: _validate_broker, TRIGGER: _validate_trigger,
-     PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource,
-     REVISION: _validate_revision}[kind](obj)
+    check = _CHECKS.get(kind)
+    if check is not None:
+        check(obj)
 
 
 def _validate_service(obj: Obj) -> None:
@@ -99,7 +76,7 @@ def _validate_service(obj: Obj) -> None:
                               f"{concurrency!r} must be a whole number >= 0")
     annotations = (template.get("metadata") or {}).get("annotations") or {}
     for key in ("autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/max-scale",
-                "autoscaling.knative.dev/target"):
+                "autoscaling.knative.dev/target", "autoscaling.knative.dev/initial-scale"):
         if key in annotations:
             _whole(annotations[key], f"spec.template.metadata.annotations[{key}]")
     retention = annotations.get("autoscaling.knative.dev/scale-to-zero-pod-retention-period")
@@ -153,17 +130,52 @@ def _validate_trigger(obj: Obj) -> None:
     broker = _get(obj, "spec.broker")
     if not isinstance(broker, str) or not broker:
         raise InvalidFieldError("spec.broker", "missing: name the Broker, e.g. default")
+    for key, value in (_get(obj, "spec.filter.attributes") or {}).items():
+        if not isinstance(value, str):
+            raise InvalidFieldError(f"spec.filter.attributes.{key}",
+                                    f"{value!r} must be a string")
+    for index, expression in enumerate(_get(obj, "spec.filters") or []):
+        _validate_filter(expression, f"spec.filters[{index}]")
     _validate_destination(obj, "spec.subscriber")
+
+
+_ATTRIBUTE: Final = re.compile(r"^[a-z0-9]+$")
+
+
+def _validate_filter(expression: Any, field: str) -> None:
+    """Knative's checks of a `filters` dialect: exact, prefix and suffix each take one
+    attribute, named as CloudEvents names them, and a value that is not empty."""
+    if not isinstance(expression, dict):
+        raise InvalidFieldError(field, "must be a mapping with one dialect, e.g. exact")
+    for dialect in ("exact", "prefix", "suffix"):
+        if dialect not in expression:
+            continue
+        argument = expression[dialect]
+        if not isinstance(argument, dict) or len(argument) != 1:
+            raise InvalidFieldError(f"{field}.{dialect}", "takes exactly one attribute and "
+                                    "its value, e.g. {type: dev.troupe.data.arrived}")
+        (name, value), = argument.items()
+        if not _ATTRIBUTE.match(str(name)):
+            raise InvalidFieldError(f"{field}.{dialect}.{name}", "is not a CloudEvents "
+                                    "attribute name (lowercase letters and digits)")
+        if not isinstance(value, str) or not value:
+            raise InvalidFieldError(f"{field}.{dialect}.{name}",
+                                    "must be a string that is not empty")
+    for nested in ("all", "any"):
+        for index, child in enumerate(expression.get(nested) or []):
+            _validate_filter(child, f"{field}.{nested}[{index}]")
+    if "not" in expression:
+        _validate_filter(expression["not"], f"{field}.not")
 
 
 def _validate_pingsource(obj: Obj) -> None:
     schedule = _get(obj, "spec.schedule")
     if not isinstance(schedule, str):
         raise InvalidFieldError("spec.schedule", "missing: a cron schedule, e.g. '*/1 * * * *'")
-    try:
-        CronSchedule.parse(schedule)
-    except CronError as error:
-        raise InvalidFieldError("spec.schedule", str(error)) from None
+    timezone = _get(obj, "spec.timezone")
+    if timezone is not None and not isinstance(timezone, str):
+        raise InvalidFieldError("spec.timezone", "must be an IANA time zone name, e.g. UTC")
+    CronSchedule.parse(schedule, timezone)  # a CronError names spec.schedule or spec.timezone
     interval = (obj["metadata"].get("annotations") or {}).get(INTERVAL_ANNOTATION)
     if interval is not None:
         try:
@@ -180,6 +192,12 @@ def _validate_kafkasource(obj: Obj) -> None:
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) for t in topics):
         raise InvalidFieldError("spec.topics", "needs a list of topic names")
     _validate_destination(obj, "spec.sink")
+    delivery = _get(obj, "spec.delivery")
+    if delivery is not None:
+        if not isinstance(delivery, dict):
+            raise InvalidFieldError("spec.delivery", "must be a mapping")
+        if delivery.get("deadLetterSink") is not None:
+            _validate_destination(obj, "spec.delivery.deadLetterSink")
 
 
 def _validate_destination(obj: Obj, path: str) -> None:
@@ -195,6 +213,21 @@ def _validate_destination(obj: Obj, path: str) -> None:
     if ref is not None and ref.get("kind") not in ("Service", "Broker"):
         raise InvalidFieldError(f"{path}.ref.kind",
                               f"{ref.get('kind')!r}: locally only Service and Broker resolve")
+
+
+def _validate_secret(obj: Obj) -> None:
+    for key, value in (obj.get("data") or {}).items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise InvalidFieldError(f"data[{key}]", "is not base64; put plain text under "
+                                    "stringData instead") from None
+
+
+_CHECKS: Final[dict[Kind, Callable[[Obj], None]]] = {
+    SERVICE: _validate_service, BROKER: _validate_broker, TRIGGER: _validate_trigger,
+    PINGSOURCE: _validate_pingsource, KAFKASOURCE: _validate_kafkasource,
+    REVISION: _validate_revision, SECRET: _validate_secret}
 
 
 def _whole(value: Any, field: str) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from troupe.local.controlplane.resources import Kind, Obj, kind_by_plural
+from troupe.local.controlplane.kinds import Kind, Obj, kind_by_plural
 from troupe.local.errors import LocalError
 
 # Bumped whenever the layout below changes; an older file is refused, never guessed at.
@@ -102,7 +102,9 @@ class SavedObjectsWriter:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(self.path.name + ".tmp")
-            with open(temporary, "wb") as file:
+            # Owner-only: the file holds Secrets (base64, as the API keeps them).
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(descriptor, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())

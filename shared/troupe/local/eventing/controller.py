@@ -1,5 +1,12 @@
 """The data plane inside `troupe up`: Kafka (Tansu, or KAFKA_BOOTSTRAP_SERVERS), the Broker
 ingress and one dispatcher per Trigger, following Brokers and Triggers in the object store.
+
+What survives what: with the embedded Kafka (Tansu, in memory), events the ingress
+acknowledged and no Trigger has delivered yet are lost when Tansu stops or dies; it is
+restarted on its own port within a second, its topics are created again and the Triggers
+start over on them. With KAFKA_BOOTSTRAP_SERVERS pointing at a durable Kafka, nothing
+acknowledged is lost when the runtime is killed: the Triggers resume from their committed
+offsets. Stopping stops the data plane first and Kafka last.
 """
 
 from __future__ import annotations
@@ -11,12 +18,16 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from troupe.local.controlplane.objects import Change, ObjectStore
-from troupe.local.controlplane.resources import BROKER, TRIGGER, Kind, Obj
-from troupe.local.errors import InvalidFieldError
-from troupe.local.eventing.broker import DataPlane, InvalidResourceError
-from troupe.local.eventing.broker.spec import parse_broker, parse_trigger
-from troupe.local.host.kafka import KafkaUnavailableError, TansuBroker, bootstrap_servers_from_env
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import BROKER, TRIGGER, Kind, Obj
+from troupe.local.controlplane.objects import ObjectStore
+from troupe.local.eventing.broker import DataPlane
+from troupe.local.host.kafka import (
+    KafkaUnavailableError,
+    TansuBroker,
+    TansuSupervisor,
+    bootstrap_servers_from_env,
+)
 
 # (namespace, destination) -> URL or None; the runtime's resolver for refs.
 ResolveDestination = Callable[[str, Obj], str | None]
@@ -31,6 +42,7 @@ class Eventing:
         self._namespace = namespace
         self._resolve = resolve
         self._kafka: TansuBroker | None = None
+        self._supervisor: TansuSupervisor | None = None
         self.plane: DataPlane | None = None
         self._stopping = threading.Event()
         self._status_thread = threading.Thread(target=self._report_status_forever,
@@ -42,6 +54,7 @@ class Eventing:
         if bootstrap is None:
             self._kafka = TansuBroker(self._workdir / "kafka").start()
             bootstrap = self._kafka.bootstrap_servers
+
         plane = DataPlane(bootstrap, port=self._port, resolve_subscriber=self._resolve_ref,
                           default_namespace=self._namespace)
         try:
@@ -53,19 +66,13 @@ class Eventing:
             raise KafkaUnavailableError(
                 f"Kafka at {bootstrap} did not answer ({error}): check {where}, or unset "
                 "KAFKA_BOOTSTRAP_SERVERS to use the embedded one") from None
-        self._objects.add_validator(BROKER, self._check(parse_broker))
-        self._objects.add_validator(TRIGGER, self._check(parse_trigger))
+        if self._kafka is not None:
+            # Told of a death at once; the data plane puts the topics back once the
+            # restarted Tansu answers (kafka_watch.py).
+            self._supervisor = TansuSupervisor(self._kafka, plane.kafka_lost).start()
         self._objects.subscribe(self._on_change)
         self._status_thread.start()
         return bootstrap
-
-    def _check(self, parse: Callable[[Mapping[str, Any], str], Any]) -> Callable[[Obj], None]:
-        def check(obj: Obj) -> None:
-            try:
-                parse(obj, self._namespace)
-            except InvalidResourceError as error:
-                raise InvalidFieldError(error.field, error.problem) from None
-        return check
 
     def _resolve_ref(self, namespace: str, ref: Mapping[str, Any]) -> str:
         url = self._resolve(namespace, {"ref": dict(ref)})
@@ -115,7 +122,8 @@ class Eventing:
             return {}
         return {"lag": status.lag, "delivered": status.delivered, "retries": status.retries,
                 "dead_lettered": status.dead_lettered, "filter_errors": status.filter_errors,
-                "reason": status.reason}
+                "unreadable": status.unreadable, "dropped": status.dropped,
+                "failures": status.failures, "reason": status.reason}
 
     def event_counts(self) -> dict[str, float]:
         counts = {"ingested": 0.0, "delivered": 0.0, "retried": 0.0, "dead_lettered": 0.0,
@@ -136,7 +144,7 @@ class Eventing:
             return {}
         brokers = self.plane.brokers()
         return {"bootstrap_servers": self.plane.bootstrap_servers,
-                "topic": brokers[0].topic if brokers else None}
+                "topic": brokers[0].topic if brokers else None, "kafka_pid": self.kafka_pid}
 
     # -- status ------------------------------------------------------------------------------
     def _report_status_forever(self) -> None:
@@ -147,10 +155,12 @@ class Eventing:
         plane = self.plane
         if plane is None:
             return
+        problem = plane.kafka_problem
         for broker in plane.brokers():
             address = {"url": plane.broker_url(*broker.key)}
             self._objects.update_status(BROKER, broker.namespace, broker.name, {
-                "conditions": [_condition(True, "")], "address": address})
+                "conditions": [_condition(problem is None, problem or "")],
+                "address": address})
         for trigger in plane.triggers():
             try:
                 state = plane.trigger_status(trigger.namespace, trigger.name)
@@ -165,8 +175,34 @@ class Eventing:
                 status["subscriberUri"] = url
             self._objects.update_status(TRIGGER, trigger.namespace, trigger.name, status)
 
+    def kafka_status(self) -> str:
+        """What `troupe status` says about Kafka."""
+        plane = self.plane
+        if plane is None:
+            return "not running"
+        where = "embedded" if self._kafka is not None else "KAFKA_BOOTSTRAP_SERVERS"
+        restarts = self._supervisor.restarts if self._supervisor is not None else 0
+        state = plane.kafka_problem or "up"
+        return f"{plane.bootstrap_servers} ({where}): {state}" + (
+            f", restarted {restarts} times" if restarts else "")
+
+    @property
+    def kafka_pid(self) -> int | None:
+        """The embedded Kafka's process, for `troupe down` to kill if all else fails."""
+        return self._kafka.pid if self._kafka is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL the embedded Kafka: for a stop that ran out of time."""
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        if self._kafka is not None:
+            self._kafka.kill()
+
     def stop(self) -> None:
+        """The data plane first, then Kafka: nothing is written to a Kafka that is gone."""
         self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.stop()
         if self.plane is not None:
             self.plane.stop()
         if self._kafka is not None:

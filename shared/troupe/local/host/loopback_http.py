@@ -1,11 +1,26 @@
 """What the runtime's loopback servers have in common: a free port to bind, a port held
-for a child process, and the keep-alive handler of its own HTTP servers (the API and the
-service fronts)."""
+for a child process, the keep-alive handler of its own HTTP servers (the API and the
+service fronts), and a threading server that takes a bounded number of connections.
+
+These servers spend a thread per connection. So that a slow client costs one connection
+and not the runtime, a connection that sends nothing for CLIENT_TIMEOUT_S is closed
+(while its request head arrives, or idle between requests), and past `max_connections`
+a new one is answered 503 and closed.
+"""
 
 from __future__ import annotations
 
 import socket
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+# How long a client of the API or a service front may stay silent.
+CLIENT_TIMEOUT_S: Final = 30.0
+_BUSY_BODY: Final = b"too many connections: retry later\n"
+_BUSY: Final = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                + f"Content-Length: {len(_BUSY_BODY)}\r\n\r\n".encode() + _BUSY_BODY)
 
 
 def free_port() -> int:
@@ -42,6 +57,7 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive without Nagle delays, and without a log line per request."""
 
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT_S  # each read of a request, and the wait for the next one
 
     def setup(self) -> None:
         super().setup()
@@ -51,3 +67,39 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # the runtime logs what matters itself; stderr is no place for every request
+
+
+class BoundedThreadingHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once."""
+
+    daemon_threads = True
+    max_connections = 512
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self.refused_connections = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._active_lock:
+            over = self._active >= self.max_connections
+            if not over:
+                self._active += 1
+        if over:
+            self.refused_connections += 1
+            try:
+                request.sendall(_BUSY)
+                request.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # gone already
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active -= 1

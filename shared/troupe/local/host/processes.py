@@ -20,6 +20,17 @@ from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop_process(
     process: subprocess.Popen[Any] | None, timeout: float, how: int = signal.SIGTERM
 ) -> None:
@@ -49,6 +60,15 @@ class ChildProcess:
     def log_path(self) -> Path:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started); its exit code once it has died."""
+        return self._process.poll() if self._process is not None else None
+
     def start(self) -> Self:
         raise NotImplementedError
 
@@ -62,6 +82,12 @@ class ChildProcess:
         except OSError:
             self.stop()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -86,7 +112,13 @@ class RunningProcess(Protocol):
 
     def running(self) -> bool: ...
 
+    def poll(self) -> int | None:
+        """None while it runs; its exit code once it has ended, as Popen.poll gives it."""
+
     def stop(self, timeout: float, how: int = signal.SIGTERM) -> None: ...
+
+    def kill(self) -> None:
+        """SIGKILL now, without waiting: for a stop that ran out of time."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +134,15 @@ class SpawnedProcess:
     def running(self) -> bool:
         return self.popen.poll() is None
 
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
     def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
         stop_process(self.popen, timeout, how)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
 
 
 class ForkedProcess:
@@ -131,6 +170,16 @@ class ForkedProcess:
     def running(self) -> bool:
         with self._lock:
             return self._pidfd is not None and not _readable(self._pidfd, 0)
+
+    def poll(self) -> int | None:
+        """None while it runs. Its exit status went to its parent: -1 once it has ended."""
+        return None if self.running() else -1
+
+    def kill(self) -> None:
+        with self._lock:
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
 
     def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
         """Ask with `how`, SIGKILL after `timeout` seconds, then let the pidfd go."""

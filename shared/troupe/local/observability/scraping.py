@@ -64,6 +64,12 @@ class Observability:
                 server.set_targets(job, sorted(addresses), {"service": job})
             self._jobs = set(by_service)
 
+    def kill(self) -> None:
+        """SIGKILL Prometheus: for a stop that ran out of time."""
+        server = self._server
+        if server is not None:
+            server.kill()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()

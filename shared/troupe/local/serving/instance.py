@@ -116,6 +116,11 @@ class Instance:
     def alive(self) -> bool:
         return self._process is not None and self._process.running()
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process' exit status once it has ended, as Knative's ExitCode<N> reports it."""
+        return self._process.poll() if self._process is not None else None
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -129,6 +134,11 @@ class Instance:
         if self._process is not None:
             self._process.stop(grace, signal.SIGQUIT)
         self._reservation.release()
+
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        if self._process is not None:
+            self._process.kill()
 
     def stop_in_background(self) -> None:
         threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()

@@ -230,6 +230,12 @@ class InstanceTemplate:
                 "preloaded": len(report.get("preloaded", [])),
                 "failed_imports": report.get("failed", {}), "problem": self._problem}
 
+    def kill(self) -> None:
+        """SIGKILL now: for a stop that ran out of time."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def stop(self) -> None:
         """Closing its stdin ends the template; its instances are the pools' to stop."""
         process, self._process = self._process, None

@@ -8,16 +8,18 @@ revision.
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
+from typing import Final
 
-from troupe.local.host.loopback_http import KeepAliveHandler
+from troupe.local.delivery import AttemptFailed, DeliveryClient, Response
+from troupe.local.host.loopback_http import BoundedThreadingHTTPServer, KeepAliveHandler
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.pool import RevisionPool, Unavailable
 
+# What a front reads of an instance's answer: a batch of predictions fits many times over.
+MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 # Headers that describe one hop, never forwarded (RFC 9110 7.6.1).
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
@@ -44,12 +46,12 @@ class Split:
             return self._targets[best][0]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(BoundedThreadingHTTPServer):
     request_queue_size = 256  # a burst of concurrent requests must not overflow the backlog
     choose: Callable[[], RevisionPool | None]
     service: str
     metrics: RuntimeMetrics
+    client: DeliveryClient
 
 
 class _ProxyHandler(KeepAliveHandler):
@@ -70,32 +72,34 @@ class _ProxyHandler(KeepAliveHandler):
 
     def _proxy_to(self, pool: RevisionPool, body: bytes) -> int:
         try:
-            instance = pool.acquire()
+            instance = pool.acquire(pool.revision.priorities.level_of(self.headers.items(), body))
         except Unavailable as error:
             self.server.metrics.activator_rejected.labels(self.server.service, error.reason).inc()
             self._answer(503, f"{error}\n")
             return 503
+        served: float | None = None
         try:
             sent = time.monotonic()
-            status, reason, headers, payload = self._forward(instance.port, body,
-                                                             pool.revision.timeout_seconds)
-            pool.meter.service_finished(status, time.monotonic() - sent)
-        except OSError as error:
+            response = self._forward(instance.port, body, pool.revision.timeout_seconds)
+            served = time.monotonic() - sent
+            pool.meter.service_finished(response.status, served)
+        except AttemptFailed as error:
             if not instance.alive():
                 pool.forget(instance)
-            self._answer(502, f"{instance.name} did not answer: {error}\n")
-            return 502
+            status = 504 if "TimeoutError" in str(error) else 502
+            self._answer(status, f"{instance.name} did not answer: {error}\n")
+            return status
         finally:
-            pool.release(instance)
-        self.send_response(status, reason)
-        for name, value in headers:
-            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+            pool.release(instance, served)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            if name not in _HOP_BY_HOP and name != "content-length":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(payload)
-        return status
+            self.wfile.write(response.body)
+        return response.status
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy
 
@@ -112,18 +116,18 @@ class _ProxyHandler(KeepAliveHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _forward(self, port: int, body: bytes,
-                 timeout: float) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            headers["Content-Length"] = str(len(body))
-            headers["X-Forwarded-For"] = self.client_address[0]
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.reason, response.getheaders(), response.read()
-        finally:
-            connection.close()
+    def _forward(self, port: int, body: bytes, timeout: float) -> Response:
+        """One call to the instance, through the runtime's delivery client: the revision's
+        timeoutSeconds is its deadline, to the last byte, and the answer is capped. It is
+        not retried here: what is retried is decided by whoever sent the request (the
+        Broker retries by Knative's table)."""
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in _HOP_BY_HOP and k.lower() not in ("content-length",
+                                                                          "host")}
+        headers["X-Forwarded-For"] = self.client_address[0]
+        return self.server.client.send(f"http://127.0.0.1:{port}{self.path}", headers, body,
+                                       timeout, method=self.command,
+                                       max_response_bytes=MAX_RESPONSE_BYTES)
 
     def _answer(self, status: int, text: str) -> None:
         payload = text.encode()
@@ -139,8 +143,12 @@ class _ProxyHandler(KeepAliveHandler):
 class Front:
     """One listener on 127.0.0.1; `choose` says which revision pool gets each request."""
 
-    def __init__(self, service: str, metrics: RuntimeMetrics, port: int = 0) -> None:
+    def __init__(self, service: str, metrics: RuntimeMetrics, client: DeliveryClient,
+                 port: int = 0, *, max_connections: int | None = None) -> None:
         self._server = _Server(("127.0.0.1", port), _ProxyHandler)
+        if max_connections is not None:
+            self._server.max_connections = max_connections
+        self._server.client = client
         self._server.service = service
         self._server.metrics = metrics
         self._server.choose = lambda: None

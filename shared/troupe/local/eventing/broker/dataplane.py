@@ -23,17 +23,20 @@ from typing import Any, Final
 from cloudevents.core.v1.event import CloudEvent
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from troupe.local.conventions import DEFAULT_NAMESPACE
+from troupe.local.delivery import DeliveryClient
 from troupe.local.eventing.broker.dispatcher import TriggerDispatcher
 from troupe.local.eventing.broker.errors import DataPlaneError, UnknownBrokerError
-from troupe.local.eventing.broker.first_attempt import FirstAttempts
 from troupe.local.eventing.broker.ingress import IngressServer
-from troupe.local.eventing.broker.loop import LoopThread
+from troupe.local.eventing.broker.ingress_connection import Timeouts
+from troupe.local.eventing.broker.kafka_watch import KafkaWatch
+from troupe.local.eventing.broker.lease import LEASE_TOPIC, Leases
+from troupe.local.eventing.broker.parking import PARKING_TOPIC
 from troupe.local.eventing.broker.publish import DEFAULT_MAX_EVENT_BYTES, Publisher, StoredRecord
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
-from troupe.local.eventing.broker.retries import HttpSender
+from troupe.local.eventing.broker.recovery import KafkaRecovery
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
     TriggerSpec,
@@ -45,6 +48,7 @@ from troupe.local.eventing.broker.trigger_delivery import (
     TriggerDelivery,
     TriggerStatus,
 )
+from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS: Final = 4
@@ -56,7 +60,7 @@ def _no_refs(namespace: str, ref: Mapping[str, Any]) -> str:
         "plane was started without resolve_subscriber; use a uri or run it inside `troupe up`")
 
 
-class DataPlane:
+class DataPlane(KafkaRecovery):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -68,12 +72,16 @@ class DataPlane:
         max_in_flight: int = 64,
         initial_offset: str = "latest",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        ingress_timeouts: Timeouts | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.default_namespace = default_namespace
         self._port = port
         self._partitions = partitions
         self._max_event_bytes = max_event_bytes
+        self._ingress_timeouts = ingress_timeouts
+        self._max_connections = max_connections
         self._settings = ConsumerSettings(bootstrap_servers, max_in_flight, initial_offset)
         self._lock = threading.RLock()
         self._brokers: dict[tuple[str, str], BrokerSpec] = {}
@@ -82,12 +90,18 @@ class DataPlane:
         self._readers: dict[str, TopicReader] = {}  # by topic
         self._stats: dict[tuple[str, str], TriggerStatus] = {}
         self._delivery = TriggerDelivery(resolve_subscriber or _no_refs, self._brokers,
-                                         self._stats, self._dispatchers, HttpSender())
+                                         self._stats, self._dispatchers)
         self._loop: LoopThread | None = None
-        self._first_attempts: FirstAttempts | None = None
+        self._client: DeliveryClient | None = None
         self._publisher: Publisher | None = None
         self._ingress: IngressServer | None = None
         self._admin: KafkaAdminClient | None = None
+        self._watch: KafkaWatch | None = None
+        self._leases: Leases | None = None
+        # Why Kafka cannot take events now (it does not answer), or None; how often it went.
+        self.kafka_problem: str | None = None
+        self.kafka_outages = 0
+        self._memory_lost = False  # set by kafka_lost() until the topics are back
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> DataPlane:
@@ -96,19 +110,29 @@ class DataPlane:
                                     max_event_bytes=self._max_event_bytes, on_stored=self._stored)
         self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                        client_id="troupe-broker-admin")
+        publisher = self._publisher
+        self._leases = Leases(self.bootstrap_servers, lambda topic, key, value, wait:
+                              publisher.write_record(topic, key, value, wait=wait)).start()
         self._ingress = IngressServer(self._port, self._broker_lookup, self._publisher,
-                                      self._loop)
+                                      self._loop, timeouts=self._ingress_timeouts,
+                                      max_connections=self._max_connections)
         self._ingress.start()
-        self._first_attempts = FirstAttempts(self._loop)
-        self._delivery.attach(self._first_attempts, self._publisher)
+        self._client = DeliveryClient(self._loop)
+        self._delivery.attach(self._client, self._publisher)
         with self._lock:
             for broker in self._brokers.values():
                 self._create_topic(broker)
+                self._leases.claim(broker.topic, f"{broker.namespace}/{broker.name}")
             for key in self._triggers:
                 self._start_dispatcher(key)
+        self._watch = KafkaWatch(self.bootstrap_servers, self._kafka_down,
+                                 self._kafka_up).start()
         return self
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         with self._lock:
             dispatchers = list(self._dispatchers.values())
             self._dispatchers.clear()
@@ -120,9 +144,12 @@ class DataPlane:
         for reader in readers:
             reader.stop()
         self._delivery.detach()
-        if self._first_attempts is not None:
-            self._first_attempts.stop()
-            self._first_attempts = None
+        if self._client is not None:
+            self._client.stop()
+            self._client = None
+        if self._leases is not None:
+            self._leases.stop()
+            self._leases = None
         if self._ingress is not None:
             self._ingress.stop()
             self._ingress = None
@@ -154,12 +181,14 @@ class DataPlane:
 
     # resources ---------------------------------------------------------------------------
     def add_broker(self, resource: Mapping[str, Any]) -> BrokerSpec:
-        """Create or update a Broker; its topic is created if missing."""
+        """Create or update a Broker; its topic is created if missing. BrokerClaimedError
+        if another data plane runs it on the same Kafka."""
         broker = parse_broker(resource, self.default_namespace)
         with self._lock:
-            self._brokers[broker.key] = broker
-            if self._admin is not None:
+            if self._admin is not None and self._leases is not None:
                 self._create_topic(broker)
+                self._leases.claim(broker.topic, f"{broker.namespace}/{broker.name}")
+            self._brokers[broker.key] = broker
             for key, trigger in self._triggers.items():
                 if trigger.broker_key == broker.key:
                     self._start_dispatcher(key)  # picks up the Broker's delivery defaults
@@ -176,6 +205,8 @@ class DataPlane:
             reader = self._readers.pop(broker.topic, None)
         if reader is not None:
             reader.stop()
+        if self._leases is not None:
+            self._leases.release(broker.topic)
         return True
 
     def add_trigger(self, resource: Mapping[str, Any]) -> TriggerSpec:
@@ -192,12 +223,23 @@ class DataPlane:
         return trigger
 
     def remove_trigger(self, namespace: str, name: str) -> bool:
+        """Stop a Trigger and delete its consumer group: a Trigger made again under the
+        same name starts where a new one starts, not where this one stopped."""
         with self._lock:
-            if self._triggers.pop((namespace, name), None) is None:
+            trigger = self._triggers.pop((namespace, name), None)
+            if trigger is None:
                 return False
             self._stop_dispatcher((namespace, name))
             self._stats.pop((namespace, name), None)
             self._delivery.forget((namespace, name))
+            admin = self._admin
+        if admin is not None and self.kafka_problem is None:
+            try:
+                admin.delete_groups([trigger.consumer_group])
+            except KafkaError as error:
+                log.warning("trigger %s/%s: deleting its consumer group %s failed (%s); a "
+                            "Trigger of the same name would resume from its offsets",
+                            namespace, name, trigger.consumer_group, error)
         return True
 
     def brokers(self) -> list[BrokerSpec]:
@@ -224,8 +266,10 @@ class DataPlane:
         if dispatcher is None:
             status.ready, status.reason = False, f"broker {trigger.broker} does not exist"
         else:
-            status.ready = dispatcher.ready
-            status.reason = dispatcher.error or ("ready" if dispatcher.ready else "joining")
+            problem = dispatcher.error or dispatcher.failure
+            status.ready = dispatcher.ready and problem is None
+            status.reason = problem or ("ready" if dispatcher.ready else "joining")
+            status.failures = dispatcher.failures
             status.in_flight, status.lag = dispatcher.in_flight, dispatcher.lag
             status.seen, status.filtered_out = dispatcher.seen, dispatcher.filtered_out
             status.filter_errors = trigger.filter_errors.count
@@ -245,7 +289,9 @@ class DataPlane:
 
     def _broker_status(self, broker: BrokerSpec, running: bool) -> dict[str, Any]:
         reader = self._readers.get(broker.topic)
+        problem = self.kafka_problem if running else "the data plane is not running"
         return {"namespace": broker.namespace, "name": broker.name, "topic": broker.topic,
+                "ready": problem is None, "reason": problem or "ready",
                 "url": self.broker_url(*broker.key) if running else None,
                 "ingested": self._publisher.stored(broker.topic) if self._publisher else 0,
                 # How the Triggers got their records: straight from Kafka's acknowledgement
@@ -279,6 +325,9 @@ class DataPlane:
         assert self._admin is not None
         with contextlib.suppress(TopicAlreadyExistsError):
             self._admin.create_topics([NewTopic(broker.topic, self._partitions, 1)])
+        for shared in (PARKING_TOPIC, LEASE_TOPIC):  # one each for every Broker
+            with contextlib.suppress(TopicAlreadyExistsError):
+                self._admin.create_topics([NewTopic(shared, 1, 1)])
 
     def _start_dispatcher(self, key: tuple[str, str]) -> None:
         self._stop_dispatcher(key)

@@ -16,17 +16,21 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from kafka import TopicPartition
 
+from troupe.local.delivery import Attempt, DeliveryAborted
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
-from troupe.local.eventing.broker.retries import Attempt, DeliveryAborted
 from troupe.local.eventing.broker.spec import BrokerSpec, KafkaRecord, TriggerSpec
 from troupe.local.eventing.broker.workers import WorkerPool
 
 WAITING_PER_DELIVERY = 4
+# After an unexpected error, delivery starts over after this pause, doubled each time.
+_FAILURE_BACKOFF_S: Final = 1.0
+_FAILURE_BACKOFF_MAX_S: Final = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,11 @@ class TriggerDispatcher:
         self.lag = 0
         self.seen = 0  # records consumed, matching or not
         self.filtered_out = 0
-        self.error: str | None = None
+        self.error: str | None = None  # set by the reader: Kafka cannot be read
+        # An unexpected error of its own, until a delivery goes through again; counted with
+        # the reader's in `failures`.
+        self.failure: str | None = None
+        self.failures = 0
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,7 +158,11 @@ class TriggerDispatcher:
             else:
                 self._workers.submit(lambda: self._deliver_one(partition, progress, record, first))
 
-        self._deliver_first(self.trigger, record, then)
+        try:
+            self._deliver_first(self.trigger, record, then)
+        except Exception as error:  # a bug: a worker delivers it instead, and it is counted
+            self._failed(error, record, partition)
+            self._workers.submit(lambda: self._deliver_one(partition, progress, record))
 
     def _drain_lane(self, partition: TopicPartition, progress: PartitionProgress) -> None:
         # Ordered delivery: one partition's events one after the other, in offset order.
@@ -169,20 +181,32 @@ class TriggerDispatcher:
 
     def _deliver_one(self, partition: TopicPartition, progress: PartitionProgress,
                      record: KafkaRecord, first: Attempt | None = None) -> bool:
+        backoff = _FAILURE_BACKOFF_S
         while True:
             try:
                 self._deliver(self.trigger, record, first)
                 break
             except DeliveryAborted:
                 return False
-            except Exception:  # a bug must not lose the event: log it and try again
-                log.exception("trigger %s/%s: delivering offset %s of %s failed",
-                              *self.trigger.key, record.offset, partition)
+            except Exception as error:
+                # Delivery counts an unexpected error in an attempt as a failed attempt, so
+                # this is a bug around the attempts: the event is neither lost nor
+                # committed. The Trigger is not Ready while it lasts, and delivery starts
+                # over after a growing pause.
+                self._failed(error, record, partition)
                 first = None
-                if self._stopping.wait(1.0):
+                if self._stopping.wait(backoff):
                     return False
+                backoff = min(2 * backoff, _FAILURE_BACKOFF_MAX_S)
+        self.failure = None
         self._finish(progress, record)
         return True
+
+    def _failed(self, error: Exception, record: KafkaRecord, partition: TopicPartition) -> None:
+        self.failures += 1
+        self.failure = f"delivering offset {record.offset} of partition {partition.partition} " \
+                       f"failed unexpectedly: {type(error).__name__}: {error}"
+        log.error("trigger %s/%s: %s", *self.trigger.key, self.failure, exc_info=error)
 
     def _finish(self, progress: PartitionProgress, record: KafkaRecord) -> None:
         progress.finish(record.offset)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from troupe.local.errors import InvalidResourceError, LocalError
 
-__all__ = ["DataPlaneError", "InvalidResourceError", "PublishFailedError",
+__all__ = ["DataPlaneError", "InvalidResourceError", "ParkingFailedError", "PublishFailedError",
            "RejectedEventError", "UnknownBrokerError"]
 
 
@@ -26,6 +26,11 @@ class RejectedEventError(DataPlaneError, ValueError):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class ParkingFailedError(DataPlaneError):
+    """An event whose dead-letter sink failed could not be parked either: it stays
+    uncommitted, and is delivered again later."""
 
 
 class PublishFailedError(DataPlaneError):

@@ -23,10 +23,16 @@ _SINGLE_ATTRIBUTE_DIALECTS: Final = ("exact", "prefix", "suffix")
 _DIALECTS: Final = (*_SINGLE_ATTRIBUTE_DIALECTS, "all", "any", "not", "cesql")
 
 
-def header_attributes(headers: list[tuple[str, bytes]]) -> Attributes:
-    """Context attributes straight from Kafka binary-mode headers: enough to filter on."""
+def header_attributes(headers: list[tuple[str, bytes | None]]) -> Attributes:
+    """Context attributes straight from Kafka binary-mode headers: enough to filter on.
+
+    Never raises: a header without a value (Kafka allows null) is left out, and bytes that
+    are not UTF-8 are replaced. Delivery decides what such a record is (a dead letter).
+    """
     attributes: dict[str, str] = {}
     for name, raw in headers:
+        if raw is None:
+            continue
         if name.startswith("ce_"):
             attributes[name[3:]] = raw.decode("utf-8", "replace")
         elif name == "content-type":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import socket
 from collections.abc import Callable
 from typing import Final
@@ -23,30 +25,46 @@ from kafka.errors import KafkaError
 from troupe.events import codec
 from troupe.events.errors import EventError
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
-from troupe.local.eventing.broker.http11 import Request
-from troupe.local.eventing.broker.ingress_connection import IngressConnection, Respond, UnreadBody
-from troupe.local.eventing.broker.loop import LoopThread
+from troupe.local.eventing.broker.http11 import Request, response
+from troupe.local.eventing.broker.ingress_connection import (
+    IngressConnection,
+    Respond,
+    Timeouts,
+    UnreadBody,
+)
 from troupe.local.eventing.broker.publish import Publisher
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 log = logging.getLogger(__name__)
 ALLOW: Final = "POST, OPTIONS"
 HEALTH_PATH: Final = "/healthz"
 _RETRY_LATER: Final = {"Retry-After": "1"}
+_MAX_CONNECTIONS: Final = 4096
+_SWEEP_S: Final = 1.0
+_BUSY_LINGER_S: Final = 1.0
 
 BrokerLookup = Callable[[str, str], BrokerSpec | None]
 
 
 class IngressServer:
+    """The listener: connections up to `max_connections` (the next ones get 503 and a
+    close), and a sweep once a second that enforces each connection's deadline."""
+
     def __init__(self, port: int, brokers: BrokerLookup, publisher: Publisher,
-                 loop: LoopThread) -> None:
+                 loop: LoopThread, *, timeouts: Timeouts | None = None,
+                 max_connections: int | None = None) -> None:
         self.brokers = brokers
         self.publisher = publisher
         self._loop = loop
+        self._timeouts = timeouts or Timeouts()
+        self.max_connections = max_connections or default_max_connections()
         # Bound now, so that the port is known before start().
         self._socket = socket.create_server(("127.0.0.1", port), backlog=256)
         self._server: asyncio.Server | None = None
+        self._sweep: asyncio.TimerHandle | None = None
         self._connections: set[IngressConnection] = set()
+        self.refused_connections = 0
 
     @property
     def url(self) -> str:
@@ -63,12 +81,27 @@ class IngressServer:
         self._server = None
 
     async def _listen(self) -> asyncio.Server:
-        max_body = self.publisher.max_event_bytes
-        return await asyncio.get_running_loop().create_server(
-            lambda: IngressConnection(self._handle, max_body, self._connections),
-            sock=self._socket)
+        self._sweep = asyncio.get_running_loop().call_later(_SWEEP_S, self._sweep_deadlines)
+        return await asyncio.get_running_loop().create_server(self._connection,
+                                                              sock=self._socket)
+
+    def _connection(self) -> asyncio.Protocol:
+        if len(self._connections) >= self.max_connections:
+            self.refused_connections += 1
+            return _Busy()
+        return IngressConnection(self._handle, self.publisher.max_event_bytes,
+                                 self._connections, self._timeouts)
+
+    def _sweep_deadlines(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in [c for c in self._connections if c.deadline <= now]:
+            connection.timed_out()
+        self._sweep = loop.call_later(_SWEEP_S, self._sweep_deadlines)
 
     async def _shutdown(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
@@ -103,6 +136,10 @@ class IngressServer:
         if broker is None:
             answer(404, f"no broker at {path}: POST to /<namespace>/<broker>", None)
             return
+        unavailable = self.publisher.unavailable
+        if unavailable is not None:  # not stored: the producer should send it again
+            answer(503, f"{unavailable}; retry later", _RETRY_LATER)
+            return
 
         def stored(error: BaseException | None) -> None:
             if error is None:
@@ -135,6 +172,39 @@ class IngressServer:
         if len(parts) != 2:
             return None
         return self.brokers(parts[0], parts[1])
+
+
+def default_max_connections() -> int:
+    """Connections the ingress takes at once: half of the files this process may still open
+    (the rest is for Kafka, subscribers, and answering 503 past the cap), at most
+    _MAX_CONNECTIONS."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return _MAX_CONNECTIONS
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux: guess
+        in_use = 64
+    return max(8, min(_MAX_CONNECTIONS, (soft - in_use) // 2))
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: 503 with Retry-After, then a graceful close (what the
+    client sends meanwhile is dropped, so that it reads the answer, not a reset)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(response(503, "too many connections: retry later", _RETRY_LATER,
+                                 close=True))
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(_BUSY_LINGER_S, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # not read: the answer is given
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: close
 
 
 def _refusal(broker: BrokerSpec, error: BaseException) -> tuple[int, str, dict[str, str] | None]:

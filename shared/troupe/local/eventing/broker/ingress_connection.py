@@ -1,10 +1,21 @@
-"""How the ingress reads requests off one connection: an asyncio Protocol over HTTP/1.1.
+"""How the ingress reads requests off one connection: an asyncio Protocol over httptools.
 
-Keep-alive, pipelined requests answered in order, `Expect: 100-continue`, and request
-bodies sent with a Content-Length. A body the ingress will not read (chunked, too large, a
-bad length) is answered, then the connection is closed gracefully: stop writing, drop
-what the client still sends for a moment, then close, so that the client reads the answer
-instead of a connection reset.
+llhttp (Node.js's parser, through httptools) reads the bytes and refuses what RFC 9112
+says to refuse: two Content-Length headers, a length like `¹`, an unknown method or HTTP
+version, a NUL in a header. What is here is what the ingress does with it:
+
+- keep-alive, and pipelined requests answered in order (parsed at once, handed to the
+  ingress one at a time);
+- `Expect: 100-continue`, when no earlier answer is owed;
+- request bodies sent with a Content-Length; a body the ingress will not read (chunked,
+  too large) is answered (411, 413), then the connection is closed gracefully: stop
+  writing, drop what the client still sends for a moment, then close, so that the client
+  reads the answer instead of a connection reset;
+- every request it cannot read gets an answer (400, 408, 431) and then a close: no
+  connection is dropped without one, and no exception leaves `data_received`;
+- a deadline (`deadline`, on the loop's clock) that the server's sweep enforces: the head
+  and body of a request must arrive within their timeouts (else 408), and an idle
+  keep-alive connection is closed.
 
 A Protocol rather than streams: no coroutine, future or buffer copy per request, which had
 cost the ingress a quarter of its CPU.
@@ -13,23 +24,21 @@ cost the ingress a quarter of its CPU.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from troupe.local.eventing.broker.http11 import (
-    CONTINUE,
-    HEAD_END,
-    MAX_HEAD_BYTES,
-    BadRequestError,
-    Request,
-    parse_request_head,
-    response,
-)
+import httptools
+
+from troupe.local.eventing.broker.http11 import CONTINUE, MAX_HEAD_BYTES, Request, response
 
 # Gives the answer to a request: status, message (a text/plain body) and extra headers.
 # Called once per request, on the loop, at once or later.
 Respond = Callable[[int, str, Mapping[str, str] | None], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +51,55 @@ class UnreadBody:
 
 # Handles a request whose body was read (or left unread); calls `answer` exactly once.
 Handle = Callable[[Request, "bytes | UnreadBody", Respond], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    head_s: float = 10.0  # from a request's first byte to the end of its head
+    body_s: float = 30.0  # from the end of its head to the end of its body
+    idle_s: float = 60.0  # a kept-alive connection with no request
+
+
 # After refusing a body, read and drop what the client still sends for this long.
 _LINGER_S: Final = 2.0
+# Requests parsed ahead of their turn; past this, reading pauses until answers go out.
+_MAX_PIPELINED: Final = 64
+
+
+class _Refusal(Exception):
+    """Raised from a parser callback to stop reading this connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class IngressConnection(asyncio.Protocol):
     def __init__(self, handle: Handle, max_body_bytes: int,
-                 connections: set[IngressConnection]) -> None:
+                 connections: set[IngressConnection], timeouts: Timeouts) -> None:
         self._handle = handle
         self._max_body_bytes = max_body_bytes
         self._connections = connections
+        self._timeouts = timeouts
+        self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._request: Request | None = None  # its head is read; its body is awaited
-        self._body_length = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.deadline = math.inf  # loop time by which something must happen (the sweep)
+        # The request being parsed.
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._head_bytes = 0  # the headers read so far
+        self._raw_head_bytes = 0  # bytes received while the head is incomplete
+        self._body: list[bytes] = []
+        self._request: Request | None = None  # its head is complete
+        self._in_message = False
+        # Parsed and waiting for their turn: a request and its body, or a refusal (the
+        # last thing this connection answers).
+        self._waiting: deque[tuple[Request, bytes | UnreadBody] | _Refusal] = deque()
         self._answering: Request | None = None  # handed to `handle`, not answered yet
         self._unread_body = False  # the request being answered left its body unread
-        self._in_process = False
+        self._done_reading = False  # a refusal was queued: later bytes are not requests
+        self._in_next = False
         self._input_ended = False
         self._discarding = False
         self._paused = False
@@ -71,109 +112,149 @@ class IngressConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._loop = asyncio.get_running_loop()
         self._connections.add(self)
+        self._wait_for(self._timeouts.idle_s)
 
     def data_received(self, data: bytes) -> None:
-        if self._discarding:
+        if self._discarding or self._done_reading:
             return
-        self._buffer += data
-        if self._answering is None:
-            self._process()
-        elif len(self._buffer) > MAX_HEAD_BYTES + self._max_body_bytes and self._transport:
-            # Pipelined requests pile up behind one waiting for Kafka: stop reading.
-            self._transport.pause_reading()
-            self._paused = True
+        try:
+            self._parser.feed_data(data)
+            if self._in_message and self._request is None:  # a head arriving in pieces
+                self._raw_head_bytes += len(data)
+                if self._raw_head_bytes > MAX_HEAD_BYTES:
+                    raise _Refusal(431, f"the request headers exceed {MAX_HEAD_BYTES} bytes")
+        except _Refusal as refusal:
+            self._stop_reading(refusal)
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            self._stop_reading(cause if isinstance(cause, _Refusal) else _Refusal(
+                400, f"the request cannot be read: {cause or error}"))
+        except httptools.HttpParserUpgrade:
+            self._stop_reading(_Refusal(400, "protocol upgrades are not supported: POST "
+                                        "events over HTTP/1.1"))
+        except httptools.HttpParserError as error:
+            self._stop_reading(_Refusal(400, f"not an HTTP/1.x request ({error}): check "
+                                        "the request line and headers"))
+        except Exception as error:  # never let the loop see it; answer, and say why
+            log.exception("ingress: reading a request failed")
+            self._stop_reading(_Refusal(400, f"the request cannot be read: {error}"))
+        self._next()
 
     def eof_received(self) -> bool:
         self._input_ended = True
-        if self._answering is not None and not self._discarding:
-            return True  # keep our side open for the answer; closed once it is written
-        if not self._discarding:
-            self._end_of_input()
-        return False
+        if self._in_message and not self._done_reading:
+            where = "inside its headers" if self._request is None else "inside its body"
+            self._stop_reading(_Refusal(400, f"the request ended {where}"))
+            self._next()
+        elif self._answering is None and not self._waiting:
+            self.close()
+            return False
+        return True  # keep our side open for the answers owed; closed once written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
         self._answering = None
+        self._waiting.clear()
 
-    # reading requests --------------------------------------------------------------------
-    def _process(self) -> None:
-        """Read and hand over requests until one is waiting for its answer or bytes run out."""
-        if self._in_process:
-            return  # an answer given synchronously, inside `handle`: the loop below goes on
-        self._in_process = True
-        try:
-            while self._answering is None and self._open:
-                if self._request is None and not self._read_head():
-                    break
-                if not self._take_body():
-                    break
-            if self._input_ended and self._answering is None and self._open and \
-                    not self._discarding:
-                self._end_of_input()
-        finally:
-            self._in_process = False
+    def timed_out(self) -> None:
+        """The server's sweep: this connection's deadline passed."""
+        self.deadline = math.inf
+        if self._in_message and not self._done_reading:
+            part = "head" if self._request is None else "body"
+            self._stop_reading(_Refusal(408, f"the request's {part} did not arrive in time"))
+            self._next()
+        elif self._answering is None and not self._waiting:
+            self.close()  # idle
 
-    def _read_head(self) -> bool:
-        end = self._buffer.find(HEAD_END, 0, MAX_HEAD_BYTES)
-        if end < 0:
-            if len(self._buffer) >= MAX_HEAD_BYTES:
-                self._refuse(431, f"the request headers exceed {MAX_HEAD_BYTES} bytes")
-            return False
-        head = bytes(self._buffer[:end + len(HEAD_END)])
-        del self._buffer[:end + len(HEAD_END)]
-        try:
-            request = parse_request_head(head)
-        except BadRequestError as error:
-            self._refuse(error.status_code, str(error))
-            return False
+    # httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._url, self._headers, self._body = b"", {}, []
+        self._head_bytes = self._raw_head_bytes = 0
+        self._request = None
+        self._wait_for(self._timeouts.head_s)
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _Refusal(431, f"the request headers exceed {MAX_HEAD_BYTES} bytes")
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1").strip()
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        request = Request(parser.get_method().decode("ascii"), self._url.decode("latin-1"),
+                          f"HTTP/{parser.get_http_version()}", self._headers)
+        self._request = request
         unread = self._unreadable(request)
         if unread is not None:
-            self._start_answer(request, unread)
-            return False
-        self._request = request
-        if self._body_length and len(self._buffer) < self._body_length and \
-                request.headers.get("expect", "").lower() == "100-continue":
-            self._write(CONTINUE)
-        return True
+            self._waiting.append((request, unread))
+            raise _Refusal(0, "")  # no more requests on this connection: the answer closes it
+        self._wait_for(self._timeouts.body_s)
+        if request.headers.get("expect", "").lower() == "100-continue" and \
+                self._answering is None and not self._waiting and self._transport is not None:
+            self._transport.write(CONTINUE)
 
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        self._waiting.append((request, b"".join(self._body)))
+        self._in_message, self._request, self._body = False, None, []
+        if len(self._waiting) >= _MAX_PIPELINED and self._transport is not None:
+            self._transport.pause_reading()  # answers are owed first
+            self._paused = True
+
+    # reading requests --------------------------------------------------------------------
     def _unreadable(self, request: Request) -> UnreadBody | None:
-        """Why the request's body will not be read, if it will not; sets its length if it will."""
-        self._body_length = 0
+        """Why the request's body will not be read, if it will not."""
         if "transfer-encoding" in request.headers:
             return UnreadBody(411, "send the event with a Content-Length")
         length = request.headers.get("content-length")
-        if length is None:
-            return None
-        if not length.isdigit():
-            return UnreadBody(400, "Content-Length is not a number")
-        if int(length) > self._max_body_bytes:
+        if length is not None and int(length) > self._max_body_bytes:  # llhttp checked it
             return UnreadBody(413, f"the event is {length} bytes; this broker accepts at most "
                               f"{self._max_body_bytes}: put large payloads in the store")
-        self._body_length = int(length)
         return None
 
-    def _take_body(self) -> bool:
-        request, length = self._request, self._body_length
-        if request is None or len(self._buffer) < length:
-            return False
-        body = bytes(self._buffer[:length])
-        del self._buffer[:length]
-        self._request = None
-        self._start_answer(request, body)
-        return True
+    def _stop_reading(self, refusal: _Refusal) -> None:
+        """Read nothing more: answer what is owed, then `refusal` (unless it only marks a
+        body left unread, answered by the ingress), then close."""
+        self._done_reading = True
+        self._in_message = False
+        self.deadline = math.inf
+        if refusal.status:
+            self._waiting.append(refusal)
 
-    def _start_answer(self, request: Request, body: bytes | UnreadBody) -> None:
-        self._answering = request
-        self._unread_body = isinstance(body, UnreadBody)
-        self._handle(request, body, self._answer)
-
-    def _end_of_input(self) -> None:
-        """The client sent all it will send: answer a request cut short, then close."""
-        if self._request is None and bytes(self._buffer).strip():
-            self._refuse(400, "the request ended inside its headers")
-        else:
-            self.close()  # nothing, or a body cut short: nothing to answer
+    def _next(self) -> None:
+        """Hand over waiting requests, in order, while none is waiting for its answer."""
+        if self._in_next:
+            return  # an answer given synchronously, inside `handle`: the loop below goes on
+        self._in_next = True
+        try:
+            while self._answering is None and self._waiting and self._open:
+                item = self._waiting.popleft()
+                if isinstance(item, _Refusal):
+                    self._write(response(item.status, item.message, close=True))
+                    self.close()
+                    return
+                request, body = item
+                self._answering = request
+                self._unread_body = isinstance(body, UnreadBody)
+                self.deadline = math.inf  # Kafka settles every write in time
+                self._handle(request, body, self._answer)
+            if self._answering is None and not self._waiting and self._open:
+                if self._input_ended or self._done_reading:
+                    self.close()
+                elif not self._in_message:
+                    self._wait_for(self._timeouts.idle_s)
+        finally:
+            self._in_next = False
 
     # answering ---------------------------------------------------------------------------
     def _answer(self, status: int, message: str = "",
@@ -190,22 +271,18 @@ class IngressConnection(asyncio.Protocol):
         elif close:
             self.close()
         else:
-            if self._paused and self._transport is not None:
+            if self._paused and self._transport is not None and \
+                    len(self._waiting) < _MAX_PIPELINED // 2:
                 self._paused = False
                 self._transport.resume_reading()
-            self._process()
-
-    def _refuse(self, status: int, message: str) -> None:
-        """A request that cannot be read at all: answer and close."""
-        self._write(response(status, message, close=True))
-        self.close()
+            self._next()
 
     def _linger(self) -> None:
         transport = self._transport
         if transport is None:
             return
         self._discarding = True
-        self._buffer.clear()
+        self._waiting.clear()
         if self._input_ended:
             transport.close()
             return
@@ -214,6 +291,10 @@ class IngressConnection(asyncio.Protocol):
         if self._paused:
             transport.resume_reading()
         asyncio.get_running_loop().call_later(_LINGER_S, transport.close)
+
+    def _wait_for(self, seconds: float) -> None:
+        if self._loop is not None:
+            self.deadline = self._loop.time() + seconds
 
     def _write(self, data: bytes) -> None:
         if self._open:

@@ -23,11 +23,14 @@ _NO_OFFSET: Final = -1  # what OffsetFetch answers for a partition the group nev
 
 
 def start_offsets(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
-                  partitions: list[TopicPartition],
-                  initial_offset: str) -> dict[TopicPartition, int]:
+                  partitions: list[TopicPartition], initial_offset: str, *,
+                  forget_committed: bool = False) -> dict[TopicPartition, int]:
     """Where `group` starts on each partition: its committed offset, or for a new group the
-    beginning or end of the partition (`initial_offset`), committed at once."""
-    committed = admin.list_group_offsets({group: partitions}).get(group, {})
+    beginning or end of the partition (`initial_offset`), committed at once.
+    `forget_committed` treats the group as new: its offsets belong to a topic that is gone
+    (a Kafka that lost its memory), whatever was committed since."""
+    committed = {} if forget_committed else \
+        admin.list_group_offsets({group: partitions}).get(group, {})
     missing = [p for p in partitions
                if committed.get(p) is None or committed[p].offset == _NO_OFFSET]
     anchors: dict[TopicPartition, int] = {}

@@ -1,7 +1,11 @@
 """The write path shared by the HTTP ingress and by replies: checks, Knative extensions, Kafka.
 
-An event is acknowledged only once Kafka has it (`acks=all`), so a 202 from the ingress
-means the event survives the runtime being killed.
+An event is acknowledged only once Kafka has it (`acks=all`). What a 202 from the ingress
+is worth then depends on the Kafka: with KAFKA_BOOTSTRAP_SERVERS pointing at a durable
+Kafka, the event survives the runtime being killed; the embedded Tansu keeps it in memory,
+so events acknowledged and not yet delivered are lost when Tansu stops or dies (the data
+plane surviving is not enough). While Kafka does not answer, writes are refused at once
+(`unavailable`) and the ingress answers 503.
 
 Writes are batched by the data plane's loop (loop.py), not by a linger timer. The ingress
 writes go to the producer together once the loop has read every request of its turn, so
@@ -32,8 +36,8 @@ from troupe.events import codec
 from troupe.events.codec import KafkaMessage
 from troupe.events.extensions import KNATIVE_ARRIVALTIME, KNATIVE_BROKER_TTL
 from troupe.local.eventing.broker.errors import PublishFailedError, RejectedEventError
-from troupe.local.eventing.broker.loop import LoopThread
 from troupe.local.eventing.broker.spec import BrokerSpec
+from troupe.local.host.loop import LoopThread
 
 DEFAULT_TTL: Final = 255
 # Kafka's default max.request.size is 1 MiB; the event (headers and value) must fit in it.
@@ -93,10 +97,10 @@ def arrival_time() -> str:
 
 def ttl_of(event: CloudEvent) -> int:
     """The event's remaining broker hops; an event without the extension gets the default."""
-    return _hops(event.get_extension(KNATIVE_BROKER_TTL))
+    return hops_of(event.get_extension(KNATIVE_BROKER_TTL))
 
 
-def _hops(raw: Any) -> int:
+def hops_of(raw: Any) -> int:
     if raw is None:
         return DEFAULT_TTL
     try:
@@ -121,27 +125,13 @@ class Publisher:
         self._turn: list[_Write] = []  # the loop's writes, until the end of its turn
         self._settled: list[_Write] = []  # settled by Kafka, waiting for the loop
         self._known_topics: set[str] = set()
+        # Why Kafka cannot take events now (kafka_watch.py), or None: writes are refused
+        # at once with it instead of waiting out the producer's delivery timeout.
+        self.unavailable: str | None = None
         # Events Kafka acknowledged, per topic: ingress posts, replies and sources alike.
         self._stored_counts: dict[str, int] = {}
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            acks="all",
-            # No waiting for company: the loop hands over its writes a turn at a time.
-            linger_ms=0,
-            batch_size=_BATCH_BYTES,
-            # Keyless events stick to one partition per batch (KIP-480), as with the Java
-            # client behind Knative's Kafka broker: one batch per request instead of four.
-            partitioner=StickyPartitioner(),
-            max_request_size=max_event_bytes + 64 * 1024,
-            # Fail a send instead of hanging when a topic's metadata never comes, and settle
-            # every write within ACK_TIMEOUT_S: the ingress waits on it with no timer.
-            max_block_ms=int(ACK_TIMEOUT_S * 1000),
-            request_timeout_ms=int(ACK_TIMEOUT_S * 1000) - 1000,
-            delivery_timeout_ms=int(ACK_TIMEOUT_S * 1000),
-            client_id="troupe-broker-ingress",
-            # Nobody reads the client's own metrics; recording them costs ~5% per event.
-            metrics_enabled=False,
-        )
+        self._bootstrap_servers = bootstrap_servers
+        self._producer = self._new_producer()
 
     def knows(self, broker: BrokerSpec) -> bool:
         """True once a write to the broker's topic succeeded: `send` will not block on metadata."""
@@ -191,9 +181,53 @@ class Publisher:
             # arrived together with this one.
             self._loop.loop.call_soon(self._produce_turn)
 
+    def write_record(self, topic: str, key: bytes, value: bytes,
+                     headers: list[tuple[str, bytes]] | None = None, *,
+                     wait: bool = True) -> None:
+        """Write a record as it is to `topic` (the parking or the lease topic) and, unless
+        told not to, wait for Kafka's acknowledgement; PublishFailedError if it does not
+        come."""
+        if self.unavailable is not None:
+            raise PublishFailedError(self.unavailable)
+        try:
+            future = self._producer.send(topic, value=value, key=key, headers=headers or [])
+            if wait:
+                future.get(timeout=ACK_TIMEOUT_S)
+        except KafkaError as error:
+            raise PublishFailedError(f"Kafka did not take the record for {topic}: {error}") \
+                from error
+
     def stored(self, topic: str) -> int:
         """How many events Kafka has acknowledged on `topic` since the publisher started."""
         return self._stored_counts.get(topic, 0)  # written on the loop only
+
+    def _new_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
+            acks="all",
+            # No waiting for company: the loop hands over its writes a turn at a time.
+            linger_ms=0,
+            batch_size=_BATCH_BYTES,
+            # Keyless events stick to one partition per batch (KIP-480), as with the Java
+            # client behind Knative's Kafka broker: one batch per request instead of four.
+            partitioner=StickyPartitioner(),
+            max_request_size=self.max_event_bytes + 64 * 1024,
+            # Fail a send instead of hanging when a topic's metadata never comes, and settle
+            # every write within ACK_TIMEOUT_S: the ingress waits on it with no timer.
+            max_block_ms=int(ACK_TIMEOUT_S * 1000),
+            request_timeout_ms=int(ACK_TIMEOUT_S * 1000) - 1000,
+            delivery_timeout_ms=int(ACK_TIMEOUT_S * 1000),
+            client_id="troupe-broker-ingress",
+            # Nobody reads the client's own metrics; recording them costs ~5% per event.
+            metrics_enabled=False,
+        )
+
+    def renew(self) -> None:
+        """A new producer, for a Kafka that lost its memory (the embedded one, restarted):
+        the old one's producer id is unknown there, and it would fail every write. What
+        the old one still holds is failed, so its writers answer 503."""
+        old, self._producer = self._producer, self._new_producer()
+        old.close(timeout=1)
 
     def close(self) -> None:
         self._producer.close(timeout=5)
@@ -201,9 +235,12 @@ class Publisher:
     # writing -----------------------------------------------------------------------------
     def _checked(self, broker: BrokerSpec, message: KafkaMessage, ttl: int | None) -> _Write:
         """The record `message` is stored as: checked, with the Knative extensions set."""
+        unavailable = self.unavailable
+        if unavailable is not None:
+            raise PublishFailedError(unavailable)
         headers = dict(message.headers)
         ttl_header = f"ce_{KNATIVE_BROKER_TTL}"
-        hops = ttl if ttl is not None else _hops(
+        hops = ttl if ttl is not None else hops_of(
             headers[ttl_header].decode("utf-8", "replace") if ttl_header in headers else None)
         if hops <= 0:
             raise RejectedEventError(

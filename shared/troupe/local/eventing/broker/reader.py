@@ -27,14 +27,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from troupe.local.eventing.broker.filters import Attributes, header_attributes
+from troupe.local.eventing.broker.follower import ConsumerSettings, Follower
 from troupe.local.eventing.broker.offsets import commit, measure_lag, start_offsets
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.spec import KafkaRecord
@@ -48,41 +48,19 @@ _POLL_TIMEOUT_MS: Final = 50
 # (`offer`), so only records produced elsewhere wait up to _IDLE_WAIT_MAX_S.
 _IDLE_WAIT_MIN_S: Final = 0.005
 _IDLE_WAIT_MAX_S: Final = 0.5
-
-
-@dataclass(frozen=True)
-class ConsumerSettings:
-    bootstrap_servers: str
-    max_in_flight: int = 64
-    initial_offset: str = "latest"
-    # Tansu gathers records for a fetch until this wait is spent: with 2 ms a fetch brought
-    # back one to five small batches, and a Trigger catching up on a backlog (after a
-    # restart, or after being full) crawled at ~200 events/s instead of ~20,000. Latency
-    # does not depend on it: this data plane's own writes are offered on acknowledgement.
-    fetch_max_wait_ms: int = 100
-    max_poll_records: int = 500
-
-
-class Follower(Protocol):
-    """What the reader needs from a Trigger's dispatcher."""
-
-    @property
-    def consumer_group(self) -> str: ...
-    @property
-    def accepting(self) -> bool: ...  # False while all its deliveries are in flight
-    progress: dict[TopicPartition, PartitionProgress]
-    error: str | None
-    lag: int
-
-    def accept(self, partition: TopicPartition, record: KafkaRecord,
-               attributes: Attributes) -> None: ...
-    def joined(self) -> None: ...
+# After an error the reader starts over after this pause, doubled while errors repeat.
+_RESTART_BACKOFF_S: Final = 1.0
+_RESTART_BACKOFF_MAX_S: Final = 10.0
 
 
 class TopicReader:
-    def __init__(self, topic: str, settings: ConsumerSettings) -> None:
+    def __init__(self, topic: str, settings: ConsumerSettings,
+                 restart_groups: Iterable[str] = ()) -> None:
         self.topic = topic
         self._settings = settings
+        # Groups that start at the beginning, whatever they committed, when they first join:
+        # the Triggers of a topic made again on a Kafka that lost its memory.
+        self._restart_groups = set(restart_groups)
         self._lock = threading.Lock()
         # Held while records are handed to followers, by the fetch loop or by `offer`, so
         # that each follower takes a partition's records one at a time and in order.
@@ -99,6 +77,10 @@ class TopicReader:
         self._offered_end: dict[TopicPartition, int] = {}
         self._offers = 0
         self._stopping = threading.Event()
+        # True while fetches work: only then is a leaving follower's progress committed
+        # (with Kafka gone, waiting for that commit would hold `troupe down`).
+        self._reading = False
+        self._abandoned = False  # its followers' progress belongs to a topic that is gone
         self._thread = threading.Thread(target=self._run, name=f"reader-{topic}", daemon=True)
 
     # lifecycle ---------------------------------------------------------------------------
@@ -110,7 +92,15 @@ class TopicReader:
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            # Not reading (Kafka is gone): it may be blocked in a client call for long, and
+            # has nothing to commit; it is a daemon, and ends once that call returns.
+            self._thread.join(timeout if self._reading else 1.0)
+
+    def abandon(self) -> None:
+        """Stop without committing anything more: the topic it read is gone (a Kafka that
+        lost its memory), and its offsets would be wrong on the topic made again."""
+        self._abandoned = True
+        self.stop(timeout=1.0)
 
     def attach(self, follower: Follower) -> None:
         """Start feeding `follower` from its group's committed offsets (or the initial one)."""
@@ -125,7 +115,8 @@ class TopicReader:
             if follower in self._joining:
                 self._joining.remove(follower)
                 return
-            if follower not in self._followers or not self._thread.is_alive():
+            if follower not in self._followers or not self._thread.is_alive() or \
+                    not self._reading or self._stopping.is_set():
                 if follower in self._followers:
                     self._followers.remove(follower)
                 return
@@ -164,16 +155,34 @@ class TopicReader:
 
     # the fetch loop ----------------------------------------------------------------------
     def _run(self) -> None:
+        backoff = _RESTART_BACKOFF_S
         while not self._stopping.is_set():
             try:
                 self._read()
             except KafkaError as error:  # a broken connection: start afresh
-                message = f"{type(error).__name__}: {error}"
+                self._reading = False
+                message = f"Kafka cannot be read: {type(error).__name__}: {error}"
                 log.warning("reader of %s: %s; reconnecting", self.topic, message)
-                with self._lock:
-                    for follower in self._followers:
-                        follower.error = message
-                self._stopping.wait(1.0)
+                self._tell_followers(message, failed=False)
+                backoff = _RESTART_BACKOFF_S
+            except Exception as error:  # a bug must not end the reading for good
+                self._reading = False
+                message = f"reading {self.topic} failed unexpectedly: " \
+                          f"{type(error).__name__}: {error}"
+                log.exception("reader of %s: %s; restarting", self.topic, message)
+                self._tell_followers(message, failed=True)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(2 * backoff, _RESTART_BACKOFF_MAX_S)
+
+    def _tell_followers(self, message: str, *, failed: bool) -> None:
+        """Every follower shows `message` as its error until the reader reads again."""
+        with self._lock:
+            followers = self._followers + self._joining
+        for follower in followers:
+            follower.error = message
+            if failed:
+                follower.failures += 1
 
     def _read(self) -> None:
         settings = self._settings
@@ -194,9 +203,7 @@ class TopicReader:
             positions: dict[TopicPartition, int] = {}
             last_commit = last_poll = time.monotonic()
             offers_seen = self._offers
-            with self._lock:  # after a reconnect, everybody starts again from its progress
-                for follower in self._followers:
-                    follower.error = None
+            recovered = False  # errors are cleared once a fetch has worked again
             while not self._stopping.is_set():
                 # Waited out before the seek, so that a fetch after a back-off starts from
                 # what `offer` handed over meanwhile instead of bringing it back.
@@ -205,7 +212,8 @@ class TopicReader:
                 self._release(admin)
                 with self._lock:
                     followers = list(self._followers)
-                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
+                if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S and \
+                        not self._abandoned:
                     commit(admin, followers)
                     measure_lag(consumer, followers)
                     last_commit = time.monotonic()
@@ -228,6 +236,12 @@ class TopicReader:
                 # Nudged: records are there, wait for them. Otherwise a short look, a fetch.
                 batches = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS if nudged
                                         else 2 * self._settings.fetch_max_wait_ms + 2)
+                if not recovered:
+                    self._reading = True
+                    with self._lock:
+                        for follower in self._followers:
+                            follower.error = None
+                    recovered = True
                 handed = 0
                 for partition, records in batches.items():
                     handed += self._fan_out(partition, records,
@@ -241,7 +255,8 @@ class TopicReader:
                     max(2 * self._idle_wait_s, _IDLE_WAIT_MIN_S), _IDLE_WAIT_MAX_S)
             with self._lock:
                 followers = list(self._followers)
-            commit(admin, followers)
+            if not self._abandoned:
+                commit(admin, followers)
         finally:
             consumer.close()
             admin.close()
@@ -333,9 +348,24 @@ class TopicReader:
                partitions: list[TopicPartition]) -> None:
         with self._lock:
             joining, self._joining = self._joining, []
+        try:
+            self._admit_each(consumer, admin, partitions, joining)
+        except BaseException:
+            with self._lock:  # not admitted yet: they join after the reader starts over
+                self._joining[:0] = [f for f in joining if f not in self._followers]
+            raise
+
+    def _admit_each(self, consumer: KafkaConsumer, admin: KafkaAdminClient,
+                    partitions: list[TopicPartition], joining: list[Follower]) -> None:
         for follower in joining:
-            starts = start_offsets(admin, consumer, follower.consumer_group, partitions,
-                                   self._settings.initial_offset)
+            group = follower.consumer_group
+            if group in self._restart_groups:  # the topic is new: all of it is theirs
+                self._restart_groups.discard(group)
+                starts = start_offsets(admin, consumer, group, partitions, "earliest",
+                                       forget_committed=True)
+            else:
+                starts = start_offsets(admin, consumer, group, partitions,
+                                       self._settings.initial_offset)
             for partition in partitions:
                 follower.progress[partition] = PartitionProgress(starts[partition])
             with self._lock:
@@ -350,7 +380,8 @@ class TopicReader:
             leaving = [f for f in self._followers if id(f) in self._leaving]
         for follower in leaving:
             try:
-                commit(admin, [follower])
+                if not self._abandoned:
+                    commit(admin, [follower])
             finally:
                 with self._lock:
                     self._followers.remove(follower)

@@ -37,8 +37,6 @@ class KafkaRecord(Protocol):
 
 
 ORDER_ANNOTATION: Final = "kafka.eventing.knative.dev/delivery.order"
-# Knative's per-request default when `delivery.timeout` is unset.
-DEFAULT_TIMEOUT_S: Final = 600.0
 @dataclass(frozen=True)
 class Destination:
     """A Knative Destination: a `ref` (resolved by the serving side) and/or a `uri`."""

@@ -18,20 +18,28 @@ from cloudevents.core.v1.event import CloudEvent
 
 from troupe.events import codec
 from troupe.events.errors import EventError
-from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
-from troupe.local.eventing.broker.errors import RejectedEventError
-from troupe.local.eventing.broker.first_attempt import FirstAttempts
-from troupe.local.eventing.broker.publish import Publisher, ttl_of
-from troupe.local.eventing.broker.retries import (
+from troupe.events.extensions import KNATIVE_BROKER_TTL
+from troupe.local.delivery import (
     Attempt,
-    HttpSender,
+    DeliveryAborted,
+    DeliveryClient,
     Response,
-    dead_letter,
+    send_with_retries,
+)
+from troupe.local.eventing.broker.dispatcher import Then, TriggerDispatcher
+from troupe.local.eventing.broker.errors import (
+    ParkingFailedError,
+    PublishFailedError,
+    RejectedEventError,
+)
+from troupe.local.eventing.broker.http_messages import (
+    dead_letter_headers,
     http_binary_of_record,
     reply_of,
-    send_with_retries,
     timeout_of,
 )
+from troupe.local.eventing.broker.parking import PARKING_TOPIC, ParkedRecord, parked_record
+from troupe.local.eventing.broker.publish import Publisher, hops_of
 from troupe.local.eventing.broker.spec import (
     BrokerSpec,
     DeliverySpec,
@@ -39,6 +47,7 @@ from troupe.local.eventing.broker.spec import (
     KafkaRecord,
     TriggerSpec,
 )
+from troupe.local.eventing.broker.unreadable import unreadable_record_event
 
 log = logging.getLogger(__name__)
 # Resolves a Destination's `ref` (a Knative Service, ...) in a namespace to its URL.
@@ -60,7 +69,10 @@ class TriggerStatus:
     replies: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    parked: int = 0  # its dead-letter sink failed too: kept on the parking topic
+    unreadable: int = 0  # records that were not CloudEvents, sent to the dead-letter sink
     dropped: int = 0
+    failures: int = 0  # unexpected errors in its reader or dispatcher, each logged
     in_flight: int = 0
     lag: int = 0
 
@@ -71,26 +83,24 @@ class TriggerDelivery:
     def __init__(self, resolve: ResolveSubscriber,
                  brokers: Mapping[tuple[str, str], BrokerSpec],
                  stats: Mapping[tuple[str, str], TriggerStatus],
-                 dispatchers: Mapping[tuple[str, str], TriggerDispatcher],
-                 sender: HttpSender) -> None:
+                 dispatchers: Mapping[tuple[str, str], TriggerDispatcher]) -> None:
         self._resolve = resolve
         self._brokers = brokers
         self._stats = stats
         self._dispatchers = dispatchers
-        self._sender = sender
-        self._first_attempts: FirstAttempts | None = None
+        self._client: DeliveryClient | None = None
         self._publisher: Publisher | None = None
         # By Trigger: the Trigger and Broker a delivery was worked out for, it, and its
         # timeout.
         self._deliveries: dict[tuple[str, str],
                                tuple[TriggerSpec, BrokerSpec, DeliverySpec, float]] = {}
 
-    def attach(self, first_attempts: FirstAttempts, publisher: Publisher) -> None:
+    def attach(self, client: DeliveryClient, publisher: Publisher) -> None:
         """What the running data plane delivers and re-publishes with."""
-        self._first_attempts, self._publisher = first_attempts, publisher
+        self._client, self._publisher = client, publisher
 
     def detach(self) -> None:
-        self._first_attempts = self._publisher = None
+        self._client = self._publisher = None
 
     def forget(self, key: tuple[str, str]) -> None:
         """A removed Trigger's cached delivery goes with it."""
@@ -104,26 +114,27 @@ class TriggerDelivery:
         # Knative: with both, the uri is relative to the ref's address.
         return urljoin(base.rstrip("/") + "/", destination.uri) if destination.uri else base
 
-    def _prepare(self, trigger: TriggerSpec, record: KafkaRecord) -> _Outgoing | None:
-        """The request a record becomes for the trigger's subscriber; None if undeliverable."""
+    def _prepare(self, trigger: TriggerSpec, record: KafkaRecord) -> _Outgoing:
+        """The request a record becomes for the trigger's subscriber, or why it cannot."""
         stats = self._stats.get(trigger.key) or TriggerStatus(*trigger.key, trigger.broker,
                                                               False, "", "")
-        transcoded = http_binary_of_record(record.headers, record.value)
-        try:
-            event = None if transcoded else self._event_of(record)
-        except EventError as error:  # not written by us and not a CloudEvent: cannot deliver
-            log.error("trigger %s/%s: offset %s is not a CloudEvent (%s); skipped",
-                      *trigger.key, record.offset, error)
-            stats.dropped += 1
-            return None
         broker = self._brokers.get(trigger.broker_key) or BrokerSpec(*trigger.broker_key)
         delivery, timeout = self._delivery_of(trigger, broker)
+        transcoded = http_binary_of_record(record.headers, record.value)
+        event, unreadable = None, None
         if transcoded is None:
-            assert event is not None
-            message = codec.to_http_binary(event)
-            transcoded = dict(message.headers), message.body
+            try:
+                event = self._event_of(record)
+                message = codec.to_http_binary(event)
+                transcoded = dict(message.headers), message.body
+            except EventError as error:  # not a CloudEvent: it goes to the dead-letter sink
+                unreadable = str(error) or type(error).__name__
+                event = unreadable_record_event(trigger, record)
+                message = codec.to_http_binary(event)
+                transcoded = dict(message.headers), message.body
         headers = {**transcoded[0], "Prefer": "reply", "Kn-Namespace": trigger.namespace}
-        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1])
+        return _Outgoing(stats, event, broker, delivery, timeout, headers, transcoded[1],
+                         unreadable)
 
     def _delivery_of(self, trigger: TriggerSpec, broker: BrokerSpec) -> tuple[DeliverySpec,
                                                                                float]:
@@ -139,15 +150,12 @@ class TriggerDelivery:
     def deliver_first(self, trigger: TriggerSpec, record: KafkaRecord, then: Then) -> None:
         """The first attempt without a thread; `then` says whether the event is finished."""
         outgoing = self._prepare(trigger, record)
-        if outgoing is None:
-            then(True, None)
-            return
-        first_attempts = self._first_attempts
+        client = self._client
         try:
             url = self._url_of(trigger.namespace, trigger.subscriber)
-        except LookupError:
-            first_attempts = None  # the worker's attempts report it, retry and dead-letter it
-        if first_attempts is None:
+        except Exception:  # unresolved: the worker's attempts report, retry, dead-letter it
+            client = None
+        if client is None or outgoing.unreadable is not None:
             then(False, None)
             return
 
@@ -159,56 +167,58 @@ class TriggerDelivery:
             else:  # a reply to re-publish, a retry or a dead letter: a worker carries on
                 then(False, attempt)
 
-        first_attempts.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
+        client.post(url, outgoing.headers, outgoing.body, outgoing.timeout, landed)
 
     def deliver(self, trigger: TriggerSpec, record: KafkaRecord,
                 first: Attempt | None = None) -> None:
-        """Deliver one Kafka record to the trigger's subscriber; see delivery.py."""
+        """Deliver one Kafka record to the trigger's subscriber: retried as Knative retries,
+        then its reply re-published or its dead letter sent."""
         outgoing = self._prepare(trigger, record)
-        if outgoing is None:
-            return
-        stats, event, broker, delivery = (outgoing.stats, outgoing.event, outgoing.broker,
-                                          outgoing.delivery)
+        stats, broker, delivery = outgoing.stats, outgoing.broker, outgoing.delivery
         dispatcher = self._dispatchers.get(trigger.key)
         stopping = dispatcher.stopping if dispatcher else threading.Event()
+        if outgoing.unreadable is not None:
+            stats.unreadable += 1
+            log.warning("trigger %s/%s: offset %s of partition %s is not a CloudEvent (%s); "
+                        "it goes to the dead-letter sink", *trigger.key, record.offset,
+                        record.partition, outgoing.unreadable)
+            self._dead_letter(trigger, outgoing, Attempt(
+                None, f"the record is not a CloudEvent: {outgoing.unreadable}"), stopping)
+            return
         subscriber = trigger.subscriber
 
-        def send() -> Any:
-            return self._sender.post(self._url_of(trigger.namespace, subscriber),
-                                     outgoing.headers, outgoing.body, outgoing.timeout)
+        def send() -> Response:
+            return self._send(self._url_of(trigger.namespace, subscriber), outgoing.headers,
+                              outgoing.body, outgoing.timeout, stopping)
 
         def count_retry() -> None:
             stats.retries += 1
 
         attempt = send_with_retries(send, delivery, stopping, count_retry, first)
-        if attempt.ok:
-            stats.delivered += 1
-            assert attempt.response is not None
-            reply = reply_of(attempt.response)
-            if reply is None:
-                return
-        try:  # only replies and dead letters need the event itself
-            event = event or self._event_of(record)
-        except EventError as error:
-            log.error("trigger %s/%s: offset %s was delivered as it is, but is not a valid "
-                      "CloudEvent (%s); its reply or dead letter is dropped",
-                      *trigger.key, record.offset, error)
-            stats.dropped += 1
+        if not attempt.ok:
+            self._dead_letter(trigger, outgoing, attempt, stopping)
             return
-        if attempt.ok:
-            assert reply is not None
-            self._republish(trigger, broker, event, reply)
-            return
-        self._dead_letter(trigger, event, attempt, delivery, stopping, stats)
+        stats.delivered += 1
+        assert attempt.response is not None
+        reply = reply_of(attempt.response)
+        if reply is not None:
+            self._republish(trigger, broker, outgoing.headers, reply)
+
+    def _send(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float,
+              stopping: threading.Event) -> Response:
+        client = self._client
+        if client is None:
+            raise DeliveryAborted  # the data plane is stopping
+        return client.send(url, headers, body, timeout, stopping=stopping)
 
     @staticmethod
     def _event_of(record: KafkaRecord) -> CloudEvent:
-        return codec.from_kafka(record.headers, record.key, record.value or b"")
+        return codec.from_kafka(record.headers, record.key, record.value)
 
-    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: CloudEvent,
+    def _republish(self, trigger: TriggerSpec, broker: BrokerSpec, cause: Mapping[str, str],
                    reply: CloudEvent) -> None:
         try:
-            ttl = ttl_of(cause) - 1
+            ttl = hops_of(cause.get(f"ce-{KNATIVE_BROKER_TTL}")) - 1
         except RejectedEventError:
             ttl = 0
         assert self._publisher is not None
@@ -220,31 +230,45 @@ class TriggerDelivery:
             return
         self._stats[trigger.key].replies += 1
 
-    def _dead_letter(self, trigger: TriggerSpec, event: CloudEvent, attempt: Attempt,
-                     delivery: DeliverySpec, stopping: threading.Event,
-                     stats: TriggerStatus) -> None:
+    def _dead_letter(self, trigger: TriggerSpec, outgoing: _Outgoing, attempt: Attempt,
+                     stopping: threading.Event) -> None:
+        stats, delivery = outgoing.stats, outgoing.delivery
         try:
             destination = self._url_of(trigger.namespace, trigger.subscriber)
-        except LookupError:
+        except Exception:  # what the attempts failed on: the dead letter names the ref
             destination = trigger.subscriber.describe()
         sink = delivery.dead_letter_sink
+        event_id = outgoing.headers.get("ce-id", "?")
         if sink is None:
             stats.dropped += 1
             log.warning("trigger %s/%s: event %s dropped after %s (no deadLetterSink)",
-                        *trigger.key, event.get_id(), _describe(attempt))
+                        *trigger.key, event_id, attempt.describe())
             return
-        letter = codec.to_http_binary(dead_letter(event, destination, attempt))
-        headers = {**letter.headers, "Kn-Namespace": trigger.namespace}
+        headers = dead_letter_headers(outgoing.headers, destination, attempt)
         result = send_with_retries(
-            lambda: self._sender.post(self._url_of(trigger.namespace, sink), headers,
-                                      letter.body, timeout_of(delivery)),
+            lambda: self._send(self._url_of(trigger.namespace, sink), headers, outgoing.body,
+                               timeout_of(delivery), stopping),
             delivery, stopping)
         if result.ok:
             stats.dead_lettered += 1
-        else:
-            stats.dropped += 1
-            log.error("trigger %s/%s: event %s lost: the deadLetterSink failed too (%s)",
-                      *trigger.key, event.get_id(), _describe(result))
+            return
+        reason = f"the deadLetterSink {sink.describe()} failed too: {result.describe()}"
+        self._park(trigger, parked_record(trigger, headers, outgoing.body, reason))
+        stats.parked += 1
+        log.error("trigger %s/%s: event %s parked on %s (%s); `troupe dead-letters list` "
+                  "shows it", *trigger.key, event_id, PARKING_TOPIC, reason)
+
+    def _park(self, trigger: TriggerSpec, record: ParkedRecord) -> None:
+        publisher = self._publisher
+        if publisher is None:
+            raise DeliveryAborted  # the data plane is stopping: it stays uncommitted
+        try:
+            publisher.write_record(PARKING_TOPIC, record.key, record.value, record.headers)
+        except PublishFailedError as error:
+            raise ParkingFailedError(
+                f"trigger {trigger.namespace}/{trigger.name}: the event could not be "
+                f"parked either ({error}); it stays uncommitted") from error
+
 
 @dataclass(frozen=True)
 class _Outgoing:
@@ -257,9 +281,4 @@ class _Outgoing:
     timeout: float
     headers: dict[str, str]
     body: bytes
-
-
-def _describe(attempt: Attempt) -> str:
-    if attempt.response is not None:
-        return f"HTTP {attempt.response.status}"
-    return attempt.error or "a connection error"
+    unreadable: str | None = None  # why the record is not a CloudEvent, if it is not

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from troupe.local.controlplane.objects import Change, ObjectStore, now_iso
-from troupe.local.controlplane.resources import KAFKASOURCE, PINGSOURCE, Kind, Obj
-from troupe.local.eventing.sources.runners import KafkaSourceRunner, PingSourceRunner, SinkResolver
+from troupe.local.controlplane.events import Change
+from troupe.local.controlplane.kinds import KAFKASOURCE, PINGSOURCE, Kind, Obj
+from troupe.local.controlplane.objects import ObjectStore, now_iso
+from troupe.local.delivery import DeliveryClient
+from troupe.local.eventing.sources.kafka_source import KafkaSourceRunner
+from troupe.local.eventing.sources.runners import PingSourceRunner, SinkResolver
+from troupe.local.host.loop import LoopThread
 
 Runner = PingSourceRunner | KafkaSourceRunner
 
@@ -18,6 +22,9 @@ class SourcesController:
         self._resolve_sink = resolve_sink
         self._bootstrap = bootstrap_servers
         self._runners: dict[tuple[str, str, str], Runner] = {}
+        # The sources' deliveries, on a loop of their own (delivery/).
+        self._loop = LoopThread("sources").start()
+        self._client = DeliveryClient(self._loop)
         self._lock = threading.Lock()
         objects.subscribe(self._on_change)
 
@@ -34,11 +41,11 @@ class SourcesController:
         runner: Runner | None = None
         problem = None
         if kind == PINGSOURCE:
-            runner = PingSourceRunner(obj, self._resolve_sink)
+            runner = PingSourceRunner(obj, self._resolve_sink, self._client)
         elif self._bootstrap is None:
             problem = "no Kafka is running (the runtime was started without the data plane)"
         else:
-            runner = KafkaSourceRunner(obj, self._resolve_sink, self._bootstrap)
+            runner = KafkaSourceRunner(obj, self._resolve_sink, self._bootstrap, self._client)
         if runner is not None:
             with self._lock:
                 self._runners[key] = runner
@@ -60,3 +67,5 @@ class SourcesController:
             runners, self._runners = list(self._runners.values()), {}
         for runner in runners:
             runner.stop()
+        self._client.stop()
+        self._loop.stop()
