@@ -12,6 +12,7 @@ import psutil
 import pytest
 import requests
 from support.polling import wait_until
+from troupe.local.controlplane.kinds import REVISION
 from troupe.local.runtime import Runtime
 from troupe.local.serving.prewarm import InstanceTemplate, modules_to_preload
 
@@ -123,17 +124,28 @@ def test_scale_down_kills_the_forked_instance_and_its_worker(
 @pytest.mark.parametrize("prewarm", [True, False], ids=["prewarmed", "fresh"])
 def test_a_main_that_fails_to_import_is_reported_in_status_and_its_log(
         start_runtime: StartRuntime, prewarm: bool) -> None:
-    runtime = start_runtime([service("broken", image="broken")], prewarm=prewarm, functions={
-        "broken": "import a_module_nobody_installed\napp = None\n"})
+    """Probed as it is created (initial-scale 1), as Knative probes a new revision."""
+    runtime = start_runtime([service("broken", image="broken", initial_scale=None)],
+                            prewarm=prewarm, functions={
+                                "broken": "import a_module_nobody_installed\napp = None\n"})
 
+    (revision,) = wait_until(
+        lambda: [r for r in service_status(runtime, "broken")["revisions"]
+                 if r["reason"] != "Deploying"], 60, "the revision to fail its start")
     answer = requests.get(service_status(runtime, "broken")["url"], timeout=60)
 
     assert answer.status_code == 503
-    assert "a_module_nobody_installed" in answer.text
-    (revision,) = service_status(runtime, "broken")["revisions"]
-    assert "ModuleNotFoundError" in revision["start_failure"]
-    log = runtime.options.workdir / "logs" / "broken-00001-1.log"
-    assert "No module named 'a_module_nobody_installed'" in log.read_text()
+    assert "a_module_nobody_installed" in answer.text, answer.text
+    assert (revision["ready"], revision["reason"]) == (False, "ExitCode1")
+    assert "ModuleNotFoundError" in revision["message"]  # the last lines of its log
+    ready = next(c for c in runtime.objects.get(REVISION, runtime.options.namespace,
+                                                "broken-00001")["status"]["conditions"]
+                 if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ExitCode1")
+    assert "No module named 'a_module_nobody_installed'" in ready["message"]
+    log = (runtime.options.workdir / "logs" / "broken-00001-1.log").read_text()
+    assert "No module named 'a_module_nobody_installed'" in log
+    assert "not prewarmed" not in log  # with a template, the failing instance was forked
 
 
 def test_a_function_importing_what_the_template_could_not_still_starts(

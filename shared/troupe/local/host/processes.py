@@ -13,7 +13,7 @@ import select
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -153,8 +153,14 @@ class ForkedProcess:
     signal sent through it can never reach another process that reused the PID.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int,
+                 exit_code: Callable[[float], int | None] = lambda timeout: None) -> None:
+        """`exit_code(timeout)`: how it ended, as its parent tells, waiting up to `timeout`
+        seconds for the news; None if the parent cannot tell."""
         self._pid = pid
+        self._exit_code = exit_code
+        self._code: int | None = None
+        self._asked = False  # whether the parent was asked for the exit code
         self._lock = threading.Lock()  # guards the pidfd against its closing in stop()
         self._stopping = threading.Lock()  # one stop at a time: only stop() closes the pidfd
         self._pidfd: int | None
@@ -172,8 +178,12 @@ class ForkedProcess:
             return self._pidfd is not None and not _readable(self._pidfd, 0)
 
     def poll(self) -> int | None:
-        """None while it runs. Its exit status went to its parent: -1 once it has ended."""
-        return None if self.running() else -1
+        """None while it runs; once it has ended, its exit code as its parent reported it
+        (which comes a moment after the pidfd says it ended, hence the wait), or None
+        if the parent could not tell."""
+        if not self._asked and not self.running():
+            self._code, self._asked = self._exit_code(2.0), True
+        return self._code
 
     def kill(self) -> None:
         with self._lock:

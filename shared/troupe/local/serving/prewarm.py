@@ -10,11 +10,11 @@ import ast
 import contextlib
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
 import threading
-import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib.util import resolve_name
 from pathlib import Path
@@ -33,6 +33,8 @@ _RUNTIME_PACKAGES: Final = ("troupe.local", "troupe.cli", "troupe.demo", "troupe
 _OVERRIDDEN_BY_ARGUMENTS: Final = frozenset({"PORT", "WEB_CONCURRENCY"})
 # How long a fork may take to be answered before the template counts as stuck.
 _FORK_ANSWER_TIMEOUT: Final = 10.0
+# Exit codes kept for instances nobody asked about yet (one scaled down is never asked).
+_EXITS_KEPT: Final = 1000
 
 Preload = list[tuple[str, list[str]]]  # (module, names taken from it), as `from m import n`
 
@@ -132,14 +134,16 @@ class InstanceTemplate:
         self._process: subprocess.Popen[bytes] | None = None
         self._report: dict[str, Any] | None = None  # the template's, once it has preloaded
         self._problem: str | None = None  # why it cannot fork, when it cannot
-        self._started = 0.0
         self._ready = threading.Condition()
         self._fork_lock = threading.Lock()
+        self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()  # None: it ended
+        self._exits: OrderedDict[int, int] = OrderedDict()  # pid -> exit code, reported
+        self._exited = threading.Condition()
+        self._ended = False  # the template's output has closed
 
     def start(self) -> None:
         """Start the template; it preloads in the background (wait_ready waits for it)."""
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._started = time.monotonic()
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "troupe.local.serving.template"],
@@ -148,11 +152,14 @@ class InstanceTemplate:
         assert self._process.stdin is not None
         self._process.stdin.write(json_line(self._preload))
         self._process.stdin.flush()
-        threading.Thread(target=self._read_report, name="template-report", daemon=True).start()
+        threading.Thread(target=self._read_template, args=(self._process,),
+                         name="template-reader", daemon=True).start()
 
-    def _read_report(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        line = self._process.stdout.readline()
+    def _read_template(self, process: subprocess.Popen[bytes]) -> None:
+        """Everything the template says: its report, then the answers to forks (for
+        fork()) and the exits of instances (for exit_code()), until it ends."""
+        assert process.stdout is not None
+        line = process.stdout.readline()
         with self._ready:
             if not line:
                 self._problem = (f"the template exited while preloading; see "
@@ -161,6 +168,20 @@ class InstanceTemplate:
                 self._report = json.loads(line)
                 self._problem = self._report.get("problem")
             self._ready.notify_all()
+        for line in iter(process.stdout.readline, b""):
+            message = json.loads(line)
+            if "exited" not in message:
+                self._answers.put(message)
+                continue
+            with self._exited:
+                self._exits[int(message["exited"])] = int(message["code"])
+                while len(self._exits) > _EXITS_KEPT:
+                    self._exits.popitem(last=False)
+                self._exited.notify_all()
+        self._answers.put(None)
+        with self._exited:
+            self._ended = True  # no exit is told any more: stop waiting for one
+            self._exited.notify_all()
 
     def wait_ready(self, timeout: float) -> bool:
         with self._ready:
@@ -198,20 +219,29 @@ class InstanceTemplate:
             try:
                 process.stdin.write(request.to_line())
                 process.stdin.flush()
-                readable, _, _ = select.select([process.stdout], [], [], _FORK_ANSWER_TIMEOUT)
-                line = process.stdout.readline() if readable else b""
+                answer = self._answers.get(timeout=_FORK_ANSWER_TIMEOUT)
             except OSError as error:  # a broken pipe: the template is gone
-                line, problem = b"", str(error)
+                answer, problem = None, str(error)
+            except queue.Empty:
+                answer, problem = None, f"no answer within {_FORK_ANSWER_TIMEOUT:g} s"
             else:
-                problem = "no answer"
-            if not line:
+                problem = "it ended"
+            if answer is None:
                 self._fail(f"the template stopped answering ({problem}, exit code "
                            f"{process.poll()}); see {self._log_path}")
                 raise TemplateUnavailable(self._problem or "")
-        answer = json.loads(line)
         if "pid" not in answer:
             raise TemplateUnavailable(str(answer.get("error")))
-        return ForkedProcess(int(answer["pid"]))
+        pid = int(answer["pid"])
+        return ForkedProcess(pid, lambda timeout: self.exit_code(pid, timeout))
+
+    def exit_code(self, pid: int, timeout: float) -> int | None:
+        """How instance `pid` ended, as the template reported it (Popen.poll's meaning:
+        -N for signal N), waiting up to `timeout` seconds for the report; None if the
+        template did not tell (it ended too)."""
+        with self._exited:
+            self._exited.wait_for(lambda: pid in self._exits or self._ended, timeout)
+            return self._exits.get(pid)
 
     def _fail(self, problem: str) -> None:
         with self._ready:

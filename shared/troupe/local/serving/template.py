@@ -23,7 +23,9 @@ stdin (InstanceRequest) and reads the child's PID back. The child:
   (--preload: what the template lacks is imported now, so a function whose imports differ
   starts correctly, only slower), binds the port, forks its worker and serves.
 So each instance has its own PID, environment and log, and the runtime stops it on
-scale-down through a pidfd (host.processes.ForkedProcess). Memory stays shared as long as
+scale-down through a pidfd (host.processes.ForkedProcess). The instance is the template's
+child, so the template reaps it and reports how it ended: a main that fails to import shows
+as ExitCode1 on its revision, as a fresh process's would. Memory stays shared as long as
 nobody writes to it: the template freezes its heap before each fork (gc.freeze, Python's
 own recipe), so that an instance's collections never walk it, builds once what every
 instance would build first (the event validators), and an instance leaves with os._exit,
@@ -38,7 +40,8 @@ Why the template holds no threads, sockets or Kafka clients when it forks:
 - sockets: a socket open in the template would be shared by every instance. Two processes
   writing to one connection interleave their bytes, and a listening socket accepts for
   whichever process is quickest. The template talks to the runtime over pipes, which each
-  child replaces before it runs anything, and it checks it has no socket after each module;
+  child replaces or closes before it runs anything, and it checks it has no socket after
+  each module;
 - Kafka clients are both a socket and a thread (the heartbeat). The template is a fresh
   interpreter started by exec, not a fork of the runtime, so none of the runtime's clients,
   threads or sockets exist in it, and it refuses to have `kafka` imported.
@@ -75,6 +78,7 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
@@ -116,11 +120,13 @@ def main() -> None:
 
     The first line on stdin names the modules to preload ([module, [names]] pairs, as in
     `from module import names`); the template answers with its report, then one line
-    with the PID (or the error) per InstanceRequest, until stdin closes."""
+    with the PID (or the error) per InstanceRequest, until stdin closes. Between those it
+    reports each instance's exit ({"exited": pid, "code": ...}, as Popen.poll gives it):
+    the instances are its children, so only it can learn how they ended."""
     os.environ.update(_ONE_THREAD)
     gc.disable()  # no collection leaves holes in the pages every instance shares
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    preload = json.loads(requests.readline() or b"[]")
+    requests, replies = _LineReader(sys.stdin.fileno()), sys.stdout.buffer
+    preload = json.loads(requests.first_line() or b"[]")
     before = dict(os.environ)
     environ = os.environ
     recorder = _ReadRecorder(environ)
@@ -139,23 +145,93 @@ def main() -> None:
     _reply(replies, report)
     if report["problem"]:
         return
-    # Instances are reaped by the kernel: the runtime watches them through pidfds.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    for line in iter(requests.readline, b""):
-        request = InstanceRequest.from_line(line)
-        # Python's own recipe for fork without exec: with every object of the template
-        # frozen, an instance's first collections skip them, instead of walking the whole
-        # preloaded heap and so copying each of its pages (that cost 0.5-1.5 s a start).
-        gc.freeze()
-        try:
-            pid = os.fork()
-        except OSError as error:
-            _reply(replies, {"error": f"fork failed: {error}"})
+    # A child's exit wakes the loop below through this pipe (the signal module's wakeup
+    # fd): a pipe, not a thread, since the template must fork with one thread only.
+    exits, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake)
+    signal.signal(signal.SIGCHLD, _note_signal)
+    while True:
+        readable, _, _ = select.select([requests.fd, exits], [], [])
+        if exits in readable:
+            _drain(exits)
+            _report_exits(replies)
+        if requests.fd not in readable:
             continue
+        lines = requests.available_lines()
+        if lines is None:
+            return  # stdin closed: the runtime is done with the template
+        for line in lines:
+            _fork_instance(InstanceRequest.from_line(line), replies, set_by_imports, pools,
+                           (exits, wake))
+
+
+def _fork_instance(request: InstanceRequest, replies: Any, set_by_imports: Mapping[str, str],
+                   pools: Any, wakeup_pipe: tuple[int, int]) -> None:
+    # Python's own recipe for fork without exec: with every object of the template frozen,
+    # an instance's first collections skip them, instead of walking the whole preloaded
+    # heap and so copying each of its pages (that cost 0.5-1.5 s a start).
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        _reply(replies, {"error": f"fork failed: {error}"})
+        return
+    if pid == 0:
+        gc.enable()
+        signal.set_wakeup_fd(-1)
+        for fd in wakeup_pipe:
+            os.close(fd)
+        become_instance(request, set_by_imports, pools)
+    _reply(replies, {"pid": pid})
+
+
+def _note_signal(signum: int, frame: Any) -> None:
+    """SIGCHLD's handler: the wakeup fd has already told the loop, nothing else to do.
+    (Ignoring SIGCHLD instead would have the kernel reap instances, exit codes unseen.)"""
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 4096):
+            pass
+
+
+def _report_exits(replies: Any) -> None:
+    """Reap every instance that has exited, and tell the runtime how each ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no children left
+            return
         if pid == 0:
-            gc.enable()
-            become_instance(request, set_by_imports, pools)
-        _reply(replies, {"pid": pid})
+            return
+        _reply(replies, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+class _LineReader:
+    """Lines from a pipe, read with os.read so that select() on it tells the truth (a
+    buffered reader may hold a line select cannot see)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = b""
+
+    def first_line(self) -> bytes:
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def available_lines(self) -> list[bytes] | None:
+        """The complete lines that have arrived; None once the pipe is closed."""
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            return None
+        *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+        return lines
 
 
 class _ReadRecorder(MutableMapping[str, str]):
