@@ -32,7 +32,7 @@ import requests
 import yaml
 from troupe.demo.data import FEATURES, TARGET, DriftingSource
 from troupe.events import DATA_ARRIVED, DATA_VALIDATED, from_http, make_event, to_http_binary
-from troupe.local.controlplane.resources import SERVICE
+from troupe.local.controlplane.kinds import SERVICE
 from troupe.local.runtime import Runtime, RuntimeOptions
 from troupe.local.serving.prewarm import modules_to_preload
 from troupe.store import Store
