@@ -7,7 +7,7 @@ that has imported them already takes milliseconds, and the child shares the temp
 memory pages until it writes to them (Android's zygote, Lambda SnapStart).
 
 How an instance starts. The runtime writes one JSON line per instance on the template's
-stdin (InstanceRequest) and reads the child's PID back. The child:
+stdin (InstanceRequest) and reads the child's PID back. The child (forked_instance.py):
 - starts a session of its own, so that Ctrl-C in the terminal reaches the runtime only;
 - points stdin at /dev/null and stdout and stderr at its own log file, which also drops the
   template's pipes to the runtime;
@@ -75,16 +75,15 @@ import contextlib
 import gc
 import importlib
 import json
-import logging
 import os
-import random
 import select
 import signal
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final
+
+from troupe.local.serving.forked_instance import become_instance, native_thread_pools
 
 # Set before anything is imported: the native libraries size their pools when they load.
 _ONE_THREAD: Final = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -139,7 +138,7 @@ def main() -> None:
     # KMP_DUPLICATE_LIB_OK): a fresh process would have it too, beside its revision's.
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     report |= {"read_env": sorted(recorder.read), "set_by_imports": set_by_imports}
-    pools = _native_thread_pools()
+    pools = native_thread_pools()
     _warm_up()
     report["problem"] = report["problem"] or _unclean()
     _reply(replies, report)
@@ -324,89 +323,6 @@ def _unclean() -> str | None:
     if refused:
         return f"{', '.join(refused)} is imported; its clients belong to the runtime"
     return None
-
-
-def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
-                    pools: Any) -> NoReturn:
-    """In the forked child: set it up as a process of its own, then serve until stopped."""
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
-    _redirect_output(request.log)
-    os.environ.clear()
-    os.environ.update({**set_by_imports, **request.env})
-    _reseed()
-    if pools is not None:
-        _size_native_thread_pools(pools, request.env)
-    for path in Path(request.folder).iterdir():
-        if path.suffix == ".py" or (path / "__init__.py").is_file():
-            sys.modules.pop(path.stem, None)
-    sys.argv = ["gunicorn", *request.gunicorn_arguments]
-    from gunicorn.app.wsgiapp import run
-
-    code: int | str | None = 0
-    try:
-        run()  # returns only by SystemExit, when gunicorn stops (in its worker too)
-    except SystemExit as exit_:
-        code = exit_.code
-    _exit_now(code)
-
-
-def _exit_now(code: int | str | None) -> NoReturn:
-    """Exit without the interpreter's teardown. It would release every object inherited
-    from the template, writing to (and so copying) most of its pages: 0.7 s and hundreds of
-    MiB for each instance scaled down, which the instances still starting pay for."""
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
-
-
-def _redirect_output(log: str) -> None:
-    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(descriptor, 1)
-    os.dup2(descriptor, 2)
-    os.close(null)
-    os.close(descriptor)
-
-
-def _reseed() -> None:
-    random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
-
-
-def _native_thread_pools() -> Any:
-    """threadpoolctl's handle on the native thread pools loaded here (OpenBLAS, OpenMP),
-    found once in the template rather than in every instance; None without them."""
-    if not any(name in sys.modules for name in ("numpy", "scipy", "sklearn")):
-        return None
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # scikit-learn brings it; numpy alone keeps one thread
-        return None
-    return ThreadpoolController()
-
-
-def _size_native_thread_pools(pools: Any, env: Mapping[str, str]) -> None:
-    """The thread counts OpenBLAS and OpenMP give a fresh process: from the environment,
-    else one per core this process may run on."""
-    cores = len(os.sched_getaffinity(0))
-
-    def count(*names: str) -> int:
-        for name in names:
-            with contextlib.suppress(KeyError, ValueError):
-                return max(1, int(env[name]))
-        return cores
-
-    pools.limit(limits={"blas": count("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "OMP_NUM_THREADS"),
-                        "openmp": count("OMP_NUM_THREADS")})
 
 
 if __name__ == "__main__":
