@@ -139,10 +139,12 @@ class SpawnedProcess:
 
     def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
         stop_process(self.popen, timeout, how)
+        kill_session(self.popen.pid)
 
     def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
+        kill_session(self.popen.pid)
 
 
 class ForkedProcess:
@@ -190,6 +192,7 @@ class ForkedProcess:
             if self._pidfd is not None:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        kill_session(self._pid)
 
     def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
         """Ask with `how`, SIGKILL after `timeout` seconds, then let the pidfd go."""
@@ -204,9 +207,18 @@ class ForkedProcess:
                     signal.pidfd_send_signal(pidfd, signum)
                 if _readable(pidfd, timeout):
                     break
+            kill_session(self._pid)
             with self._lock:
                 self._pidfd = None
             os.close(pidfd)
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL what is left of the process group `leader` leads (an instance runs in a
+    session of its own). A SIGKILL to gunicorn's arbiter leaves its worker behind, orphaned,
+    and a worker that hung (the reason the arbiter was killed) would never exit."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
 
 
 def _readable(fd: int, timeout: float) -> bool:
