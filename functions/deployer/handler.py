@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import (
@@ -32,7 +32,6 @@ from troupe.events import (
 from troupe.function import Context, PermanentError, Settings, TemporaryError, data_object
 from troupe.knative import (
     CANDIDATE,
-    Cluster,
     KnativeError,
     TrafficTarget,
     canary_traffic,
@@ -45,6 +44,9 @@ from troupe.knative import (
     with_model,
 )
 from troupe.store import NotFoundError
+
+if TYPE_CHECKING:
+    from troupe.knative import Cluster
 
 STRATEGIES: Final = ("direct", "canary")
 # States of a deployment record: what the version's revision was doing after the action.
@@ -133,6 +135,10 @@ def _revision(settings: DeployerSettings, model: str, version: str) -> str:
 
 @cache
 def _cluster(kubeconfig: str, context: str) -> Cluster:
+    # The kubernetes client loads with the first rollout: it is most of the deployer's
+    # start-up, and a redelivered event is answered from the store without it.
+    from troupe.knative import Cluster
+
     return Cluster.connect(kubeconfig or None, context or None)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from cloudevents.core.v1.event import CloudEvent
 from troupe.events import MODEL_APPROVED, MODEL_REJECTED, MODELVERSION, TRAINING_FINISHED
 from troupe.function import Context, PermanentError, Settings, data_object
-from troupe.ml import METRICS, EvaluationError, Holdout, decide, holdout_split, score
+from troupe.ml import METRICS, EvaluationError, Holdout, decide, score
 from troupe.ml.catalog import CatalogError, load_frame
 from troupe.ml.reference import evaluation_key
 from troupe.store import IntegrityError, ModelVersion, NotFoundError, StoreError
@@ -121,6 +121,10 @@ def _held_out_rows(ctx: Context[EvaluatorSettings], lineage: dict[str, Any]) -> 
         "features": lineage["features"],
         "classes": lineage["classes"],
     }
+    # scikit-learn loads with the first evaluation, not at start-up: a verdict already
+    # recorded is answered from the store without it.
+    from troupe.ml import holdout_split
+
     frame = load_frame(ctx.store, entry)
     holdout = Holdout.from_json(lineage["holdout"]) if "holdout" in lineage else Holdout()
     _, held_out = holdout_split(frame, lineage["target"], holdout)

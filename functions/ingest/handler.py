@@ -23,15 +23,7 @@ from troupe.function import (
     TemporaryError,
     data_object,
 )
-from troupe.ml import (
-    SUFFIXES,
-    DatasetRejected,
-    DatasetSpec,
-    baseline_stats,
-    check_frame,
-    format_of_uri,
-    read_frame,
-)
+from troupe.ml import SUFFIXES, DatasetRejected, DatasetSpec, format_of_uri
 from troupe.ml.catalog import catalog_entry, record_validated, stats_key
 from troupe.store import ConflictError, NotFoundError, ObjectTooLargeError, OutsideStoreError
 
@@ -94,6 +86,10 @@ def handle(event: CloudEvent, ctx: Context[IngestSettings]) -> CloudEvent:
         max_null_fraction=data.get("max_null_fraction", ctx.settings.max_null_fraction),
         max_classes=ctx.settings.max_classes,
     )
+    # pandas loads with the first dataset read, not at start-up: an event refused before
+    # this point (no file, too large, outside the store) never needs it.
+    from troupe.ml import baseline_stats, check_frame, read_frame
+
     try:
         frame = read_frame(raw, spec.format, max_columns=ctx.settings.max_columns)
         checked = check_frame(frame, spec)

@@ -118,6 +118,10 @@ def load_served_model(settings: PredictorSettings, store: Store) -> ServedModel:
         except StoreError:
             lineage = {}  # served without lineage: no feature names from it, no drift
     names_in = getattr(estimator, "feature_names_in_", None)
+    if names_in is not None:
+        # Fitted on a DataFrame, it is given one per request: pandas loads now, with the
+        # model, so that a ready predictor answers its first request as fast as the next.
+        import pandas  # noqa: F401
     named = lineage.get("features") or (list(names_in) if names_in is not None else [])
     features = tuple(str(f) for f in named)
     n_features = len(features) or int(getattr(estimator, "n_features_in_", 0))

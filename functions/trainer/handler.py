@@ -25,7 +25,7 @@ from troupe.events import (
     TRAINING_REQUESTED,
 )
 from troupe.function import Context, Settings, SettingsError, data_object
-from troupe.ml import ESTIMATORS, Holdout, TrainingError, train
+from troupe.ml import ESTIMATORS, Holdout, TrainingError
 from troupe.ml.catalog import (
     CatalogError,
     by_ids,
@@ -108,6 +108,10 @@ def handle(event: CloudEvent, ctx: Context[TrainerSettings]) -> CloudEvent | Non
             "training-requested (TROUPE_TRAIN_ON_ARRIVAL=first)", data.get("dataset_id"), model
         )
         return None
+    # scikit-learn and pandas load with the first model trained, not at start-up: a
+    # redelivered event is answered from the registry without them.
+    from troupe.ml import train
+
     try:
         plan = _plan(event, data, model, ctx)
         frames = [load_frame(ctx.store, entry) for entry in plan.entries]

@@ -153,10 +153,14 @@ def _summary(result: dict) -> tuple:  # type: ignore[type-arg]
     return (result["versions"], result["dead_letters"])
 
 
-def _predictor(project: Path) -> dict:  # type: ignore[type-arg]
+def _status(project: Path) -> dict:  # type: ignore[type-arg]
     status = troupe("status", "--json", "--project", str(project), cwd=project, timeout=60)
     assert status.returncode == 0, status.stderr
-    return next(s for s in json.loads(status.stdout)["services"] if s["name"] == "predictor")
+    return json.loads(status.stdout)  # type: ignore[no-any-return]
+
+
+def _predictor(project: Path) -> dict:  # type: ignore[type-arg]
+    return next(s for s in _status(project)["services"] if s["name"] == "predictor")
 
 
 def _split(service: dict) -> list[tuple]:  # type: ignore[type-arg]
@@ -180,12 +184,17 @@ def test_demo_runs_again_on_the_same_runtime_and_after_a_restart(project: Path) 
 
     before = _predictor(project)
     assert _predict(before["url"], runs[1]["model"]).status_code == 200
+    assert _status(project)["template"]["state"] == "ready"  # the runs above were forked
     stopped = troupe("down", "--project", str(project), cwd=project, timeout=90)
     assert stopped.returncode == 0, stopped.stderr
-    started = troupe("up", "--detach", "--project", str(project), cwd=project, timeout=180)
+    # Up again with every instance started afresh, as pods are: the loop closes the same
+    # with or without the prewarmed template (the runs above had it).
+    started = troupe("up", "--detach", "--no-prewarm", "--project", str(project), cwd=project,
+                     timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
 
     after = _predictor(project)
+    assert _status(project)["template"]["state"] == "off"
     assert _split(after) == _split(before)  # revisions, percentages and tags
     answered = _predict(after["url"], runs[1]["model"])  # the champion of before
     assert answered.status_code == 200, answered.text

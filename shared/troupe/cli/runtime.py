@@ -113,9 +113,12 @@ _yes_option = click.option("--yes", "-y", is_flag=True,
               help="Let Triggers and sources deliver to addresses off this machine (by "
                    "default only loopback addresses and the runtime's own Services and "
                    "Brokers).")
+@click.option("--no-prewarm", is_flag=True,
+              help="Start every function process afresh, instead of forking it from a "
+                   "template process that has imported the functions' libraries already.")
 @_yes_option
 def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh: bool,
-       allow_external_sinks: bool, yes: bool) -> None:
+       allow_external_sinks: bool, no_prewarm: bool, yes: bool) -> None:
     """Run the project's knative/ and eventing/ manifests on this machine.
 
     The objects of the last run (Services as the deployer left them, their revisions,
@@ -129,11 +132,13 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
     if fresh:
         purge(root, yes)
     if detach:
-        _up_detached(root, port, grace_period, allow_external_sinks)
+        _up_detached(root, port, grace_period, allow_external_sinks,
+                     prewarm=not no_prewarm)
         return
     options = RuntimeOptions(project=root, port=port,
                              serving=ServingSettings(grace_period=grace_period),
-                             allow_external_sinks=allow_external_sinks)
+                             allow_external_sinks=allow_external_sinks,
+                             prewarm=not no_prewarm)
     runtime = Runtime(options, say=lambda line: click.echo(line, err=True))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -162,7 +167,7 @@ def up(project: Path | None, port: int, detach: bool, grace_period: float, fresh
 
 
 def _up_detached(root: Path, port: int, grace_period: float,
-                 allow_external_sinks: bool = False) -> None:
+                 allow_external_sinks: bool = False, *, prewarm: bool = True) -> None:
     log_path = root / ".troupe" / "runtime.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     (root / RUNTIME_FILE).unlink(missing_ok=True)
@@ -170,7 +175,8 @@ def _up_detached(root: Path, port: int, grace_period: float,
                "import troupe.cli.runtime; from troupe.cli import main; main()",
                "up", "--project", str(root), "--port", str(port),
                "--grace-period", str(grace_period),
-               *(["--allow-external-sinks"] if allow_external_sinks else [])]
+               *(["--allow-external-sinks"] if allow_external_sinks else []),
+               *([] if prewarm else ["--no-prewarm"])]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
@@ -227,6 +233,21 @@ def _stop(root: Path) -> None:
     click.echo("stopped")
 
 
+def _template_line(template: dict[str, Any]) -> str:
+    """Where instances come from: the prewarmed template (its PID and memory), or not."""
+    if template["state"] == "off":
+        return "template off: every instance starts as a fresh process (--no-prewarm)"
+    if template["state"] != "ready":
+        problem = template.get("problem") or "still preloading"
+        return f"template {template['state']}: instances start as fresh processes ({problem})"
+    rss = template.get("rss_mib")
+    memory = f"RSS {rss:.0f} MiB" if rss is not None else "RSS unknown"
+    failed = template.get("failed_imports") or {}
+    skipped = f", {len(failed)} could not load" if failed else ""
+    return (f"template pid {template['pid']}, {memory}, {template['preloaded']} modules "
+            f"preloaded{skipped}")
+
+
 @cli.command()
 @_project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -251,6 +272,7 @@ def status(project: Path | None, as_json: bool) -> None:
     for url in state["brokers"]:
         click.echo(f"broker {url}")
     click.echo(f"prometheus {state['prometheus'] or 'unavailable'}")
+    click.echo(_template_line(state.get("template") or {"state": "off"}))
     click.echo("\nSERVICE              READY  INSTANCES  RHO   P95 WAIT  URL"
                "                      TRAFFIC")
     for service in state["services"]:

@@ -24,7 +24,15 @@ from .extensions import (
     RUNID,
     TRACEPARENT,
 )
-from .make import lineage_of, make_event, schema_for, validate, validate_data, with_lineage
+from .make import (
+    compile_validators,
+    lineage_of,
+    make_event,
+    schema_for,
+    validate,
+    validate_data,
+    with_lineage,
+)
 from .vocabulary import (
     CANARY_PASSED,
     DATA_ARRIVED,
@@ -80,6 +88,7 @@ __all__ = [
     "MalformedEventError",
     "UnknownEventTypeError",
     "UnsupportedMediaTypeError",
+    "compile_validators",
     "from_http",
     "from_kafka",
     "is_known",

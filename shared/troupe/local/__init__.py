@@ -7,7 +7,8 @@ Laid out by Knative component, so that the folders tell the architecture:
 - `eventing/`: the Broker data plane (`eventing/broker/`, modelled on Knative's Kafka
   broker), PingSource and KafkaSource (`eventing/sources/`), and the controller that
   keeps them in step with the objects.
-- `serving/`: revisions, their pools of function processes, the activator and router.
+- `serving/`: revisions, their pools of function processes, the activator and router,
+  and the template process that prewarmed instances are forked from.
 - `observability/`: Prometheus, its scrape targets, and the runtime's own metrics.
 - `host/`: what runs on this machine: child processes, the embedded Kafka (Tansu) and
   loopback HTTP servers.

@@ -9,6 +9,7 @@ through the API takes effect the same way, and every change is written back to d
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ from troupe.local.observability.scraping import Observability
 from troupe.local.observability.span_recorder import SpanRecorder
 from troupe.local.observability.span_store import SpanStore
 from troupe.local.run_secrets import run_secret
+from troupe.local.serving import prewarm
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.revision import config_in_store
@@ -102,6 +104,7 @@ class RuntimeOptions:
     store_url: str | None = None  # default: file://<project>/.troupe/store
     # Sinks off this machine (`troupe up --allow-external-sinks`); see sink_policy.py.
     allow_external_sinks: bool = False
+    prewarm: bool = True  # fork instances from a template that imported their libraries
 
     @property
     def workdir(self) -> Path:
@@ -150,6 +153,7 @@ class Runtime:
         # The runtime's own spans: the data plane's, and the activator's cold starts.
         self._recorders: dict[str, SpanRecorder] = {}
         self.dashboard: DashboardServer | None = None
+        self.template: prewarm.InstanceTemplate | None = None  # with prewarmed instances
         self.kubeconfig = options.workdir / "kubeconfig"
         # The API's bearer token, new for each run: in the kubeconfig, and nowhere else
         # but the owner-only record of the running runtime and Prometheus' token file.
@@ -203,8 +207,11 @@ class Runtime:
         # Prometheus, which does not exist here, and an empty URL makes the monitor say
         # that monitoring is unavailable instead of retrying a host that never answers.
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
+        # Once every instance's shared variables are known: the template loads with them.
+        self._start_template({**os.environ, **extra_env})
         launch = LaunchSettings(project=options.project.resolve(),
-                                log_dir=options.workdir / "logs", extra_env=extra_env)
+                                log_dir=options.workdir / "logs", extra_env=extra_env,
+                                template=self.template)
         self.serving = ServingController(
             self.objects, launch, config_in_store(self.objects), self.metrics, options.serving,
             cold_starts=ColdStartSpans(self._recorder("troupe-activator")).waited)
@@ -229,7 +236,24 @@ class Runtime:
         if self.eventing is not None and not self.eventing.wait_ready(60):
             self._say("some triggers have not joined their consumer groups yet; "
                       "`troupe status` shows which")
+        if self.template is not None and not self.template.wait_ready(120):
+            problem = self.template.describe()["problem"] or "still preloading after 120 s"
+            self._say(f"instances start as fresh processes: the template is not ready "
+                      f"({problem})")
         self._start_dashboard(extra_env)
+
+    def _start_template(self, env: dict[str, str]) -> None:
+        if not self.options.prewarm:
+            return
+        unsupported = prewarm.supported()
+        if unsupported:
+            self._say(f"{unsupported}: instances start as fresh processes")
+            return
+        self.template = prewarm.InstanceTemplate(
+            prewarm.modules_to_preload(self.options.project),
+            self.options.workdir / "logs" / "template.log", env)
+        self.template.start()
+        self._parts.append(self.template.stop)  # after the instances: parts stop in reverse
 
     def _start_dashboard(self, function_environment: dict[str, str]) -> None:
         assert self.dashboard is not None
@@ -367,8 +391,9 @@ class Runtime:
         return False
 
     def kill(self) -> None:
-        """SIGKILL every child process now (functions, Prometheus, the embedded Kafka)."""
-        for part in (self.serving, self.observability, self.eventing):
+        """SIGKILL every child process now (functions, their template, Prometheus, the
+        embedded Kafka)."""
+        for part in (self.serving, self.template, self.observability, self.eventing):
             if part is not None:
                 try:
                     part.kill()
@@ -458,4 +483,5 @@ class Runtime:
             "prometheus": self.observability.url if self.observability else None,
             "services": self.serving.describe() if self.serving else [],
             "triggers": triggers,
+            "template": self.template.describe() if self.template else {"state": "off"},
         }

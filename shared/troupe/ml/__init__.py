@@ -3,9 +3,12 @@
 Pure functions over bytes, pandas frames and scikit-learn pipelines; only `catalog` touches
 the store. The functions ingest, trainer and evaluator are thin layers over these.
 
-The names below load on first use (PEP 562), not with the package: the monitor imports
-`troupe.ml.detectors`, and its image carries numpy and scipy but neither pandas nor
-scikit-learn, which `dataset`, `evaluation` and `training` import.
+The numeric names below are loaded when first used (PEP 562): `from troupe.ml import
+Holdout` does not import scikit-learn, `from troupe.ml import train` does. So a function
+imports at start-up what every request needs (`spec`, `evaluation`), and numpy, pandas
+and scikit-learn with the first event that needs them. The monitor, which imports
+`troupe.ml.detectors`, has an image with numpy and scipy but neither pandas nor
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -13,40 +16,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
+from .evaluation import EvaluationError, Verdict, decide, score
+from .spec import (
+    ESTIMATORS,
+    FORMATS,
+    METRICS,
+    SUFFIXES,
+    DatasetRejected,
+    DatasetSpec,
+    Holdout,
+    Label,
+    TrainingError,
+    format_of_uri,
+)
+
 if TYPE_CHECKING:
-    from .dataset import (
-        FORMATS,
-        SUFFIXES,
-        CheckedDataset,
-        DatasetRejected,
-        DatasetSpec,
-        Label,
-        baseline_stats,
-        check_frame,
-        format_of_uri,
-        read_frame,
-    )
-    from .evaluation import EvaluationError, Verdict, decide, score
+    from .dataset import CheckedDataset, baseline_stats, check_frame, read_frame
     from .training import (
-        ESTIMATORS,
-        METRICS,
-        Holdout,
         TrainedModel,
-        TrainingError,
         build_pipeline,
         classification_metrics,
         holdout_split,
         train,
     )
 
-_MODULE_OF: Final[dict[str, str]] = {
-    **dict.fromkeys(("FORMATS", "SUFFIXES", "CheckedDataset", "DatasetRejected", "DatasetSpec",
-                     "Label", "baseline_stats", "check_frame", "format_of_uri", "read_frame"),
+# Name -> the submodule that defines it, imported on first access.
+_LAZY: Final = {
+    **dict.fromkeys(("CheckedDataset", "baseline_stats", "check_frame", "read_frame"),
                     "dataset"),
-    **dict.fromkeys(("EvaluationError", "Verdict", "decide", "score"), "evaluation"),
-    **dict.fromkeys(("ESTIMATORS", "METRICS", "Holdout", "TrainedModel", "TrainingError",
-                     "build_pipeline", "classification_metrics", "holdout_split", "train"),
-                    "training"),
+    **dict.fromkeys(("TrainedModel", "build_pipeline", "classification_metrics",
+                     "holdout_split", "train"), "training"),
 }
 
 __all__ = [
@@ -58,9 +57,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
+    if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value  # looked up once
     return value
 

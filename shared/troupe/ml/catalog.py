@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from .dataset import DatasetRejected, DatasetSpec, check_frame, format_of_uri, read_frame
+from .spec import DatasetRejected, DatasetSpec, format_of_uri
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from troupe.store import Store
 
 
@@ -143,6 +143,8 @@ def load_frame(store: Store, entry: Mapping[str, Any]) -> pd.DataFrame:
         max_null_fraction=1.0,
         max_classes=len(entry["classes"]) or 1000,
     )
+    from .dataset import check_frame, read_frame  # pandas: when a frame is loaded, not before
+
     try:
         frame = read_frame(data, spec.format)
         return check_frame(frame, spec).frame

@@ -10,42 +10,17 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
 from .drift import baseline_bins
+from .spec import DatasetRejected, DatasetSpec, Format, Label
 
-Label = str | int | bool
-Format = Literal["csv", "parquet"]
-FORMATS: Final[tuple[str, ...]] = ("csv", "parquet")
-SUFFIXES: Final[dict[str, str]] = {"csv": ".csv", "parquet": ".parquet"}
 _PARQUET_MAGIC: Final = b"PAR1"
 _EMPTY: Final = "the file is empty: publish a file with a header row and data rows"
-
-
-class DatasetRejected(ValueError):
-    """The dataset is unfit for training; `reasons` says every way in which."""
-
-    def __init__(self, reasons: Sequence[str]) -> None:
-        self.reasons = list(reasons)
-        super().__init__("; ".join(self.reasons))
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a producer promises about a dataset (from data-arrived) plus ingest's limits."""
-
-    target: str
-    format: Format = "csv"
-    features: tuple[str, ...] | None = None  # None: every column but the target
-    classes: tuple[Label, ...] | None = None  # None: whatever labels occur
-    min_rows: int = 50
-    max_null_fraction: float = 0.1
-    max_classes: int = 50  # more distinct labels than this looks like a regression target
 
 
 @dataclass(frozen=True)
@@ -60,16 +35,6 @@ class CheckedDataset:
     @property
     def rows(self) -> int:
         return len(self.frame)
-
-
-def format_of_uri(uri: str) -> Format | None:
-    """The format a file name implies (`.csv`, `.parquet`), or None."""
-    lowered = uri.lower()
-    if lowered.endswith(".parquet"):
-        return "parquet"
-    if lowered.endswith(".csv"):
-        return "csv"
-    return None
 
 
 def read_frame(data: bytes, fmt: Format, *, max_columns: int | None = None) -> pd.DataFrame:

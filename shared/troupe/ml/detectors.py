@@ -50,7 +50,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 import numpy as np
-from scipy import stats
 
 from troupe.function.settings import Settings, SettingsError
 
@@ -286,6 +285,9 @@ def feature_step(test: FeatureTest, state: FeatureBlock,
 def homogeneity(reference: FeatureBaseline,
                 observed: Sequence[int] | np.ndarray) -> tuple[float, float]:
     """Chi-squared statistic and p-value of `observed` bin counts against the reference."""
+    # scipy costs the monitor a second at start-up; only a feature test with counts needs it.
+    from scipy import stats
+
     counts = np.asarray(observed, dtype=float)
     if counts.sum() == 0:
         return 0.0, 1.0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from .spec import METRICS
 
-from .training import METRICS, classification_metrics
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class EvaluationError(ValueError):
@@ -30,6 +31,8 @@ def score(
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise EvaluationError(f"the evaluation data lacks the model's features {missing}")
+    from .training import classification_metrics  # scikit-learn: on the first score only
+
     try:
         metrics = classification_metrics(model, frame, features, target)
     except (ValueError, TypeError, AttributeError) as error:

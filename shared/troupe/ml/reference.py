@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from troupe.store import Store, StoreError
 
-from .drift import FeatureBaseline, baseline_bins
-
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .drift import FeatureBaseline
 
 
 def reference_key(model: str, version: str) -> str:
@@ -40,8 +40,11 @@ def evaluation_key(model: str, version: str) -> str:
 def reference_distributions(frames: Sequence[pd.DataFrame], features: Sequence[str],
                             bins: int = 10) -> dict[str, Any]:
     """The reference document of the numeric `features` over all rows of `frames`."""
-    # Here, not at the top: the monitor reads references and its image has no pandas.
+    # Here, not at the top: the monitor reads references and its image has no pandas; a
+    # function that names only the keys here does not load it either.
     import pandas as pd
+
+    from .drift import baseline_bins
 
     rows = pd.concat([frame[list(features)] for frame in frames], ignore_index=True)
     distributions = {}
@@ -56,6 +59,8 @@ def read_distributions(store: Store, lineage: Mapping[str, Any],
                        features: Sequence[str]) -> dict[str, FeatureBaseline]:
     """The reference bins of a version: the trainer's, or the newest dataset's baseline
     for versions trained before references were kept; {} when neither can be read."""
+    from .drift import FeatureBaseline  # numpy: loaded with the first model, not at import
+
     for key in ("reference_uri", "stats_uri"):
         uri = lineage.get(key)
         if not uri:

@@ -24,32 +24,16 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-LOGISTIC_REGRESSION: Final = "logistic_regression"
-HIST_GRADIENT_BOOSTING: Final = "hist_gradient_boosting"
-RANDOM_FOREST: Final = "random_forest"
-ESTIMATORS: Final[tuple[str, ...]] = (LOGISTIC_REGRESSION, HIST_GRADIENT_BOOSTING, RANDOM_FOREST)
-# The metrics every model version carries; `f1` is macro-averaged over the classes, and
-# `roc_auc` is present only when the task is binary.
-METRICS: Final[tuple[str, ...]] = ("accuracy", "f1", "roc_auc")
+from .spec import (
+    ESTIMATORS,
+    HIST_GRADIENT_BOOSTING,
+    LOGISTIC_REGRESSION,
+    RANDOM_FOREST,
+    Holdout,
+    TrainingError,
+)
 
-
-class TrainingError(ValueError):
-    """Training cannot produce a model from this input; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Holdout:
-    """How the held-out rows are chosen: a share of each dataset, by a seeded shuffle."""
-
-    fraction: float = 0.2
-    seed: int = 42
-
-    def to_json(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "seed": self.seed}
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Holdout:
-        return cls(fraction=float(doc["fraction"]), seed=int(doc["seed"]))
+DEFAULT_HOLDOUT: Final = Holdout()  # frozen: one shared default is safe
 
 
 @dataclass(frozen=True)
@@ -128,7 +112,7 @@ def train(
     target: str,
     estimator: str,
     params: Mapping[str, Any] | None = None,
-    holdout: Holdout = Holdout(),
+    holdout: Holdout = DEFAULT_HOLDOUT,
 ) -> TrainedModel:
     """Fit a pipeline on the training rows of every frame; score it on their held-out rows."""
     if not frames:

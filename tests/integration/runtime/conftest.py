@@ -91,17 +91,18 @@ StartRuntime = Callable[..., Runtime]
 
 @pytest.fixture
 def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
-    """start_runtime(knative=[...], eventing=[...], grace_period=..., data_plane=False, ...)"""
+    """start_runtime(knative=[...], eventing=[...], grace_period=..., data_plane=False,
+    prewarm=True, ...)"""
     started: list[Runtime] = []
 
     def start(knative: list[dict[str, Any]], eventing: Sequence[dict[str, Any]] = (),
               *, grace_period: float = 30.0, data_plane: bool = False, prometheus: bool = False,
               buffer_size: int = 1000, activation_timeout: float = 30.0,
-              functions: dict[str, str] | None = None) -> Runtime:
+              functions: dict[str, str] | None = None, prewarm: bool = True) -> Runtime:
         project = write_project(tmp_path / f"project{len(started)}", knative, eventing,
                                 {"echo": ECHO, "recorder": RECORDER, **(functions or {})})
         runtime = Runtime(RuntimeOptions(
-            project=project, data_plane=data_plane, prometheus=prometheus,
+            project=project, data_plane=data_plane, prometheus=prometheus, prewarm=prewarm,
             serving=ServingSettings(grace_period=grace_period, buffer_size=buffer_size,
                                     activation_timeout=activation_timeout)),
             say=lambda line: None)

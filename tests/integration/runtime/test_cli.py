@@ -17,7 +17,7 @@ from support.polling import wait_until
 from troupe.cli import cli
 from troupe.events import DATA_ARRIVED, make_event, to_http_binary
 
-from .conftest import BROKER_DOC, StartRuntime, service, write_project
+from .conftest import BROKER_DOC, ECHO, StartRuntime, service, write_project
 
 pytestmark = pytest.mark.kafka
 
@@ -32,7 +32,11 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
                "metadata": {"name": "to-echo"},
                "spec": {"broker": "default", "subscriber": {"ref": {
                    "apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "echo"}}}}
-    project = write_project(tmp_path, [service("echo")], [BROKER_DOC, trigger])
+    # `broken` fails to start at `up` (initial-scale 1): `troupe status` says why.
+    project = write_project(tmp_path, [service("echo"), service("broken", image="broken",
+                                                                initial_scale=None)],
+                            [BROKER_DOC, trigger],
+                            {"echo": ECHO, "broken": "import a_module_nobody_installed\n"})
 
     up = _troupe("up", "--project", str(project), "--detach")
     try:
@@ -51,7 +55,7 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         status = _troupe("status", "--project", str(project), "--json")
         assert status.returncode == 0, status.stderr
         state = json.loads(status.stdout)
-        echo = state["services"][0]
+        echo = next(s for s in state["services"] if s["name"] == "echo")
         assert (echo["name"], echo["ready"], echo["instances"]) == ("echo", True, 0)
         assert echo["revisions"][0]["name"] == "echo-00001"
         assert echo["traffic"][0]["percent"] == 100
@@ -61,6 +65,8 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         assert (echo["utilization"], echo["predicted_p95_wait_s"]) == (0.0, 0.0)  # idle
 
         assert requests.get(echo["url"], timeout=30).status_code == 200
+        wait_until(lambda: "ExitCode" in _troupe("status", "--project", str(project),
+                                                 "--json").stdout, 60, "broken to fail")
         table = _troupe("status", "--project", str(project))
         assert table.returncode == 0, table.stderr
         header, row = (next(line for line in table.stdout.splitlines() if line.startswith(name))
@@ -68,6 +74,10 @@ def test_up_detached_then_status_then_down(tmp_path: Path) -> None:
         assert "RHO" in header and "P95 WAIT" in header
         rho = row.split()[3]
         assert rho.endswith("%") and 0 <= int(rho[:-1]) <= 100, row
+        assert state["template"]["state"] == "ready", state["template"]
+        assert f"template pid {state['template']['pid']}, RSS " in table.stdout
+        assert "revision broken-00001 is not ready (ExitCode1)" in table.stdout
+        assert "No module named 'a_module_nobody_installed'" in table.stdout
     finally:
         down = _troupe("down", "--project", str(project))
     assert down.returncode == 0, down.stderr

@@ -1,6 +1,6 @@
-"""What the runtime's loopback servers have in common: a free port to bind, the
-keep-alive handler of its own HTTP servers (the API and the service fronts), and a
-threading server that takes a bounded number of connections.
+"""What the runtime's loopback servers have in common: a free port to bind, a port held
+for a child process, the keep-alive handler of its own HTTP servers (the API and the
+service fronts), and a threading server that takes a bounded number of connections.
 
 These servers spend a thread per connection. So that a slow client costs one connection
 and not the runtime, a connection that sends nothing for CLIENT_TIMEOUT_S is closed
@@ -29,6 +29,28 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+class PortReservation:
+    """A loopback port held for a child process (gunicorn --reuse-port) for as long as the
+    child runs.
+
+    free_port() finds a port that is free at that moment only. On a busy machine another
+    process may bind it before the child does; the child then fails to start, or worse, a
+    readiness probe reaches the other process and requests follow it there. A reservation
+    is bound here with SO_REUSEPORT and never listens: the child, which sets SO_REUSEPORT
+    too, binds the same port and takes every connection, while any other process is
+    refused the port until the reservation is released.
+    """
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+
+    def release(self) -> None:
+        self._socket.close()
 
 
 class KeepAliveHandler(BaseHTTPRequestHandler):

@@ -1,16 +1,24 @@
 """Starting and stopping the processes the runtime runs (Tansu, Prometheus, gunicorn), one
-way: output appended to a log file, and a stop that escalates to SIGKILL."""
+way: output appended to a log file, and a stop that escalates to SIGKILL.
+
+Function instances are either children started here (`SpawnedProcess`) or processes the
+prewarmed template forked (`ForkedProcess`); both are a `RunningProcess` to the pool.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import select
 import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 
 def process_alive(pid: int) -> bool:
@@ -109,3 +117,125 @@ class ChildProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.stop()
+
+
+class RunningProcess(Protocol):
+    """A process the runtime watches and stops, whoever started it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def running(self) -> bool: ...
+
+    def poll(self) -> int | None:
+        """None while it runs; its exit code once it has ended, as Popen.poll gives it."""
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None: ...
+
+    def kill(self) -> None:
+        """SIGKILL now, without waiting: for a stop that ran out of time."""
+
+
+@dataclass(frozen=True)
+class SpawnedProcess:
+    """A child this process started with subprocess."""
+
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
+        stop_process(self.popen, timeout, how)
+        kill_session(self.popen.pid)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        kill_session(self.popen.pid)
+
+
+class ForkedProcess:
+    """A process another one forked on our behalf (an instance the template forked).
+
+    It is not our child, so waitpid cannot watch it and its exit status goes to its parent.
+    A pidfd (Linux 5.3) stands in: it becomes readable when the process exits, and a
+    signal sent through it can never reach another process that reused the PID.
+    """
+
+    def __init__(self, pid: int,
+                 exit_code: Callable[[float], int | None] = lambda timeout: None) -> None:
+        """`exit_code(timeout)`: how it ended, as its parent tells, waiting up to `timeout`
+        seconds for the news; None if the parent cannot tell."""
+        self._pid = pid
+        self._exit_code = exit_code
+        self._code: int | None = None
+        self._asked = False  # whether the parent was asked for the exit code
+        self._lock = threading.Lock()  # guards the pidfd against its closing in stop()
+        self._stopping = threading.Lock()  # one stop at a time: only stop() closes the pidfd
+        self._pidfd: int | None
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # exited before we looked
+            self._pidfd = None
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def running(self) -> bool:
+        with self._lock:
+            return self._pidfd is not None and not _readable(self._pidfd, 0)
+
+    def poll(self) -> int | None:
+        """None while it runs; once it has ended, its exit code as its parent reported it
+        (which comes a moment after the pidfd says it ended, hence the wait), or None
+        if the parent could not tell."""
+        if not self._asked and not self.running():
+            self._code, self._asked = self._exit_code(2.0), True
+        return self._code
+
+    def kill(self) -> None:
+        with self._lock:
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        kill_session(self._pid)
+
+    def stop(self, timeout: float, how: int = signal.SIGTERM) -> None:
+        """Ask with `how`, SIGKILL after `timeout` seconds, then let the pidfd go."""
+        with self._stopping:
+            pidfd = self._pidfd
+            if pidfd is None:
+                return
+            for signum in (how, signal.SIGKILL):
+                if _readable(pidfd, 0):
+                    break
+                with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                    signal.pidfd_send_signal(pidfd, signum)
+                if _readable(pidfd, timeout):
+                    break
+            kill_session(self._pid)
+            with self._lock:
+                self._pidfd = None
+            os.close(pidfd)
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL what is left of the process group `leader` leads (an instance runs in a
+    session of its own). A SIGKILL to gunicorn's arbiter leaves its worker behind, orphaned,
+    and a worker that hung (the reason the arbiter was killed) would never exit."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)

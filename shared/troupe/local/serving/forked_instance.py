@@ -1,0 +1,105 @@
+"""What a process forked from the instance template does to become a function instance:
+a session, output and environment of its own, fresh random state, the native thread pools
+a fresh process would have, then gunicorn; and an exit without the interpreter's teardown.
+
+Why each step is needed is the template's docstring (template.py); this module is the
+child's side of it, run in the child only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from troupe.local.serving.template import InstanceRequest
+
+
+def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
+                    pools: Any) -> NoReturn:
+    """In the forked child: set it up as a process of its own, then serve until stopped."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
+    _redirect_output(request.log)
+    os.environ.clear()
+    os.environ.update({**set_by_imports, **request.env})
+    _reseed()
+    if pools is not None:
+        _size_native_thread_pools(pools, request.env)
+    for path in Path(request.folder).iterdir():
+        if path.suffix == ".py" or (path / "__init__.py").is_file():
+            sys.modules.pop(path.stem, None)
+    sys.argv = ["gunicorn", *request.gunicorn_arguments]
+    from gunicorn.app.wsgiapp import run
+
+    code: int | str | None = 0
+    try:
+        run()  # returns only by SystemExit, when gunicorn stops (in its worker too)
+    except SystemExit as exit_:
+        code = exit_.code
+    _exit_now(code)
+
+
+def _exit_now(code: int | str | None) -> NoReturn:
+    """Exit without the interpreter's teardown. It would release every object inherited
+    from the template, writing to (and so copying) most of its pages: 0.7 s and hundreds of
+    MiB for each instance scaled down, which the instances still starting pay for."""
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def _redirect_output(log: str) -> None:
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(null)
+    os.close(descriptor)
+
+
+def _reseed() -> None:
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def native_thread_pools() -> Any:
+    """threadpoolctl's handle on the native thread pools loaded here (OpenBLAS, OpenMP),
+    found once in the template rather than in every instance; None without them."""
+    if not any(name in sys.modules for name in ("numpy", "scipy", "sklearn")):
+        return None
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # scikit-learn brings it; numpy alone keeps one thread
+        return None
+    return ThreadpoolController()
+
+
+def _size_native_thread_pools(pools: Any, env: Mapping[str, str]) -> None:
+    """The thread counts OpenBLAS and OpenMP give a fresh process: from the environment,
+    else one per core this process may run on."""
+    cores = len(os.sched_getaffinity(0))
+
+    def count(*names: str) -> int:
+        for name in names:
+            with contextlib.suppress(KeyError, ValueError):
+                return max(1, int(env[name]))
+        return cores
+
+    pools.limit(limits={"blas": count("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "OMP_NUM_THREADS"),
+                        "openmp": count("OMP_NUM_THREADS")})
