@@ -61,14 +61,9 @@ differ only in what the choreography costs. The shipped manifests are otherwise 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,7 +72,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from troupe.cli._common import api_headers
@@ -99,6 +93,7 @@ from troupe.events import (
 )
 from troupe.store import Store
 
+from bench._loop_runtime import copy_project, down, up
 from bench.report import Figure
 
 NAME = "loop"
@@ -130,65 +125,6 @@ class LoopRun:
     @property
     def overhead_s(self) -> float:
         return self.end_to_end_s - self.handler_s
-
-
-# -- the runtime: a copy of this repository, started and always stopped ------------------
-def _copy_project(folder: Path) -> Path:
-    project = folder / "project"
-    repo = Path(__file__).resolve().parents[1]
-    subprocess.run(["git", "clone", "-q", str(repo), str(project)], check=True)
-    config = project / "knative" / "300-config.yaml"
-    text = config.read_text()
-    # Absent, the trainer's default is `always` already; see the module docstring.
-    config.write_text(re.sub(r"(?m)^(\s*TROUPE_TRAIN_ON_ARRIVAL:).*$", r"\1 always", text))
-    # Every revision starts at zero (see the module docstring), beside each min-scale.
-    for manifest in (project / "knative").glob("*.yaml"):
-        manifest.write_text(re.sub(
-            r'(?m)^(\s*)(autoscaling\.knative\.dev/min-scale: "0")$',
-            r'\1\2\n\1autoscaling.knative.dev/initial-scale: "0"', manifest.read_text()))
-    return project
-
-
-def _troupe(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """The `troupe` command run from the copy: the runtime and every function it starts
-    import the copy's library (committed code), not a working tree being edited."""
-    env = {**os.environ, "PYTHONPATH": str(project / "shared")}
-    command = [sys.executable, "-c", "from troupe.cli import main; main()", *args,
-               "--project", str(project)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def _up(project: Path, *options: str) -> dict[str, Any]:
-    started = _troupe(project, "up", "--detach",
-                      "--grace-period", str(GRACE_PERIOD_S), *options, timeout=180)
-    if started.returncode != 0:
-        raise RuntimeError(f"troupe up failed: {started.stderr.strip()[-1500:]}")
-    info: dict[str, Any] = json.loads((project / ".troupe" / "runtime.json").read_text())
-    return info
-
-
-def _down(project: Path, pid: int | None) -> None:
-    """`troupe down`; if that fails, kill the runtime and every process under it (the
-    functions run in sessions of their own, so its process group is not enough)."""
-    try:
-        stopped = _troupe(project, "down", timeout=90)
-        if stopped.returncode == 0:
-            return
-        print(f"troupe down failed: {stopped.stderr.strip()}", file=sys.stderr)
-    except subprocess.TimeoutExpired:
-        print("troupe down did not return within 90 s", file=sys.stderr)
-    if pid is not None:
-        for process in [pid, *_descendants(pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process, signal.SIGKILL)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, found by parent PID (see coldstart._children)."""
-    try:
-        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 # -- one run -----------------------------------------------------------------------------
@@ -371,10 +307,10 @@ def _measure(*options: str, warm: bool) -> Measured:
     """Cold after up, WARM_RUNS warm runs when `warm`, then cold after the grace period, on
     a fresh copy of the project (so that each way's first run finds no champion either)."""
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
-        project = _copy_project(Path(folder))
+        project = copy_project(Path(folder))
         pid: int | None = None
         try:
-            info = _up(project, *options)
+            info = up(project, *options, grace_period_s=GRACE_PERIOD_S)
             pid = int(info["pid"])
             loop = Loop(info, project)
             way = " (no prewarm)" if options else ""
@@ -383,7 +319,7 @@ def _measure(*options: str, warm: bool) -> Measured:
             loop.wait_scaled_to_zero(GRACE_PERIOD_S + 60)
             cold_again = _cold(loop.run(f"cold-after-grace{way}"))
         finally:
-            _down(project, pid)
+            down(project, pid)
     return Measured(cold, cold_again, warm_runs)
 
 

@@ -8,7 +8,6 @@ through the API takes effect the same way, and every change is written back to d
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -20,33 +19,16 @@ from urllib.parse import quote
 from troupe.local.controlplane.access import access_checks
 from troupe.local.controlplane.admission import admit
 from troupe.local.controlplane.apiserver import ApiServer
-from troupe.local.controlplane.apply import applied_onto, as_applied, from_manifest
 from troupe.local.controlplane.collector import GarbageCollector
 from troupe.local.controlplane.kinds import (
     BROKER,
-    CONFIGMAP,
-    CONFIGURATION,
-    EVENTPOLICY,
-    EVENTTYPE,
-    KAFKASOURCE,
-    NAMESPACE,
-    NETWORKPOLICY,
-    PINGSOURCE,
-    REVISION,
-    ROLE,
-    ROLEBINDING,
-    ROUTE,
-    SECRET,
-    SERVICE,
-    SERVICEACCOUNT,
     STORED_KINDS,
     TRIGGER,
-    Kind,
     Obj,
 )
 from troupe.local.controlplane.kubeconfig import new_token, write_kubeconfig
-from troupe.local.controlplane.manifests import ManifestError, Project, load_project
-from troupe.local.controlplane.objects import AlreadyExists, NotFound, ObjectStore
+from troupe.local.controlplane.manifests import Project, load_project
+from troupe.local.controlplane.objects import ObjectStore
 from troupe.local.controlplane.saved_objects import (
     STATE_FILE_NAME,
     SavedObjects,
@@ -54,12 +36,11 @@ from troupe.local.controlplane.saved_objects import (
     SavedStateError,
     read_saved_objects,
 )
-from troupe.local.controlplane.status import ApiError
 from troupe.local.conventions import DEFAULT_NAMESPACE
 from troupe.local.dashboard.collector import collector_routes
 from troupe.local.dashboard.dashboard import Dashboard, DashboardSources
 from troupe.local.dashboard.server import DashboardServer
-from troupe.local.errors import InvalidFieldError, InvalidResourceError
+from troupe.local.errors import InvalidResourceError
 from troupe.local.eventing.checks import add_eventing_checks
 from troupe.local.eventing.sink_policy import add_sink_checks
 from troupe.local.eventing.sources.controller import SourcesController
@@ -69,20 +50,13 @@ from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.observability.scraping import Observability
 from troupe.local.observability.span_recorder import SpanRecorder
 from troupe.local.observability.span_store import SpanStore
-from troupe.local.run_secrets import run_secret
+from troupe.local.project_apply import RESTORE_ORDER, ProjectApplier
 from troupe.local.serving import prewarm
 from troupe.local.serving.controller import ServingController, ServingSettings
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.revision import config_in_store
 from troupe.traces import TRACE_FILE
 
-# Apply order, as kubectl's numbered files have it: namespaces, RBAC and configuration
-# first, then what refers to them, so that references (a Service's ConfigMap, a Trigger's
-# subscriber, a source's sink) resolve at once.
-_APPLY_ORDER = (NAMESPACE, SERVICEACCOUNT, ROLE, ROLEBINDING, NETWORKPOLICY, CONFIGMAP, SECRET,
-                BROKER, EVENTPOLICY, SERVICE, TRIGGER, EVENTTYPE, PINGSOURCE, KAFKASOURCE)
-# Kept Revisions come back before their Services, so that traffic finds what it names.
-_RESTORE_ORDER = (*_APPLY_ORDER[:9], REVISION, CONFIGURATION, ROUTE, *_APPLY_ORDER[9:])
 if TYPE_CHECKING:  # imported when the data plane starts: it pulls in kafka-python
     from troupe.local.eventing.controller import Eventing
 
@@ -222,14 +196,15 @@ class Runtime:
         self._parts.append(sources.close)
         if saved is not None:
             try:
-                self.objects.restore(saved.resource_version, saved.objects, _RESTORE_ORDER)
+                self.objects.restore(saved.resource_version, saved.objects, RESTORE_ORDER)
             except InvalidResourceError as error:  # allowed by an earlier run, not by this one
                 raise SavedStateError(options.state_file, str(error)) from None
-        self._ensure_namespaces({options.namespace, "default", *(
+        applier = ProjectApplier(self.objects, options.project, self._say)
+        applier.ensure_namespaces({options.namespace, "default", *(
             m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
-        self._ensure_run_secrets({options.namespace, *(
+        applier.ensure_run_secrets({options.namespace, *(
             m.obj["metadata"]["namespace"] for m in project.resources if m.kind.namespaced)})
-        self._apply(project)
+        applier.apply(project)
         writer = SavedObjectsWriter(options.state_file)
         self.objects.subscribe(lambda *_: writer.write(*self.objects.snapshot()))
         writer.write(*self.objects.snapshot())
@@ -296,86 +271,6 @@ class Runtime:
         bootstrap: str = self.eventing.start()
         self.metrics.read_events_from(self.eventing.event_counts)
         return bootstrap
-
-    def _apply(self, project: Project) -> None:
-        applied: set[tuple[str, str, str]] = set()
-        for kind in _APPLY_ORDER:
-            for manifest in (m for m in project.resources if m.kind == kind):
-                metadata = manifest.obj["metadata"]
-                applied.add((kind.plural, metadata.get("namespace", ""), metadata["name"]))
-                resource = f"{kind.kind}/{metadata['name']}"
-                try:
-                    self._apply_one(kind, manifest.obj, self._relative(manifest.file))
-                except InvalidFieldError as error:
-                    raise ManifestError(manifest.file, resource, error.field,
-                                        error.problem) from None
-                except ApiError as error:  # refused by admission: name every field
-                    causes = error.details.get("causes") or [{"field": "-", "message": ""}]
-                    raise ManifestError(manifest.file, resource, causes[0]["field"], "; ".join(
-                        [causes[0]["message"], *(f"{c['field']}: {c['message']}"
-                                                 for c in causes[1:])])) from None
-                if kind == SERVICE:
-                    self._check_service(manifest.file, resource, manifest.obj)
-        for kind in reversed(_APPLY_ORDER):  # like `kubectl apply --prune`
-            for obj in self.objects.list(kind):
-                metadata = obj["metadata"]
-                if from_manifest(obj) and (kind.plural, metadata.get("namespace", ""),
-                                           metadata["name"]) not in applied:
-                    self.objects.delete(kind, metadata.get("namespace", ""), metadata["name"])
-                    self._say(f"{kind.kind}/{metadata['name']} is no longer in the manifests: "
-                              "deleted")
-
-    def _ensure_run_secrets(self, namespaces: set[str]) -> None:
-        """The Secrets a cluster's operator would create by hand (run_secrets.py), made
-        once where neither an earlier run nor the manifests made them."""
-        for namespace in sorted(namespaces):
-            with contextlib.suppress(AlreadyExists):
-                self.objects.create(SECRET, run_secret(namespace))
-
-    def _ensure_namespaces(self, names: set[str]) -> None:
-        """The namespaces the runtime and its manifests use exist, as `default` does on a
-        cluster: an object cannot be created in a namespace that does not."""
-        for name in sorted(names):
-            with contextlib.suppress(AlreadyExists):
-                self.objects.create(NAMESPACE, {
-                    "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]},
-                    "status": {"phase": "Active"}})
-
-    def _apply_one(self, kind: Kind, manifest: Obj, file: str) -> None:
-        """Apply one manifest as kubectl would, through the same admission as the API."""
-        metadata = manifest["metadata"]
-        version = str(manifest.get("apiVersion", "")).rpartition("/")[2]
-        try:
-            live = self.objects.get(kind, metadata.get("namespace", ""), metadata["name"])
-        except NotFound:
-            self.objects.create(kind, admit(kind, version, as_applied(manifest, file), None,
-                                            "Strict").obj)
-            return
-        candidate = applied_onto(live, manifest, file)
-        # Status is the controllers' to write: a manifest never sets it, and kinds without
-        # one (a ServiceAccount) would be refused for the empty status the store keeps.
-        candidate.pop("status", None)
-        updated = admit(kind, version, candidate, live, "Strict").obj
-        if {**updated, "status": None} != {**live, "status": None}:
-            self.objects.replace(kind, updated)
-
-    def _relative(self, file: Path) -> str:
-        try:
-            return str(file.resolve().relative_to(self.options.project.resolve()))
-        except ValueError:
-            return str(file)
-
-    def _check_service(self, file: Path, resource: str, obj: Obj) -> None:
-        metadata = obj["metadata"]
-        status = self.objects.get(SERVICE, metadata["namespace"], metadata["name"])["status"]
-        for condition in status.get("conditions", []):
-            message = str(condition.get("message", ""))
-            # A field the runtime cannot run stops `troupe up`; a revision that fails to
-            # start later is reported on its Service and Revision (and `troupe status`).
-            if (condition["type"] == "ConfigurationsReady" and condition["status"] == "False"
-                    and message.startswith(("spec.", "metadata."))):
-                field_name, _, problem = message.partition(": ")
-                raise ManifestError(file, resource, field_name, problem)
 
     def shutdown(self, budget_s: float = STOP_BUDGET_S) -> bool:
         """`stop()`, given at most `budget_s` seconds: what has not stopped by then (a Kafka

@@ -25,8 +25,8 @@ from troupe.local.host.loop import LoopThread
 from troupe.local.observability.runtime_metrics import RuntimeMetrics
 from troupe.local.serving.instance import LaunchSettings
 from troupe.local.serving.owned import (
-    child_of,
     condition,
+    keep_child,
     overall,
     owner_reference,
     revision_status,
@@ -44,6 +44,7 @@ from troupe.local.serving.revision import (
     template_of,
 )
 from troupe.local.serving.router import ColdStartHook, Front, Split
+from troupe.local.serving.summary import revision_summary, service_summary
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ class ServingController:
 
     def _reconcile(self, obj: Obj) -> None:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        configuration = self._keep_child(CONFIGURATION, obj, {"template": obj["spec"]["template"]})
+        configuration = keep_child(self._objects, CONFIGURATION, obj,
+                                   {"template": obj["spec"]["template"]})
         state = self._services.get((namespace, name))
         if state is None:
             state = _ServiceState(namespace, name, Front(name, self._metrics, self._client,
@@ -126,7 +128,7 @@ class ServingController:
         except InvalidFieldError as error:
             config_problem = Readiness("False", "RevisionFailed", str(error))
         self._refresh_readiness(state)
-        self._keep_child(ROUTE, obj, {"traffic": obj["spec"].get("traffic") or []})
+        keep_child(self._objects, ROUTE, obj, {"traffic": obj["spec"].get("traffic") or []})
         traffic, routes_ready = self._route(state, obj)
         configurations_ready = config_problem or self._latest_readiness(state)
         self._write_status(state, obj, traffic, configurations_ready, routes_ready)
@@ -280,20 +282,6 @@ class ServingController:
             if "tag" in entry:
                 entry["url"] = state.tag_fronts[entry["tag"]].url
 
-    def _keep_child(self, kind: Kind, service: Obj, spec: Obj) -> Obj:
-        """The Service's Configuration or Route, made or brought up to date."""
-        made = child_of(service, spec)
-        metadata = made["metadata"]
-        try:
-            current = self._objects.get(kind, metadata["namespace"], metadata["name"])
-        except NotFound:
-            return self._objects.create(kind, made)
-        if current["spec"] == spec and current["metadata"].get("ownerReferences") == \
-                metadata["ownerReferences"]:
-            return current
-        current["metadata"]["ownerReferences"] = metadata["ownerReferences"]
-        return self._objects.replace(kind, {**current, "spec": spec})
-
     def _write_status(self, state: _ServiceState, obj: Obj, traffic: list[Obj],
                       configurations_ready: Readiness, routes_ready: Readiness) -> None:
         previous = obj.get("status") or {}
@@ -368,29 +356,10 @@ class ServingController:
         for state in states:
             obj = self._objects.get(SERVICE, state.namespace, state.name)
             status = obj.get("status") or {}
-            revisions: list[Obj] = []
-            for name, pool in state.revisions.items():
-                readiness = self._readiness(state, name)
-                revisions.append({"name": name, "ready": readiness.status == "True",
-                                  "reason": readiness.reason, "message": readiness.message,
-                                  "instances": len(pool.instances()),
-                                  "autoscaler": pool.revision.scaling.autoscaler,
-                                  "desired": pool.desired,
-                                  "decisions": [list(d) for d in pool.decisions],
-                                  "promotions": pool.promotions,
-                                  **pool.queueing_summary()})
-            busiest = _busiest(revisions)
-            described.append({
-                "name": state.name, "namespace": state.namespace,
-                "ready": all(c["status"] == "True" for c in status.get("conditions", [])),
-                "url": state.front.url,
-                "instances": sum(r["instances"] for r in revisions),
-                "revisions": revisions,
-                "traffic": status.get("traffic", []),
-                # Each revision is a queue of its own; the Service shows its busiest.
-                "utilization": busiest.get("utilization"),
-                "predicted_p95_wait_s": busiest.get("predicted_p95_wait_s"),
-            })
+            revisions = [revision_summary(name, pool, self._readiness(state, name))
+                         for name, pool in state.revisions.items()]
+            described.append(service_summary(state.name, state.namespace, status,
+                                             state.front.url, revisions))
         return described
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -425,13 +394,3 @@ class ServingController:
         self._client.stop()
         self._loop.stop()
 
-
-def _busiest(revisions: list[Obj]) -> Obj:
-    """The revision with the highest utilisation; one with traffic but no instance (rho
-    unknown) counts as busiest of all, since its requests wait for a cold start."""
-    def load(revision: Obj) -> float:
-        if revision["utilization"] is None:
-            return float("inf") if revision["arrival_rate"] else -1.0
-        return float(revision["utilization"])
-
-    return max(revisions, key=load, default={})

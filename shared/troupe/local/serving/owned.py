@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from troupe.local.controlplane.kinds import SERVICE, Kind, Obj
-from troupe.local.controlplane.objects import now_iso
+from troupe.local.controlplane.objects import NotFound, ObjectStore, now_iso
 from troupe.local.serving.pool import Readiness
 from troupe.local.serving.revision import (
     ROUTE_LABEL,
@@ -91,3 +91,18 @@ def with_routing(revision: Obj, traffic: list[Obj]) -> Obj:
         labels.pop(ROUTE_LABEL, None)
     return {**revision, "metadata": {**metadata, "labels": labels,
                                      "annotations": annotations}}
+
+
+def keep_child(objects: ObjectStore, kind: Kind, service: Obj, spec: Obj) -> Obj:
+    """The Service's Configuration or Route, made or brought up to date."""
+    made = child_of(service, spec)
+    metadata = made["metadata"]
+    try:
+        current = objects.get(kind, metadata["namespace"], metadata["name"])
+    except NotFound:
+        return objects.create(kind, made)
+    if current["spec"] == spec and current["metadata"].get("ownerReferences") == \
+            metadata["ownerReferences"]:
+        return current
+    current["metadata"]["ownerReferences"] = metadata["ownerReferences"]
+    return objects.replace(kind, {**current, "spec": spec})
