@@ -72,6 +72,16 @@ def _started_order(futures: list[Future[requests.Response]]) -> list[str]:
     return [a.json()["id"] for a in sorted(answers, key=lambda a: a.json()["started"])]
 
 
+def _state(future: Future[requests.Response]) -> str:
+    """What became of a request, for a failure's message."""
+    if not future.done():
+        return "pending"
+    if future.exception() is not None:
+        return f"raised {future.exception()!r}"
+    answer = future.result()
+    return f"{answer.status_code} {answer.text[:200]!r}"
+
+
 def _queue_behind_a_blocker(runtime: Runtime, url: str, release: Path,
                             events: list[tuple[str, str, float]]) -> list[str]:
     """Hold the slot until `release` exists, queue (id, type, sleep) events in order;
@@ -82,7 +92,9 @@ def _queue_behind_a_blocker(runtime: Runtime, url: str, release: Path,
         for queued, (event_id, event_type, sleep) in enumerate(events, start=1):
             futures.append(_send(pool, url, event_id, event_type, sleep))
             wait_until(lambda queued=queued: _queued(runtime) == queued, 20,
-                       f"{event_id} to wait in the activator")
+                       lambda event_id=event_id: f"{event_id} to wait in the activator; "
+                       f"waiting: {_queued(runtime)}, blocker: {_state(first)}, sent: "
+                       f"{[(i, _state(f)) for (i, _, _), f in zip(events, futures, strict=False)]}")
         assert not first.done()
         release.touch()
         assert first.result().status_code == 200
