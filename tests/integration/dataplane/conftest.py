@@ -100,3 +100,15 @@ def tmp_eventing(tmp_path: Path) -> Path:
     folder = tmp_path / "eventing"
     folder.mkdir()
     return folder
+
+
+def broker_with_dead_letters(plane: DataPlane, sink: RecordingSink, prefix: str) -> str:
+    """A new Broker whose one Trigger delivers to `sink` at /<broker>, retries once, and
+    dead-letters to `sink` at /<broker>-dead; ready when this returns."""
+    broker = unique(prefix)
+    plane.add_broker(broker_resource(broker))
+    plane.add_trigger(trigger_resource(f"{broker}-t", broker, f"{sink.url}/{broker}", delivery={
+        "retry": 1, "backoffDelay": "PT0.01S",
+        "deadLetterSink": {"uri": f"{sink.url}/{broker}-dead"}}))
+    assert plane.wait_ready(30)
+    return broker

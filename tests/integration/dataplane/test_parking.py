@@ -14,7 +14,7 @@ from troupe.cli import cli
 from troupe.local.eventing.broker import DataPlane
 from troupe.local.eventing.broker.parking import REASON, TRIGGER, read_parked
 
-from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique
+from .conftest import NAMESPACE, binary_headers, broker_with_dead_letters
 from .sink import RecordingSink
 
 pytestmark = pytest.mark.kafka
@@ -23,13 +23,8 @@ EVENTS = 20
 
 def test_a_dead_letter_sink_that_refuses_everything_parks_every_event(
         plane: DataPlane, kafka_servers: str, fresh_sink: RecordingSink) -> None:
-    broker = unique("parking")
-    plane.add_broker(broker_resource(broker))
+    broker = broker_with_dead_letters(plane, fresh_sink, "parking")
     trigger = f"{broker}-t"
-    plane.add_trigger(trigger_resource(trigger, broker, f"{fresh_sink.url}/{broker}", delivery={
-        "retry": 1, "backoffDelay": "PT0.01S",
-        "deadLetterSink": {"uri": f"{fresh_sink.url}/{broker}-dead"}}))
-    assert plane.wait_ready(30)
     fresh_sink.default_status = 500  # the subscriber and its dead-letter sink alike
     ids = {f"{broker}-{n}" for n in range(EVENTS)}
     for event_id in sorted(ids):

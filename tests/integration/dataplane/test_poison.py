@@ -18,7 +18,7 @@ from troupe.local.eventing.broker import DataPlane
 from troupe.local.eventing.broker.progress import PartitionProgress
 from troupe.local.eventing.broker.reader import ConsumerSettings, TopicReader
 
-from .conftest import NAMESPACE, binary_headers, broker_resource, trigger_resource, unique
+from .conftest import NAMESPACE, binary_headers, broker_resource, broker_with_dead_letters, unique
 from .sink import RecordingSink
 
 pytestmark = pytest.mark.kafka
@@ -45,13 +45,8 @@ def producer(kafka_servers: str) -> Iterator[KafkaProducer]:
 
 def test_unreadable_records_are_dead_lettered_with_a_reason_and_passed(
         plane: DataPlane, fresh_sink: RecordingSink, kafka_servers: str) -> None:
-    broker = unique("poison")
-    plane.add_broker(broker_resource(broker))
+    broker = broker_with_dead_letters(plane, fresh_sink, "poison")
     trigger = f"{broker}-t"
-    plane.add_trigger(trigger_resource(trigger, broker, f"{fresh_sink.url}/{broker}", delivery={
-        "retry": 1, "backoffDelay": "PT0.01S",
-        "deadLetterSink": {"uri": f"{fresh_sink.url}/{broker}-dead"}}))
-    assert plane.wait_ready(30)
     topic = f"knative-broker-{NAMESPACE}-{broker}"
 
     produce_raw(kafka_servers, topic, 0, [(value, headers) for headers, value in POISON.values()])

@@ -14,12 +14,14 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from http.cookies import CookieError, SimpleCookie
 from typing import Final
 
+from troupe.local.host.host_header import LOOPBACK_NAMES
+
 COOKIE: Final = "troupe_dashboard"
 CSRF_HEADER: Final = "X-CSRF-Token"
-_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,14 @@ class Access:
                                 "page and try again")
         return None
 
+    @cached_property
+    def _hosts(self) -> frozenset[str]:
+        # Stricter than the other listeners (host_header.py): the port too, since a link
+        # to the dashboard always carries it.
+        return frozenset(f"{name}:{self.port}" for name in LOOPBACK_NAMES)
+
     def host_allowed(self, host: str | None) -> bool:
-        return host in {f"{name}:{self.port}" for name in _LOOPBACK_NAMES}
+        return host in self._hosts
 
     def login_allowed(self, presented: str | None) -> bool:
         return _same(presented, self.token)
