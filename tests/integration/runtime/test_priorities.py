@@ -27,6 +27,8 @@ app = Flask(__name__)
 @app.route("/", methods=["GET", "POST"])
 def index():
     started = time.monotonic()
+    if request.args.get("mark"):  # tells the test this request holds the slot now
+        open(request.args["mark"], "w").close()
     time.sleep(float(request.args.get("sleep", 0)))
     # A blocker can instead hold its slot until the test releases it by creating a file,
     # so that a slow machine cannot let it finish before the queue behind it is built.
@@ -58,8 +60,10 @@ def _start(wait_slo: str, start_runtime: StartRuntime) -> tuple[Runtime, str]:
 
 
 def _send(pool: ThreadPoolExecutor, url: str, event_id: str, event_type: str,
-          sleep: float, until: Path | None = None) -> Future[requests.Response]:
-    query = {"sleep": sleep, **({"until": str(until)} if until else {})}
+          sleep: float, until: Path | None = None,
+          mark: Path | None = None) -> Future[requests.Response]:
+    query = {"sleep": sleep, **({"until": str(until)} if until else {}),
+             **({"mark": str(mark)} if mark else {})}
     return pool.submit(requests.post, url, params=query, timeout=90, data=b"{}",
                        headers={"ce-specversion": "1.0", "ce-id": event_id,
                                 "ce-source": "/test", "ce-type": event_type,
@@ -82,12 +86,24 @@ def _state(future: Future[requests.Response]) -> str:
     return f"{answer.status_code} {answer.text[:200]!r}"
 
 
-def _queue_behind_a_blocker(runtime: Runtime, url: str, release: Path,
+def _hold_the_slot(pool: ThreadPoolExecutor, url: str, mark: Path, sleep: float,
+                   until: Path | None = None) -> Future[requests.Response]:
+    """Send a blocker and return once it runs. Until then a request sent after it may
+    still reach the activator first (threads and connections race), take the slot, and
+    leave the blocker waiting in its place."""
+    blocker = _send(pool, url, "blocker", "dev.example.other", sleep, until=until, mark=mark)
+    wait_until(lambda: mark.exists() or blocker.done(), 20, "the blocker to hold the slot")
+    assert not blocker.done(), _state(blocker)
+    return blocker
+
+
+def _queue_behind_a_blocker(runtime: Runtime, url: str, scratch: Path,
                             events: list[tuple[str, str, float]]) -> list[str]:
-    """Hold the slot until `release` exists, queue (id, type, sleep) events in order;
+    """Hold the slot until the test releases it, queue (id, type, sleep) events in order;
     returns the ids in the order they started."""
+    release = scratch / "release"
     with ThreadPoolExecutor(len(events) + 1) as pool:
-        first = _send(pool, url, "blocker", "dev.example.other", 0, until=release)
+        first = _hold_the_slot(pool, url, scratch / "holding", 0, until=release)
         futures: list[Future[requests.Response]] = []
         for queued, (event_id, event_type, sleep) in enumerate(events, start=1):
             futures.append(_send(pool, url, event_id, event_type, sleep))
@@ -111,7 +127,7 @@ def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRun
     runtime, url = _start("30s@p95", start_runtime)  # a bound no request comes near
 
     # The blocker holds the slot until all five are seen waiting, however slow the machine.
-    order = _queue_behind_a_blocker(runtime, url, tmp_path / "release", [
+    order = _queue_behind_a_blocker(runtime, url, tmp_path, [
         ("low-1", "dev.example.routine", 0.1), ("low-2", "dev.example.routine", 0.1),
         ("high-1", "dev.example.urgent", 0.1), ("normal-1", "dev.example.other", 0.1),
         ("high-2", "dev.example.urgent", 0.1)])
@@ -120,16 +136,15 @@ def test_waiting_requests_start_by_level_then_by_arrival(start_runtime: StartRun
     assert _promotions(runtime) == 0
 
 
-def test_a_low_request_is_promoted_on_its_predicted_wait(start_runtime: StartRuntime) -> None:
+def test_a_low_request_is_promoted_on_its_predicted_wait(start_runtime: StartRuntime,
+                                                         tmp_path: Path) -> None:
     # Bound 2.5 s, service time 0.5 s. low-1 waits behind a 3 s blocker with high-1 at
     # the top: promoted, it would still wait (1 + 1) x 0.5 s, so its predicted wait
     # reaches the bound once it has waited 1.4 s (less a check interval) -- while the
     # blocker still runs, and long before its wait alone reaches 2.5 s.
     runtime, url = _start("2500ms@p95", start_runtime)
     with ThreadPoolExecutor(4) as pool:
-        blocker = _send(pool, url, "blocker", "dev.example.other", 3.0)
-        wait_until(lambda: _queued(runtime) == 0 and not blocker.done(), 10,
-                   "the blocker to hold the slot")
+        blocker = _hold_the_slot(pool, url, tmp_path / "holding", 3.0)
         low = _send(pool, url, "low-1", "dev.example.routine", 0.5)
         wait_until(lambda: _queued(runtime) == 1, 10, "low-1 to wait")
         low_queued = time.monotonic()
