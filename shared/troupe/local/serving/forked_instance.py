@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from troupe.local.serving.forked_gunicorn import PrebuiltConfig
     from troupe.local.serving.template import InstanceRequest
 
 
 def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
-                    pools: Any) -> NoReturn:
+                    pools: Any, gunicorn_config: PrebuiltConfig) -> NoReturn:
     """In the forked child: set it up as a process of its own, then serve until stopped."""
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
@@ -36,12 +37,12 @@ def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
     for path in Path(request.folder).iterdir():
         if path.suffix == ".py" or (path / "__init__.py").is_file():
             sys.modules.pop(path.stem, None)
-    sys.argv = ["gunicorn", *request.gunicorn_arguments]
-    from gunicorn.app.wsgiapp import run
+    from troupe.local.serving.forked_gunicorn import run
 
     code: int | str | None = 0
     try:
-        run()  # returns only by SystemExit, when gunicorn stops (in its worker too)
+        # Returns only by SystemExit, when gunicorn stops (in its worker too).
+        run(gunicorn_config, request.gunicorn_arguments)
     except SystemExit as exit_:
         code = exit_.code
     _exit_now(code)

@@ -18,8 +18,9 @@ stdin (InstanceRequest) and reads the child's PID back. The child (forked_instan
   same numbers as its siblings;
 - gives the native thread pools (OpenBLAS, OpenMP) the sizes a fresh process would get;
 - forgets any module named like a file of its function folder, so `handler` is its own;
-- then runs gunicorn through gunicorn's own entry point with the very arguments a fresh
-  process is started with (instance.gunicorn_arguments): gunicorn imports `main:app`
+- then runs the `gunicorn` command's own application with the very arguments a fresh
+  process is started with (instance.gunicorn_arguments), from settings and an argument
+  parser the template made once (forked_gunicorn.py): gunicorn imports `main:app`
   (--preload: what the template lacks is imported now, so a function whose imports differ
   starts correctly, only slower), binds the port, forks its worker and serves.
 So each instance has its own PID, environment and log, and the runtime stops it on
@@ -88,8 +89,9 @@ from troupe.local.serving.forked_instance import become_instance, native_thread_
 # Set before anything is imported: the native libraries size their pools when they load.
 _ONE_THREAD: Final = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
-# What every instance runs, whatever its function.
-ALWAYS_PRELOADED: Final = ("gunicorn.app.wsgiapp", "gunicorn.arbiter",
+# What every instance runs, whatever its function: gunicorn loads its logger class and
+# its worker class by name, out of sight of the imports read in the function folders.
+ALWAYS_PRELOADED: Final = ("gunicorn.app.wsgiapp", "gunicorn.arbiter", "gunicorn.glogging",
                            "gunicorn.workers.gthread")
 # Kafka clients live in the runtime; one copied into every instance would share its socket.
 _REFUSED: Final = ("kafka",)
@@ -139,6 +141,9 @@ def main() -> None:
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     report |= {"read_env": sorted(recorder.read), "set_by_imports": set_by_imports}
     pools = native_thread_pools()
+    from troupe.local.serving.forked_gunicorn import PrebuiltConfig  # gunicorn is loaded now
+
+    gunicorn_config = PrebuiltConfig()
     _warm_up()
     report["problem"] = report["problem"] or _unclean()
     _reply(replies, report)
@@ -160,12 +165,13 @@ def main() -> None:
         if lines is None:
             return  # stdin closed: the runtime is done with the template
         for line in lines:
-            _fork_instance(InstanceRequest.from_line(line), replies, set_by_imports, pools,
-                           (exits, wake))
+            _fork_instance(InstanceRequest.from_line(line), replies, set_by_imports,
+                           (pools, gunicorn_config), (exits, wake))
 
 
 def _fork_instance(request: InstanceRequest, replies: Any, set_by_imports: Mapping[str, str],
-                   pools: Any, wakeup_pipe: tuple[int, int]) -> None:
+                   prepared: tuple[Any, Any], wakeup_pipe: tuple[int, int]) -> None:
+    """`prepared`: the native thread pools and gunicorn's prebuilt settings."""
     # Python's own recipe for fork without exec: with every object of the template frozen,
     # an instance's first collections skip them, instead of walking the whole preloaded
     # heap and so copying each of its pages (that cost 0.5-1.5 s a start).
@@ -180,7 +186,7 @@ def _fork_instance(request: InstanceRequest, replies: Any, set_by_imports: Mappi
         signal.set_wakeup_fd(-1)
         for fd in wakeup_pipe:
             os.close(fd)
-        become_instance(request, set_by_imports, pools)
+        become_instance(request, set_by_imports, *prepared)
     _reply(replies, {"pid": pid})
 
 
