@@ -78,6 +78,7 @@ class ServingController:
         self._metrics = metrics
         self._settings = settings
         self._services: dict[tuple[str, str], _ServiceState] = {}
+        self._closed_pools: list[RevisionPool] = []  # kill() reaches them while they stop
         # The fronts' calls to function instances, on a loop of their own (delivery/).
         self._loop = LoopThread("serving-fronts").start()
         self._client = DeliveryClient(self._loop)
@@ -374,16 +375,19 @@ class ServingController:
         state.front.close()
         for front in state.tag_fronts.values():
             front.close()
+        with self._lock:
+            self._closed_pools = [*(p for p in self._closed_pools if p.has_processes()),
+                                  *state.revisions.values()]
         for pool in state.revisions.values():
             pool.close()
 
     def kill(self) -> None:
-        """SIGKILL every function process: for a stop that ran out of time."""
+        """SIGKILL every function process, stopping or not: for a stop out of time."""
         with self._lock:
-            states = list(self._services.values())
-        for state in states:
-            for pool in list(state.revisions.values()):
-                pool.kill()
+            pools = [*self._closed_pools, *(pool for state in self._services.values()
+                                             for pool in state.revisions.values())]
+        for pool in pools:
+            pool.kill()
 
     def close(self) -> None:
         self._stopping.set()

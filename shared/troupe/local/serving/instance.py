@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,6 +139,3 @@ class Instance:
         """SIGKILL now: for a stop that ran out of time."""
         if self._process is not None:
             self._process.kill()
-
-    def stop_in_background(self) -> None:
-        threading.Thread(target=self.stop, name=f"stop-{self.name}", daemon=True).start()

@@ -71,6 +71,9 @@ class RevisionPool:
         self._activation_timeout = activation_timeout
         self._on_change = on_change
         self._instances: list[Instance] = []
+        # Taken out of service and still stopping: kill() must reach them too, or a stop
+        # that runs out of time would leave them running after the runtime has gone.
+        self._stopping: set[Instance] = set()
         self._ordinal = 0
         self._failure: tuple[float, str] | None = None
         self._failed_start = Readiness("Unknown", "Deploying")
@@ -161,7 +164,8 @@ class RevisionPool:
             if instance in self._instances:
                 self._instances.remove(instance)
                 self._set_gauge()
-        instance.stop_in_background()
+            self._stopping.add(instance)
+        self._stop_in_background(instance)
         self._on_change()
 
     def _least_loaded_with_room(self) -> Instance | None:
@@ -288,7 +292,7 @@ class RevisionPool:
             self._hand_out()
             self._queue.wake_all()  # those that waited for it to start, should it fail
         if not ok or self._closed:
-            instance.stop()
+            self._stop(instance)
         self._on_change()
 
     def tick(self) -> None:
@@ -312,15 +316,35 @@ class RevisionPool:
                     self._start_instance()
             if stopped:
                 self._set_gauge()
+            self._stopping.update(stopped)
         for instance in stopped:
-            instance.stop_in_background()
+            self._stop_in_background(instance)
         if stopped:
             self._on_change()
 
-    def kill(self) -> None:
-        """SIGKILL every instance: for a stop that ran out of time."""
+    def _stop(self, instance: Instance) -> None:
+        """Stop an instance already out of service, where kill() still finds it."""
         with self._lock:
-            instances = list(self._instances)
+            self._stopping.add(instance)
+        try:
+            instance.stop()
+        finally:
+            with self._lock:
+                self._stopping.discard(instance)
+
+    def _stop_in_background(self, instance: Instance) -> None:
+        threading.Thread(target=self._stop, args=(instance,), name=f"stop-{instance.name}",
+                         daemon=True).start()
+
+    def has_processes(self) -> bool:
+        with self._lock:
+            return bool(self._instances or self._stopping)
+
+    def kill(self) -> None:
+        """SIGKILL every instance, those still stopping included: for a stop that ran out
+        of time."""
+        with self._lock:
+            instances = [*self._instances, *self._stopping]
         for instance in instances:
             instance.kill()
 
@@ -328,9 +352,11 @@ class RevisionPool:
         with self._lock:
             self._closed = True
             instances, self._instances = self._instances, []
+            self._stopping.update(instances)
             self._set_gauge()
             self._queue.wake_all()
-        stoppers = [threading.Thread(target=i.stop, daemon=True) for i in instances]
+        stoppers = [threading.Thread(target=self._stop, args=(i,), daemon=True)
+                    for i in instances]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:
