@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 from troupe.local.dashboard.access import Access
@@ -23,7 +22,7 @@ from troupe.local.dashboard.http import (
     Stream,
     text_response,
 )
-from troupe.local.host.loopback_http import KeepAliveHandler
+from troupe.local.host.loopback_http import KeepAliveHandler, LoopbackHTTPServer
 
 log = logging.getLogger(__name__)
 LOGIN_PATH = "/login"
@@ -38,8 +37,7 @@ _SECURITY_HEADERS = {
 _MAX_BODY = 16 * 1024 * 1024
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     request_queue_size = 128
     access: Access
     routes: list[Route]

@@ -10,10 +10,14 @@ a new one is answered 503 and closed.
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
+
+log = logging.getLogger(__name__)
 
 # How long a client of the API or a service front may stay silent.
 CLIENT_TIMEOUT_S: Final = 30.0
@@ -71,10 +75,30 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
         pass  # the runtime logs what matters itself; stderr is no place for every request
 
 
-class BoundedThreadingHTTPServer(ThreadingHTTPServer):
-    """A thread per connection, at most `max_connections` at once."""
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, whose failures go to the log rather than to stderr.
+
+    socketserver prints a traceback for any exception a connection raises. A client that
+    goes away first (a function instance killed while it exported its spans, a browser
+    tab closed, a caller that gave up) is routine, not a fault: it is counted, not printed.
+    """
 
     daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clients_gone = 0  # connections the client closed or reset before the answer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            self.clients_gone += 1
+            return
+        log.exception("a connection from %s failed", client_address)
+
+
+class BoundedThreadingHTTPServer(LoopbackHTTPServer):
+    """A thread per connection, at most `max_connections` at once."""
+
     max_connections = 512
     client_timeout_s = CLIENT_TIMEOUT_S  # how long a client may stay silent
 
