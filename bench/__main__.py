@@ -12,8 +12,10 @@ from bench.report import Figure, render
 
 
 def main(argv: list[str]) -> int:
+    # An underscore module is a part of another benchmark, which runs it itself.
     names = argv or sorted(
-        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name not in {"report"}
+        m.name for m in pkgutil.iter_modules(bench.__path__)
+        if m.name != "report" and not m.name.startswith("_")
     )
     figures: list[Figure] = []
     failed = []
