@@ -3,6 +3,7 @@ real receiver (the runtime's own), and the reply carries the span's context."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,29 @@ def test_the_span_is_a_child_of_the_traceparent_and_the_reply_carries_its_contex
     assert handled.attributes[STATUS_CODE] == 200
     assert handled.error is None
     assert store.run(sent.get_id()) == [handled]
+
+
+def _span_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "SpanRecordProcessor" in t.name]
+
+
+def test_building_the_app_starts_no_thread_its_first_event_does(
+    tmp_path: Path, serve: Serve, receiver: tuple[SpanStore, DashboardServer],
+) -> None:
+    # gunicorn --preload builds the app in its master and then forks the worker: a thread
+    # started while building it would run in the master, beside the fork.
+    store, server = receiver
+    before = _span_threads()
+    app = create_app(echo, traced_settings(tmp_path, server.url), consumes=[events.PING])
+    assert _span_threads() == before
+
+    response = post(serve(app), events.make_event("ping", {"message": "tick"}))
+    assert len(_span_threads()) == len(before) + 1  # the exporter's, in this process
+    flush(app)
+
+    assert response.status_code == 200, response.text
+    trace_id, _ = parse_traceparent(response.headers["ce-traceparent"]) or ("", "")
+    wait_until(lambda: store.trace(trace_id), 10, "the handler's span")
 
 
 def test_an_event_without_a_traceparent_starts_a_trace_and_a_refusal_is_an_error_span(

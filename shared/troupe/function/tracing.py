@@ -9,6 +9,7 @@ reply then carries the event's own traceparent.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -42,10 +43,24 @@ class EventTracing:
     """Opens the span of each event an app handles; one per app."""
 
     def __init__(self, settings: Settings) -> None:
-        self._tracer: Tracer = NoOpTracer()
+        self._settings = settings
+        self._tracer: Tracer | None = None if settings.otlp_traces_url else NoOpTracer()
         self._shutdown: Callable[[], None] = _nothing
-        if settings.otlp_traces_url:
-            self._tracer, self._shutdown = _exporting_tracer(settings)
+        self._making = threading.Lock()
+
+    @property
+    def tracer(self) -> Tracer:
+        """Made on first use, in the process that handles events. gunicorn --preload builds
+        the app in its master, which then forks the worker: a span processor made there
+        would put its export thread in the master, and a fork with a second thread running
+        can leave the worker a lock that thread held, locked for good."""
+        tracer = self._tracer
+        if tracer is None:
+            with self._making:
+                if self._tracer is None:
+                    self._tracer, self._shutdown = _exporting_tracer(self._settings)
+                tracer = self._tracer
+        return tracer
 
     @contextmanager
     def handling(self, event: CloudEvent) -> Iterator[Span]:
@@ -57,7 +72,7 @@ class EventTracing:
         if MODELVERSION in lineage:
             attributes[MODELVERSION_ATTRIBUTE] = str(lineage[MODELVERSION])
         name = resolve(event.get_type()).short if is_known(event.get_type()) else "event"
-        with self._tracer.start_as_current_span(
+        with self.tracer.start_as_current_span(
             f"handle {name}", context=_parent_of(event), kind=SpanKind.CONSUMER,
             attributes=attributes, record_exception=False, set_status_on_exception=False,
         ) as span:
@@ -123,6 +138,6 @@ def _exporting_tracer(settings: Settings) -> tuple[Tracer, Callable[[], None]]:
     exporter = OTLPSpanExporter(endpoint=settings.otlp_traces_url,
                                 headers=parse_env_headers(settings.otlp_headers, liberal=True),
                                 session=Session())
-    # Batched on a thread of its own, which the SDK starts again in gunicorn's forked worker.
+    # Batched on a thread of its own, started here: in the worker (EventTracing.tracer).
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider.get_tracer(INSTRUMENTATION), provider.shutdown
