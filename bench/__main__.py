@@ -20,7 +20,11 @@ def main(argv: list[str]) -> int:
     figures: list[Figure] = []
     failed = []
     for name in names:
-        module = importlib.import_module(f"bench.{name}")
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except Exception as error:  # a module that cannot load fails alone, too
+            failed.append(f"{name}: cannot be imported: {error!r}")
+            continue
         if not hasattr(module, "run"):
             continue
         started = time.monotonic()

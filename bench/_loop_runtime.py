@@ -34,7 +34,7 @@ def copy_project(folder: Path) -> Path:
     return project
 
 
-def _troupe(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def troupe_command(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """The `troupe` command run from the copy: the runtime and every function it starts
     import the copy's library (committed code), not a working tree being edited."""
     env = {**os.environ, "PYTHONPATH": str(project / "shared")}
@@ -44,7 +44,7 @@ def _troupe(project: Path, *args: str, timeout: float) -> subprocess.CompletedPr
 
 
 def up(project: Path, *options: str, grace_period_s: float) -> dict[str, Any]:
-    started = _troupe(project, "up", "--detach",
+    started = troupe_command(project, "up", "--detach",
                       "--grace-period", str(grace_period_s), *options, timeout=180)
     if started.returncode != 0:
         raise RuntimeError(f"troupe up failed: {started.stderr.strip()[-1500:]}")
@@ -56,7 +56,7 @@ def down(project: Path, pid: int | None) -> None:
     """`troupe down`; if that fails, kill the runtime and every process under it (the
     functions run in sessions of their own, so its process group is not enough)."""
     try:
-        stopped = _troupe(project, "down", timeout=90)
+        stopped = troupe_command(project, "down", timeout=90)
         if stopped.returncode == 0:
             return
         print(f"troupe down failed: {stopped.stderr.strip()}", file=sys.stderr)

@@ -33,7 +33,8 @@ from troupe.demo.data import FEATURES, TARGET, DriftingSource
 from troupe.ml.detectors import ConceptTest, DetectorSettings, concept_alarms
 from troupe.ml.training import Holdout, train
 
-from bench.loop import _down, _troupe, _up
+from bench._loop_runtime import down, troupe_command, up
+from bench.loop import GRACE_PERIOD_S
 from bench.report import Figure
 
 SEED: Final = 7  # troupe demo's default: batches from SEED, traffic from SEED + 1
@@ -47,12 +48,12 @@ def _demo(scenario: str, *extra: str) -> dict[str, Any]:
         project = Path(folder) / "project"
         repo = Path(__file__).resolve().parents[1]
         subprocess.run(["git", "clone", "-q", str(repo), str(project)], check=True)
-        info = _up(project)
+        info = up(project, grace_period_s=GRACE_PERIOD_S)
         try:
-            ran = _troupe(project, "demo", "--scenario", scenario, "--json", *extra,
+            ran = troupe_command(project, "demo", "--scenario", scenario, "--json", *extra,
                           timeout=600)
         finally:
-            _down(project, info.get("pid"))
+            down(project, info.get("pid"))
     if ran.returncode != 0:
         raise RuntimeError(f"troupe demo --scenario {scenario} failed: "
                            f"{ran.stderr.strip()[-1500:]}")
