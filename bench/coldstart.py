@@ -183,7 +183,7 @@ def _measure(projects: tuple[Path, Path], store_url: str) -> Samples:
                                     "trainer": _event_sender(DATA_VALIDATED, validated),
                                     "predictor": _predict_sender}
         for name in FUNCTIONS:
-            env = floor_env(store_url, name, envs[name])
+            env = floor_env(warm.function_environment, name, envs[name])
             measured = _function_samples(name, (warm, fresh), projects[0] / "functions" / name,
                                          env, senders[name], preload)
             samples |= {(name, path): values for path, values in measured.items()}

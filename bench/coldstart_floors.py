@@ -7,6 +7,10 @@
   `main` (building the app, loading a model: start-up work no template can do ahead, as it
   belongs to the revision) and answers the request: the floor with one.
 
+Both run with the environment the runtime gives the function (floor_env), so they do the
+same work per request as the function they are compared to: with `troupe up`, that
+includes recording the request's span and exporting it to the runtime's receiver.
+
 Both answer on a listening socket the benchmark made and handed over, so a request can be
 sent as the process starts, without probing, and no other process can take the port.
 """
@@ -169,8 +173,12 @@ class PreloadedProcess:
         self._errors.close()
 
 
-def floor_env(store_url: str, service: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment the runtime gives an instance of `service`, less its port."""
-    return {**os.environ, **env, "TROUPE_STORE_URL": store_url, "K_SERVICE": service,
+def floor_env(runtime_env: Mapping[str, str], service: str,
+              env: Mapping[str, str]) -> dict[str, str]:
+    """The environment the runtime gives an instance of `service`, less its port: its
+    revision's `env` under the runtime's own variables (`runtime_env`: the store, the
+    kubeconfig, and the OTLP endpoint that makes the function record and export spans),
+    so that the floor does the same work per request as the function it is compared to."""
+    return {**os.environ, **env, **runtime_env, "K_SERVICE": service,
             "K_REVISION": f"{service}-floor", "K_CONFIGURATION": service,
             "PYTHONUNBUFFERED": "1"}

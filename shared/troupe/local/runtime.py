@@ -128,6 +128,8 @@ class Runtime:
         self._recorders: dict[str, SpanRecorder] = {}
         self.dashboard: DashboardServer | None = None
         self.template: prewarm.InstanceTemplate | None = None  # with prewarmed instances
+        # What every function instance gets from the runtime, over its revision's own env.
+        self.function_environment: dict[str, str] = {}
         self.kubeconfig = options.workdir / "kubeconfig"
         # The API's bearer token, new for each run: in the kubeconfig, and nowhere else
         # but the owner-only record of the running runtime and Prometheus' token file.
@@ -181,6 +183,7 @@ class Runtime:
         # Prometheus, which does not exist here, and an empty URL makes the monitor say
         # that monitoring is unavailable instead of retrying a host that never answers.
         extra_env["TROUPE_PROMETHEUS_URL"] = self.observability.url or ""
+        self.function_environment = extra_env
         # Once every instance's shared variables are known: the template loads with them.
         self._start_template({**os.environ, **extra_env})
         launch = LaunchSettings(project=options.project.resolve(),
