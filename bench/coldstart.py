@@ -133,16 +133,22 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _cold_answer(runtime: Runtime, name: str, send: Send, resident: set[int]) -> float:
-    """Seconds for one request to `name` at zero; nothing else of ours runs meanwhile."""
-    assert runtime.serving is not None
-    serving = runtime.serving
-
+def _settle(runtimes: tuple[Runtime, ...], name: str, resident: set[int]) -> None:
+    """Wait until `name` is at zero in every runtime and no process of ours is starting or
+    stopping, so that each path, floors included, is measured on the same quiet machine
+    (an instance scaled down after one path would otherwise stop during the next)."""
     def quiet() -> bool:
-        instances = [t for t in serving.instance_targets() if t[1] == name]
-        return not instances and not set(_descendants()) - resident
+        for runtime in runtimes:
+            assert runtime.serving is not None
+            if any(target[1] == name for target in runtime.serving.instance_targets()):
+                return False
+        return not set(_descendants()) - resident
 
     _wait(quiet, 60, f"{name} to scale to zero")
+
+
+def _cold_answer(runtime: Runtime, name: str, send: Send) -> float:
+    """Seconds for one request to `name` at zero."""
     started = time.perf_counter()
     answer = send(_url(runtime, name))
     elapsed = time.perf_counter() - started
@@ -204,15 +210,16 @@ def _function_samples(name: str, runtimes: tuple[Runtime, Runtime], folder: Path
     preloaded = PreloadedProcess(folder, env, floor_preload)
     resident = {int(warm.template.describe()["pid"]), preloaded.pid}
     paths: dict[str, Callable[[], float]] = {
-        "prewarmed": lambda: _cold_answer(warm, name, send, resident),
+        "prewarmed": lambda: _cold_answer(warm, name, send),
         "fork floor": lambda: preloaded.fork_answer(send),
-        "no prewarm": lambda: _cold_answer(fresh, name, send, resident),
+        "no prewarm": lambda: _cold_answer(fresh, name, send),
         "fresh floor": lambda: fresh_process_answer(folder, env, send),
     }
     measured: dict[str, list[float]] = {path: [] for path in paths}
     try:
         for _ in range(COLD_STARTS):
             for path, measure in paths.items():
+                _settle(runtimes, name, resident)
                 measured[path].append(measure())
     finally:
         preloaded.close()
