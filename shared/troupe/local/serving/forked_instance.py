@@ -1,6 +1,7 @@
 """What a process forked from the instance template does to become a function instance:
-a session, output and environment of its own, fresh random state, the native thread pools
-a fresh process would have, then gunicorn; and an exit without the interpreter's teardown.
+a session, output and environment of its own, fresh random state, then gunicorn, whose
+worker gets the native thread pools a fresh process would have; and an exit without the
+interpreter's teardown.
 
 Why each step is needed is the template's docstring (template.py); this module is the
 child's side of it, run in the child only.
@@ -33,7 +34,11 @@ def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
     os.environ.update({**set_by_imports, **request.env})
     _reseed()
     if pools is not None:
-        _size_native_thread_pools(pools, request.env)
+        # In gunicorn's worker, which serves, not here: sized here, the pools would start
+        # their threads in gunicorn's master, and its fork of the worker would stop them
+        # again (OpenBLAS joins its threads before every fork), a few ms of each start.
+        os.register_at_fork(
+            after_in_child=lambda: _size_native_thread_pools(pools, request.env))
     for path in Path(request.folder).iterdir():
         if path.suffix == ".py" or (path / "__init__.py").is_file():
             sys.modules.pop(path.stem, None)
