@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,15 +25,24 @@ if TYPE_CHECKING:
     from troupe.local.serving.template import InstanceRequest
 
 
-def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
-                    pools: Any, gunicorn_config: PrebuiltConfig) -> NoReturn:
+@dataclass(frozen=True)
+class Prepared:
+    """What the template makes once, after preloading, and every instance inherits."""
+
+    set_by_imports: Mapping[str, str]  # what the preloaded modules put in the environment
+    pools: Any  # native_thread_pools(): threadpoolctl's controller, or None
+    gunicorn_config: PrebuiltConfig
+
+
+def become_instance(request: InstanceRequest, prepared: Prepared) -> NoReturn:
     """In the forked child: set it up as a process of its own, then serve until stopped."""
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
     _redirect_output(request.log)
     os.environ.clear()
-    os.environ.update({**set_by_imports, **request.env})
+    os.environ.update({**prepared.set_by_imports, **request.env})
     _reseed()
+    pools = prepared.pools
     if pools is not None:
         # In gunicorn's worker, which serves, not here: sized here, the pools would start
         # their threads in gunicorn's master, and its fork of the worker would stop them
@@ -47,7 +57,7 @@ def become_instance(request: InstanceRequest, set_by_imports: Mapping[str, str],
     code: int | str | None = 0
     try:
         # Returns only by SystemExit, when gunicorn stops (in its worker too).
-        run(gunicorn_config, request.gunicorn_arguments)
+        run(prepared.gunicorn_config, request.gunicorn_arguments)
     except SystemExit as exit_:
         code = exit_.code
     _exit_now(code)

@@ -86,7 +86,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from troupe.local.serving.forked_instance import become_instance, native_thread_pools
+from troupe.local.serving.forked_instance import Prepared, become_instance, native_thread_pools
 
 # Set before anything is imported: the native libraries size their pools when they load.
 _ONE_THREAD: Final = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -142,10 +142,9 @@ def main() -> None:
     # KMP_DUPLICATE_LIB_OK): a fresh process would have it too, beside its revision's.
     set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     report |= {"read_env": sorted(recorder.read), "set_by_imports": set_by_imports}
-    pools = native_thread_pools()
     from troupe.local.serving.forked_gunicorn import PrebuiltConfig  # gunicorn is loaded now
 
-    gunicorn_config = PrebuiltConfig()
+    prepared = Prepared(set_by_imports, native_thread_pools(), PrebuiltConfig())
     _warm_up()
     report["problem"] = report["problem"] or _unclean()
     _reply(replies, report)
@@ -167,13 +166,11 @@ def main() -> None:
         if lines is None:
             return  # stdin closed: the runtime is done with the template
         for line in lines:
-            _fork_instance(InstanceRequest.from_line(line), replies, set_by_imports,
-                           (pools, gunicorn_config), (exits, wake))
+            _fork_instance(InstanceRequest.from_line(line), replies, prepared, (exits, wake))
 
 
-def _fork_instance(request: InstanceRequest, replies: Any, set_by_imports: Mapping[str, str],
-                   prepared: tuple[Any, Any], wakeup_pipe: tuple[int, int]) -> None:
-    """`prepared`: the native thread pools and gunicorn's prebuilt settings."""
+def _fork_instance(request: InstanceRequest, replies: Any, prepared: Prepared,
+                   wakeup_pipe: tuple[int, int]) -> None:
     # Python's own recipe for fork without exec: with every object of the template frozen,
     # an instance's first collections skip them, instead of walking the whole preloaded
     # heap and so copying each of its pages (that cost 0.5-1.5 s a start).
@@ -188,7 +185,7 @@ def _fork_instance(request: InstanceRequest, replies: Any, set_by_imports: Mappi
         signal.set_wakeup_fd(-1)
         for fd in wakeup_pipe:
             os.close(fd)
-        become_instance(request, set_by_imports, *prepared)
+        become_instance(request, prepared)
     _reply(replies, {"pid": pid})
 
 
