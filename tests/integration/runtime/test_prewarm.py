@@ -121,6 +121,39 @@ def test_scale_down_kills_the_forked_instance_and_its_worker(
                "the forked gunicorn and its worker to exit")
 
 
+# Registers an exit handler as it is imported (in gunicorn's master, with --preload); the
+# worker forked from the master inherits it. Each process that runs it writes its PID.
+AT_EXIT = '''
+import atexit, os
+from flask import Flask
+app = Flask(__name__)
+atexit.register(lambda: open(os.environ["EXIT_FILE"], "a").write(f"{os.getpid()}\\n"))
+
+@app.route("/")
+def index():
+    return {"pid": os.getpid(), "gunicorn": os.getppid()}
+'''
+
+
+@pytest.mark.parametrize("prewarm", [True, False], ids=["prewarmed", "fresh"])
+def test_a_scaled_down_instance_runs_its_exit_handlers_as_a_fresh_process_does(
+        start_runtime: StartRuntime, tmp_path: Path, prewarm: bool) -> None:
+    """What a function leaves to an exit handler (OpenTelemetry's last span export) is done
+    in a forked instance too, although it skips the interpreter's teardown."""
+    exit_file = tmp_path / "exits"
+    runtime = start_runtime([service("at-exit", image="at-exit", annotations={RETENTION: "1s"},
+                                     env=[{"name": "EXIT_FILE", "value": str(exit_file)}])],
+                            functions={"at-exit": AT_EXIT}, prewarm=prewarm)
+    answer = requests.get(service_status(runtime, "at-exit")["url"], timeout=60).json()
+
+    wait_until(lambda: service_status(runtime, "at-exit")["instances"] == 0, 20,
+               "scale to zero")
+    wait_until(lambda: not psutil.pid_exists(answer["gunicorn"]), 15, "the instance to exit")
+    ran = sorted(int(line) for line in exit_file.read_text().split()) \
+        if exit_file.exists() else []
+    assert ran == sorted([answer["pid"], answer["gunicorn"]])  # the worker, then the master
+
+
 @pytest.mark.parametrize("prewarm", [True, False], ids=["prewarmed", "fresh"])
 def test_a_main_that_fails_to_import_is_reported_in_status_and_its_log(
         start_runtime: StartRuntime, prewarm: bool) -> None:
