@@ -5,6 +5,7 @@ still starts. Real processes throughout: the template, gunicorn, loopback HTTP."
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,23 @@ def test_the_template_of_this_project_holds_no_thread_and_no_socket(tmp_path: Pa
         assert described["failed_imports"] == {}
     finally:
         template.stop()
+
+
+def test_a_template_stopped_while_it_preloads_ends_its_reader_cleanly(tmp_path: Path) -> None:
+    """`troupe up` refusing a project stops the template at once, while it still preloads
+    and its reader thread is blocked on its output: the reader must end on its own, without
+    an exception (closing the pipe under it from another thread raised one)."""
+    (tmp_path / "slow_to_import.py").write_text("import time\ntime.sleep(30)\n")
+    template = InstanceTemplate([("slow_to_import", [])], tmp_path / "template.log",
+                                {**os.environ, "PYTHONPATH": str(tmp_path)})
+    before = set(threading.enumerate())
+    template.start()
+    (reader,) = set(threading.enumerate()) - before
+    pid = template.describe()["pid"]
+    assert reader.name == "template-reader" and reader.is_alive()
+
+    template.stop()
+
+    assert not reader.is_alive()  # and an exception in it would fail this test
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert template.describe()["state"] == "failed"  # it never reported: it cannot fork

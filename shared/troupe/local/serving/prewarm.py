@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib.util import resolve_name
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import psutil
 
@@ -140,6 +140,7 @@ class InstanceTemplate:
         self._exits: OrderedDict[int, int] = OrderedDict()  # pid -> exit code, reported
         self._exited = threading.Condition()
         self._ended = False  # the template's output has closed
+        self._reader: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the template; it preloads in the background (wait_ready waits for it)."""
@@ -152,14 +153,21 @@ class InstanceTemplate:
         assert self._process.stdin is not None
         self._process.stdin.write(json_line(self._preload))
         self._process.stdin.flush()
-        threading.Thread(target=self._read_template, args=(self._process,),
-                         name="template-reader", daemon=True).start()
+        self._reader = threading.Thread(target=self._read_template, args=(self._process,),
+                                        name="template-reader", daemon=True)
+        self._reader.start()
 
     def _read_template(self, process: subprocess.Popen[bytes]) -> None:
         """Everything the template says: its report, then the answers to forks (for
-        fork()) and the exits of instances (for exit_code()), until it ends."""
+        fork()) and the exits of instances (for exit_code()), until it ends. The pipe is
+        closed here, by its only reader, once the template has closed its end: closed from
+        another thread, it could be freed under a read in progress."""
         assert process.stdout is not None
-        line = process.stdout.readline()
+        with process.stdout:
+            self._read_until_closed(process.stdout)
+
+    def _read_until_closed(self, stdout: IO[bytes]) -> None:
+        line = stdout.readline()
         with self._ready:
             if not line:
                 self._problem = (f"the template exited while preloading; see "
@@ -168,7 +176,7 @@ class InstanceTemplate:
                 self._report = json.loads(line)
                 self._problem = self._report.get("problem")
             self._ready.notify_all()
-        for line in iter(process.stdout.readline, b""):
+        for line in iter(stdout.readline, b""):
             message = json.loads(line)
             if "exited" not in message:
                 self._answers.put(message)
@@ -275,5 +283,6 @@ class InstanceTemplate:
             if process.stdin is not None:
                 process.stdin.close()
         stop_process(process, timeout=5.0)
-        if process.stdout is not None:
-            process.stdout.close()
+        reader = self._reader
+        if reader is not None:  # it ends at the end of the template's output
+            reader.join(timeout=5.0)
