@@ -54,5 +54,12 @@ def test_a_stop_out_of_time_kills_the_instances_it_was_stopping(
         wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
                                    for p in processes), 2.5,
                    lambda: f"the instance to be killed; left: {processes}")
-        # The request is lost with its instance: the caller is told so, not left waiting.
-        assert stuck.result().status_code >= 500
+        # The request is lost with its instance, and the caller is told so at once instead
+        # of waiting out its 30 s: a 5xx if the front answers it before it closes, else its
+        # connection closed unanswered as the front goes down with the runtime (CI saw both).
+        try:
+            answer = stuck.result(timeout=5)
+        except requests.ConnectionError:
+            pass
+        else:
+            assert answer.status_code >= 500
