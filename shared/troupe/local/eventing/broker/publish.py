@@ -112,6 +112,24 @@ def hops_of(raw: Any) -> int:
             400, f"{KNATIVE_BROKER_TTL} must be an integer, got {raw!r}") from None
 
 
+class _TurnPartitioner(StickyPartitioner):  # type: ignore[misc]  # kafka has no hints
+    """KIP-480's sticky partitioner, kept on its partition for a whole turn of the loop.
+
+    The producer's network thread can take the GIL halfway through a turn (when the OS
+    pauses the loop's thread for longer than the interpreter's switch interval) and send
+    the part appended so far as a batch of its own. The sticky partitioner then moves the
+    rest of the turn to another partition, which splits one turn's events across two.
+    While `holding`, the next batch stays on the same partition instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False  # set and cleared on the loop, around a turn's appends
+
+    def on_new_batch(self, topic: str, cluster: Any, prev_partition: int) -> None:
+        if not self.holding:
+            super().on_new_batch(topic, cluster, prev_partition)
+
+
 class Publisher:
     """Writes events to their Broker's topic in CloudEvents' Kafka binary mode."""
 
@@ -135,6 +153,7 @@ class Publisher:
         # Events Kafka acknowledged, per topic: ingress posts, replies and sources alike.
         self._stored_counts: dict[str, int] = {}
         self._bootstrap_servers = bootstrap_servers
+        self._partitioner = _TurnPartitioner()
         self._producer = self._new_producer()
 
     def knows(self, broker: BrokerSpec) -> bool:
@@ -214,7 +233,7 @@ class Publisher:
             batch_size=_BATCH_BYTES,
             # Keyless events stick to one partition per batch (KIP-480), as with the Java
             # client behind Knative's Kafka broker: one batch per request instead of four.
-            partitioner=StickyPartitioner(),
+            partitioner=self._partitioner,
             max_request_size=self.max_event_bytes + 64 * 1024,
             # Fail a send instead of hanging when a topic's metadata never comes, and settle
             # every write within ACK_TIMEOUT_S: the ingress waits on it with no timer.
@@ -264,16 +283,20 @@ class Publisher:
 
     def _produce_turn(self) -> None:
         # Appended back to back with no socket call between them, the producer's thread
-        # cannot take the GIL halfway through and send a request for a part of the turn.
+        # seldom takes the GIL halfway through; when it does, the partition holds.
         turn, self._turn = self._turn, []
-        for write in turn:
-            try:
-                self._produce(write)
-            except PublishFailedError as error:
-                if write.span is not None and self._tracing is not None:
-                    self._tracing.ingress_settled(write.span, error)
-                assert write.then is not None
-                write.then(error)
+        self._partitioner.holding = True
+        try:
+            for write in turn:
+                try:
+                    self._produce(write)
+                except PublishFailedError as error:
+                    if write.span is not None and self._tracing is not None:
+                        self._tracing.ingress_settled(write.span, error)
+                    assert write.then is not None
+                    write.then(error)
+        finally:
+            self._partitioner.holding = False
 
     def _produce(self, write: _Write) -> FutureRecordMetadata:
         try:
