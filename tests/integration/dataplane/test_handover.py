@@ -23,6 +23,13 @@ def _broker_status(plane: DataPlane, name: str) -> dict[str, Any]:
     return next(b for b in plane.status()["brokers"] if b["name"] == name)
 
 
+def _taken(plane: DataPlane, name: str, handovers: int) -> dict[str, Any] | None:
+    """The broker's status once it counts `handovers` records taken in all, else None."""
+    status = _broker_status(plane, name)
+    counted = status["taken_on_ack"] + status["taken_from_fetch"]
+    return status if counted == handovers else None
+
+
 def test_own_writes_are_taken_on_acknowledgement_and_others_from_fetches(
         kafka_servers: str, plane: DataPlane, fresh_sink: RecordingSink) -> None:
     broker = unique("handover")
@@ -36,10 +43,11 @@ def test_own_writes_are_taken_on_acknowledgement_and_others_from_fetches(
         assert response.status_code == 202
     ingress_ids = {f"in-{n}" for n in range(THROUGH_INGRESS)}
     wait_until(lambda: ingress_ids <= set(fresh_sink.ids("/handover")), 30, "the ingress events")
-    before = _broker_status(plane, broker)
     # A fetch racing an acknowledgement may take a record first; either way each record
-    # is taken exactly once.
-    assert before["taken_on_ack"] + before["taken_from_fetch"] == THROUGH_INGRESS
+    # is taken exactly once. A handover is counted just after it starts the delivery, so
+    # the sink can have an event a moment before its count: wait for the counts.
+    before = wait_until(lambda: _taken(plane, broker, THROUGH_INGRESS), 15,
+                        lambda: f"{THROUGH_INGRESS} handovers; {_broker_status(plane, broker)}")
     assert before["taken_on_ack"] > 0
 
     producer = KafkaProducer(bootstrap_servers=kafka_servers, acks="all")
@@ -53,7 +61,9 @@ def test_own_writes_are_taken_on_acknowledgement_and_others_from_fetches(
     outside_ids = {f"out-{n}" for n in range(FROM_ELSEWHERE)}
     wait_until(lambda: outside_ids <= set(fresh_sink.ids("/handover")), 30,
                "the events another producer wrote")
-    after = _broker_status(plane, broker)
+    total = THROUGH_INGRESS + FROM_ELSEWHERE
+    after = wait_until(lambda: _taken(plane, broker, total), 15,
+                       lambda: f"{total} handovers; {_broker_status(plane, broker)}")
     assert after["taken_on_ack"] == before["taken_on_ack"]
     assert after["taken_from_fetch"] == before["taken_from_fetch"] + FROM_ELSEWHERE
     assert sorted(fresh_sink.ids("/handover")) == sorted(ingress_ids | outside_ids)
