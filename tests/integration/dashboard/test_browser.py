@@ -5,6 +5,7 @@ kept under .troupe/test-artifacts/dashboard/ (ignored by git)."""
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,6 +136,55 @@ def test_a_runs_waterfall_shows_its_hops_in_order(browser: Any,
     wait_until(lambda: demo_runtime.runid in detail.text, 10, "the first event's data")
     assert "incoming/dashboard.csv" in detail.text
     browser.save_screenshot(str(ARTIFACTS / "run.png"))
+
+
+def test_leaving_a_live_page_cancels_the_refresh_it_had_scheduled(
+    browser: Any, demo_runtime: DemoRuntime,
+) -> None:
+    """A run's page re-renders half a second after the last live update about the run.
+    Leaving it for another page must cancel that refresh: it re-rendered the new page
+    under the user's cursor, and a button found there went stale before its click."""
+    base = base_of(demo_runtime)
+    cookie = {"troupe_dashboard": browser.get_cookie("troupe_dashboard")["value"]}
+    started = make_event(TRAINING_FAILED, {"reason": "a test's own", "model": MODEL},
+                         source="/tests/dashboard")
+    runid = started.get_id()  # a run of this test's own, apart from the demo's
+    post_event(demo_runtime.broker_url, started)
+    wait_until(lambda: requests.get(f"{base}/api/runs/{runid}", cookies=cookie,
+                                    timeout=10).status_code == 200, WAIT_S, "the run's event")
+    show(browser, f"{base}/#/runs/{runid}", "#events td")
+    # A second listener on the page's stream says when updates about the run arrive.
+    browser.execute_script(
+        "const stream = new EventSource('/api/stream');"
+        "stream.addEventListener('event', (m) => {"
+        f"  if (JSON.parse(m.data).runid === '{runid}') window.nudged = true; }});")
+    stop = threading.Event()
+
+    def nudge() -> None:  # an update about the run every 0.1 s: a refresh stays pending
+        while not stop.is_set():
+            post_event(demo_runtime.broker_url, make_event(
+                TRAINING_FAILED, {"reason": "a test's own", "model": MODEL},
+                source="/tests/dashboard", extensions={"runid": runid}))
+            stop.wait(0.1)
+
+    nudging = threading.Thread(target=nudge, daemon=True)
+    nudging.start()
+    try:
+        wait_until(lambda: browser.execute_script("return window.nudged === true"), WAIT_S,
+                   "a live update about the run to reach the page")
+        browser.execute_script("location.hash = '#/dead-letters'")
+        wait_until(lambda: browser.find_elements("css selector", "#dead-letters button.replay"),
+                   WAIT_S, "the dead-letters page")
+    finally:
+        stop.set()
+        nudging.join(10)
+    browser.execute_script(
+        "document.querySelector('#dead-letters button.replay').dataset.found = 'yes';"
+        "setTimeout(() => { window.waited = true; }, 1500);")  # three times the run's delay
+    wait_until(lambda: browser.execute_script("return window.waited === true"), WAIT_S,
+               "the page's own clock to pass the refresh it had scheduled")
+    assert browser.execute_script(
+        "return document.querySelector('#dead-letters button.replay[data-found]') !== null")
 
 
 def test_replay_from_the_dead_letters_page_and_a_post_without_csrf_is_refused(

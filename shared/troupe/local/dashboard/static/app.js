@@ -294,16 +294,20 @@ async function replay(key, newId, said) {
 function debounce(action, wait) {
   let timer = null;
   let last = null;
-  return (message) => {
+  const debounced = (message) => {
     last = message;
     clearTimeout(timer);
     timer = setTimeout(() => action(last), wait);
   };
+  debounced.cancel = () => clearTimeout(timer);
+  return debounced;
 }
 
 async function route() {
   const [page, ...rest] = (location.hash.replace(/^#\/?/, "") || "graph").split("/");
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("current", link.dataset.page === page);
+  // A refresh the last page scheduled would re-render this one under the user's cursor.
+  if (onLive && onLive.cancel) onLive.cancel();
   onLive = null;
   try {
     if (page === "runs" && rest.length) await showRun(decodeURIComponent(rest.join("/")));
