@@ -1,7 +1,6 @@
 """What a process forked from the instance template does to become a function instance:
-a session, output and environment of its own, fresh random state, then gunicorn, whose
-worker gets the native thread pools a fresh process would have; and an exit without the
-interpreter's teardown.
+a session, output and environment of its own, fresh random state, the native thread pools
+a fresh process would have, then gunicorn; and an exit without the interpreter's teardown.
 
 Why each step is needed is the template's docstring (template.py); this module is the
 child's side of it, run in the child only.
@@ -43,13 +42,13 @@ def become_instance(request: InstanceRequest, prepared: Prepared) -> NoReturn:
     os.environ.clear()
     os.environ.update({**prepared.set_by_imports, **request.env})
     _reseed()
-    pools = prepared.pools
-    if pools is not None:
-        # In gunicorn's worker, which serves, not here: sized here, the pools would start
-        # their threads in gunicorn's master, and its fork of the worker would stop them
-        # again (OpenBLAS joins its threads before every fork), a few ms of each start.
-        os.register_at_fork(
-            after_in_child=lambda: _size_native_thread_pools(pools, request.env))
+    if prepared.pools is not None:
+        # Here, in gunicorn's master, though the worker is what uses them: OpenBLAS stops
+        # its threads before the master forks the worker, and the worker starts them again
+        # only when a call needs them. Sized in the worker instead, they start at once,
+        # beside the first request (likely spinning as they wait for work): a forked
+        # ingest's cold start took 55-60 ms longer on 2 cores.
+        _size_native_thread_pools(prepared.pools, request.env)
     for path in Path(request.folder).iterdir():
         if path.suffix == ".py" or (path / "__init__.py").is_file():
             sys.modules.pop(path.stem, None)

@@ -16,9 +16,7 @@ stdin (InstanceRequest) and reads the child's PID back. The child (forked_instan
 - reseeds its random state: Python's `random` (CPython does it at fork as well) and numpy's
   global RandomState, which nothing reseeds, so every instance would otherwise draw the
   same numbers as its siblings;
-- gives the native thread pools (OpenBLAS, OpenMP) the sizes a fresh process would get,
-  in gunicorn's worker, which serves: the master keeps the template's single thread, so
-  that its fork of the worker has no pool threads to stop first;
+- gives the native thread pools (OpenBLAS, OpenMP) the sizes a fresh process would get;
 - forgets any module named like a file of its function folder, so `handler` is its own;
 - then runs the `gunicorn` command's own application with the very arguments a fresh
   process is started with (instance.gunicorn_arguments), from settings and an argument
