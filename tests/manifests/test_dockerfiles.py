@@ -7,8 +7,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import gunicorn
 import pytest
 import yaml
+from gunicorn.config import Config
 from support.images import (
     DOCKERFILE,
     arg_defaults,
@@ -65,6 +67,21 @@ def test_each_artifact_builds_from_existing_paths_as_non_root(image: str) -> Non
     command = next(value for name, value in reversed(steps) if name == "CMD")
     assert "gunicorn" in command and "${PORT}" in command and '"${THREADS}"' in command
     assert '--chdir "functions/${FUNCTION}" main:app' in command
+
+
+def test_the_image_command_is_one_the_locked_gunicorn_accepts() -> None:
+    """Every option of the CMD exists in the gunicorn of the locks (a flag newer than the
+    lock would stop every pod at start), and the master starts no control server."""
+    locked = next(line.split("==")[1].split()[0] for line in
+                  lock_file("ingest").read_text().splitlines() if line.startswith("gunicorn=="))
+    assert gunicorn.__version__ == locked, "the tests run another gunicorn than the images"
+    command = next(value for name, value in reversed(instructions()) if name == "CMD")
+    words = shlex.split(command.replace("${PORT}", "8080").replace("${THREADS}", "4")
+                        .replace("${FUNCTION}", "ingest"))
+    assert words[:2] == ["exec", "gunicorn"]
+    parsed = Config().parser().parse_args(words[2:])  # exits (SystemExit) on an unknown flag
+    assert parsed.control_socket_disable is True
+    assert (parsed.workers, parsed.threads, parsed.bind) == (1, 4, ["0.0.0.0:8080"])
 
 
 def test_every_artifact_names_its_lock_and_the_default_is_the_base_lock() -> None:

@@ -42,9 +42,12 @@ def gunicorn_arguments(folder: Path, port: int, threads: int, timeout: float) ->
     # --preload imports the app before binding, so an open port means the app loaded and a
     # broken app makes the process exit instead of accepting connections it cannot serve.
     # --reuse-port: the port is a PortReservation, which only a SO_REUSEPORT socket may share.
+    # --no-control-socket: gunicorn's control server (for gunicornc) is a thread running an
+    # asyncio loop in the master, on one path per user: every instance would start one as
+    # its worker boots, and take the socket over from the one before.
     return ["--chdir", str(folder), "main:app",
             "-b", f"127.0.0.1:{port}", "--reuse-port", "--workers", "1",
-            "--threads", str(threads),
+            "--threads", str(threads), "--no-control-socket",
             "--preload", "--timeout", str(int(timeout) + 5), "--graceful-timeout", "5",
             "--log-level", "warning"]
 
