@@ -25,15 +25,20 @@ REPO = Path(__file__).resolve().parents[3]
 # Answers with what an instance must not share with its siblings or lose to the template:
 # its environment and working folder, module state, random draws and native thread pools.
 STATEFUL = '''
-import json, os, random
+import json, os, random, threading
 import numpy
 import threadpoolctl
 from flask import Flask
 app = Flask(__name__)
 SEEN = []  # module state of this function: every instance starts with none
 
+def native_threads():  # those Python did not start (gunicorn's request threads vary)
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
 @app.route("/")
 def index():
+    idle_threads = native_threads()  # before any call of this process needs the BLAS pool
+    numpy.ones((300, 300)) @ numpy.ones((300, 300))
     SEEN.append(1)
     inherited = getattr(json, "left_by", None)  # a mark on a module the template preloaded
     json.left_by = os.getpid()
@@ -43,7 +48,8 @@ def index():
             "env": sorted(os.environ), "cwd": os.getcwd(), "requests": len(SEEN),
             "inherited": inherited, "random": random.random(),
             "numpy": float(numpy.random.random()), "blas_threads": blas,
-            "pid": os.getpid(), "gunicorn": os.getppid()}
+            "threads": [idle_threads, native_threads()],
+            "pid": os.getpid(), "parent": os.getppid()}
 '''
 
 # Imports a module found only on a path its own revision names: the template cannot
@@ -57,7 +63,7 @@ app = Flask(__name__)
 
 @app.route("/")
 def index():
-    return {"answer": extra_answer.ANSWER, "gunicorn": os.getppid()}
+    return {"answer": extra_answer.ANSWER, "parent": os.getppid()}
 '''
 
 
@@ -83,7 +89,6 @@ def _cold_answer(runtime: Runtime, name: str) -> dict[str, Any]:
     answer = requests.get(service_status(runtime, name)["url"], timeout=60)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
-    found["forked_by"] = _parent(found["gunicorn"])  # while it still runs
     found["cwd"] = str(Path(found["cwd"]).relative_to(runtime.options.project.resolve()))
     return found
 
@@ -98,9 +103,12 @@ def test_a_prewarmed_instance_answers_as_a_fresh_one_and_keeps_nothing_of_its_si
     baseline = _cold_answer(fresh, "stateful")
 
     template = _template_pid(prewarmed)
-    assert first["forked_by"] == second["forked_by"] == template
-    assert baseline["forked_by"] == os.getpid()  # the runtime started it
-    same = ("revision", "greeting", "env", "cwd", "requests", "inherited", "blas_threads")
+    assert first["parent"] == second["parent"] == template  # serving in the forked process
+    assert _parent(baseline["parent"]) == os.getpid()  # the runtime started its master
+    # "threads": the forked process starts its BLAS threads when a call first needs them,
+    # and as many, as a gunicorn worker forked from a master that imported numpy does.
+    same = ("revision", "greeting", "env", "cwd", "requests", "inherited", "blas_threads",
+            "threads")
     for answer in (first, second):
         assert {k: answer[k] for k in same} == {k: baseline[k] for k in same}
     assert first["requests"] == 1 and first["inherited"] is None
@@ -109,20 +117,20 @@ def test_a_prewarmed_instance_answers_as_a_fresh_one_and_keeps_nothing_of_its_si
     assert first["random"] != second["random"]
 
 
-def test_scale_down_kills_the_forked_instance_and_its_worker(
+def test_scale_down_kills_the_forked_instance_which_serves_in_one_process(
         start_runtime: StartRuntime) -> None:
     runtime = start_runtime([service("echo", annotations={RETENTION: "1s"})])
 
-    worker = requests.get(service_status(runtime, "echo")["url"], timeout=60).json()["pid"]
-    arbiter = _parent(worker)
+    instance = requests.get(service_status(runtime, "echo")["url"], timeout=60).json()["pid"]
 
-    assert _parent(arbiter) == _template_pid(runtime)
+    # gunicorn's worker runs in the forked process itself: no master forks a second one.
+    assert _parent(instance) == _template_pid(runtime)
+    assert psutil.Process(instance).children() == []
     wait_until(lambda: service_status(runtime, "echo")["instances"] == 0, 20, "scale to zero")
-    wait_until(lambda: not psutil.pid_exists(arbiter) and not psutil.pid_exists(worker), 15,
-               "the forked gunicorn and its worker to exit")
+    wait_until(lambda: not psutil.pid_exists(instance), 15, "the forked instance to exit")
 
 
-# Registers an exit handler as it is imported (in gunicorn's master, with --preload); the
+# Registers an exit handler as it is imported (in gunicorn's master, with --preload); a
 # worker forked from the master inherits it. Each process that runs it writes its PID.
 AT_EXIT = '''
 import atexit, os
@@ -132,7 +140,7 @@ atexit.register(lambda: open(os.environ["EXIT_FILE"], "a").write(f"{os.getpid()}
 
 @app.route("/")
 def index():
-    return {"pid": os.getpid(), "gunicorn": os.getppid()}
+    return {"pid": os.getpid(), "parent": os.getppid()}
 '''
 
 
@@ -149,10 +157,13 @@ def test_a_scaled_down_instance_runs_its_exit_handlers_as_a_fresh_process_does(
 
     wait_until(lambda: service_status(runtime, "at-exit")["instances"] == 0, 20,
                "scale to zero")
-    wait_until(lambda: not psutil.pid_exists(answer["gunicorn"]), 15, "the instance to exit")
+    # Forked, the instance is one process; fresh, gunicorn's worker and then its master.
+    processes = [answer["pid"]] if prewarm else [answer["pid"], answer["parent"]]
+    wait_until(lambda: not any(psutil.pid_exists(pid) for pid in processes), 15,
+               "the instance to exit")
     ran = sorted(int(line) for line in exit_file.read_text().split()) \
         if exit_file.exists() else []
-    assert ran == sorted([answer["pid"], answer["gunicorn"]])  # the worker, then the master
+    assert ran == sorted(processes)
 
 
 @pytest.mark.parametrize("prewarm", [True, False], ids=["prewarmed", "fresh"])
@@ -194,7 +205,7 @@ def test_a_function_importing_what_the_template_could_not_still_starts(
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["answer"] == 42
-    assert _parent(answer.json()["gunicorn"]) == _template_pid(runtime)
+    assert answer.json()["parent"] == _template_pid(runtime)
     template = runtime.status()["template"]
     assert "extra_answer" in template["failed_imports"]
 
@@ -211,7 +222,7 @@ def test_a_revision_setting_what_a_preloaded_module_read_as_it_loaded_starts_fre
         [str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
     flavoured = ("import os, reads_flavour\nfrom flask import Flask\napp = Flask(__name__)\n"
                  "app.get('/')(lambda: {'flavour': reads_flavour.FLAVOUR, "
-                 "'gunicorn': os.getppid()})\n")
+                 "'parent': os.getppid()})\n")
     runtime = start_runtime([
         service("mint", image="flavoured", env=[{"name": "FLAVOUR", "value": "mint"}]),
         service("plain", image="flavoured")], functions={"flavoured": flavoured})
@@ -219,8 +230,8 @@ def test_a_revision_setting_what_a_preloaded_module_read_as_it_loaded_starts_fre
     mint = requests.get(service_status(runtime, "mint")["url"], timeout=60).json()
     plain = requests.get(service_status(runtime, "plain")["url"], timeout=60).json()
 
-    assert mint["flavour"] == "mint" and _parent(mint["gunicorn"]) == os.getpid()
-    assert plain["flavour"] == "plain" and _parent(plain["gunicorn"]) == _template_pid(runtime)
+    assert mint["flavour"] == "mint" and _parent(mint["parent"]) == os.getpid()  # fresh
+    assert plain["flavour"] == "plain" and plain["parent"] == _template_pid(runtime)
     log = (runtime.options.workdir / "logs" / "mint-00001-1.log").read_text()
     assert "not prewarmed" in log and "FLAVOUR" in log
 
@@ -236,7 +247,7 @@ def test_a_template_that_a_module_leaves_a_thread_in_forks_nothing(
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(tmp_path / "modules"), os.environ.get("PYTHONPATH", "")]))
     threaded = ("import os, starts_a_thread\nfrom flask import Flask\napp = Flask(__name__)\n"
-                "app.get('/')(lambda: {'gunicorn': os.getppid()})\n")
+                "app.get('/')(lambda: {'parent': os.getppid()})\n")
     runtime = start_runtime([service("threaded", image="threaded")],
                             functions={"threaded": threaded})
 
@@ -246,7 +257,7 @@ def test_a_template_that_a_module_leaves_a_thread_in_forks_nothing(
     assert template["state"] == "failed"
     assert "starts_a_thread" in template["problem"] and "threads" in template["problem"]
     assert answer.status_code == 200, answer.text
-    assert _parent(answer.json()["gunicorn"]) == os.getpid()
+    assert _parent(answer.json()["parent"]) == os.getpid()  # a fresh gunicorn's worker
 
 
 @pytest.mark.timeout(400)

@@ -230,8 +230,9 @@ class ForkedProcess:
 
 def kill_session(leader: int) -> None:
     """SIGKILL what is left of the process group `leader` leads (an instance runs in a
-    session of its own). A SIGKILL to gunicorn's arbiter leaves its worker behind, orphaned,
-    and a worker that hung (the reason the arbiter was killed) would never exit."""
+    session of its own). A SIGKILL to a fresh gunicorn's arbiter leaves its worker behind,
+    orphaned, and a worker that hung (the reason the arbiter was killed) would never exit.
+    (A forked instance is one process, but what it started, if anything, is in its group.)"""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, signal.SIGKILL)
 

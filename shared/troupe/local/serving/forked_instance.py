@@ -37,17 +37,12 @@ class Prepared:
 def become_instance(request: InstanceRequest, prepared: Prepared) -> NoReturn:
     """In the forked child: set it up as a process of its own, then serve until stopped."""
     os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn waits for its worker
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template's handler reaps instances
     _redirect_output(request.log)
     os.environ.clear()
     os.environ.update({**prepared.set_by_imports, **request.env})
     _reseed()
     if prepared.pools is not None:
-        # Here, in gunicorn's master, though the worker is what uses them: OpenBLAS stops
-        # its threads before the master forks the worker, and the worker starts them again
-        # only when a call needs them. Sized in the worker instead, they start at once,
-        # beside the first request (likely spinning as they wait for work): a forked
-        # ingest's cold start took 55-60 ms longer on 2 cores.
         _size_native_thread_pools(prepared.pools, request.env)
     for path in Path(request.folder).iterdir():
         if path.suffix == ".py" or (path / "__init__.py").is_file():
@@ -56,7 +51,7 @@ def become_instance(request: InstanceRequest, prepared: Prepared) -> NoReturn:
 
     code: int | str | None = 0
     try:
-        # Returns only by SystemExit, when gunicorn stops (in its worker too).
+        # Returns only by SystemExit, when gunicorn stops.
         run(prepared.gunicorn_config, request.gunicorn_arguments)
     except SystemExit as exit_:
         code = exit_.code
@@ -124,3 +119,13 @@ def _size_native_thread_pools(pools: Any, env: Mapping[str, str]) -> None:
     pools.limit(limits={"blas": count("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                       "OMP_NUM_THREADS"),
                         "openmp": count("OMP_NUM_THREADS")})
+    # OpenBLAS starts its new threads as soon as its pool grows, and each spins for about
+    # 0.1 s waiting for work: beside the first request on 2 cores, that took 70 ms of a
+    # 150-250 ms cold start. Stopped now, they start again at the first call that needs
+    # them, with the size just set. This is what a fork does to them (OpenBLAS registers
+    # this very function as its pthread_atfork handler), so a process forked from a sized
+    # one, as a gunicorn worker from its master, starts the same way.
+    for pool in pools.lib_controllers:
+        if pool.internal_api == "openblas":
+            with contextlib.suppress(AttributeError):  # a build without the threaded server
+                pool.dynlib.blas_thread_shutdown_()

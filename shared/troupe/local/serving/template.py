@@ -22,7 +22,8 @@ stdin (InstanceRequest) and reads the child's PID back. The child (forked_instan
   process is started with (instance.gunicorn_arguments), from settings and an argument
   parser the template made once (forked_gunicorn.py): gunicorn imports `main:app`
   (--preload: what the template lacks is imported now, so a function whose imports differ
-  starts correctly, only slower), binds the port, forks its worker and serves.
+  starts correctly, only slower), binds the port and serves, its one worker running in the
+  instance's own process instead of forked from it (forked_gunicorn.py says why).
 So each instance has its own PID, environment and log, and the runtime stops it on
 scale-down through a pidfd (host.processes.ForkedProcess). The instance is the template's
 child, so the template reaps it and reports how it ended: a main that fails to import shows

@@ -1,11 +1,12 @@
 """The CPU and memory that each instance uses, for the HPA class: what metrics-server is
 to a cluster's Horizontal Pod Autoscaler.
 
-An instance is a gunicorn master and its worker, in a session of their own; its usage is
-the sum over that process tree, read from /proc through psutil (which knows its field
-layouts and clock ticks). CPU is a rate over the last CPU_SPAN seconds; memory is the
-resident set now. metrics-server on a cluster resolves about 15 s; locally a few seconds,
-so that a burst of a minute shows the class at work. Resident sets of forked processes
+An instance is a gunicorn master and its worker (one process, when forked from the
+template), in a session of their own; its usage is the sum over that process tree, read
+from /proc through psutil (which knows its field layouts and clock ticks). CPU is a rate
+over the last CPU_SPAN seconds; memory is the resident set now. metrics-server on a
+cluster resolves about 15 s; locally a few seconds, so that a burst of a minute shows the
+class at work. Resident sets of forked processes
 share pages, so the sum overstates memory a little, as a container's RSS would too.
 """
 
