@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Waits up to 10 minutes for dpkg's lock instead of failing at once: another install
+# (unattended-upgrades on a fresh machine, a second make) may hold it.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: demo test lint bench prometheus kubectl chromium shellcheck clean lock
 
@@ -21,7 +24,7 @@ prometheus:
 	@if command -v prometheus >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's prometheus"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends prometheus >/dev/null; \
 		systemctl disable --now prometheus >/dev/null 2>&1 || true; \
 	else echo "prometheus is not installed and apt-get is not usable here: monitoring stays off (apt-get install prometheus)"; fi
 
@@ -31,7 +34,7 @@ kubectl:
 	@if command -v kubectl >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's kubernetes-client (kubectl)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends kubernetes-client >/dev/null; \
 	else echo "kubectl is not installed and apt-get is not usable here: the kubectl tests will skip (apt-get install kubernetes-client)"; fi
 
 # Debian's headless Chromium and its driver, for the dashboard's browser tests; installed
@@ -40,7 +43,7 @@ chromium:
 	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's chromium and chromium-driver"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
 	else echo "chromium is not installed and apt-get is not usable here: the dashboard's browser tests skip (apt-get install chromium chromium-driver)"; fi
 
 # Debian's shellcheck, for the workflow's `run:` scripts (what actionlint runs on them).
@@ -48,7 +51,7 @@ shellcheck:
 	@if command -v shellcheck >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's shellcheck"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends shellcheck >/dev/null; \
 	else echo "shellcheck is not installed and apt-get is not usable here: the workflow's scripts go unchecked (apt-get install shellcheck)"; fi
 
 demo: $(STAMP) prometheus
