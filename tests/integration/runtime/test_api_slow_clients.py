@@ -120,3 +120,17 @@ def test_a_body_over_the_apis_limit_is_refused_before_it_is_read(patient_api: Ap
                            b"Content-Type: application/json\r\n"
                            b"Content-Length: 4194304\r\n\r\n{")
         assert _read_to_end(connection).startswith(b"HTTP/1.1 413")
+
+
+def test_closing_the_server_with_clients_connected_warns_of_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Stopping the API closes each connection and the listening socket, quietly: every
+    `troupe down` used to print waitress's "unhandled close event"."""
+    server = _start(ClientLimits(connections=CAP, idle_s=120, sweep_s=1))
+    client = _slow_client(server)
+    wait_until(lambda: server.open_connections == 1, 10, "the client to be accepted")
+    with caplog.at_level("WARNING"):
+        server.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
+    assert client.recv(1) == b""  # its connection was closed, not left open
+    client.close()
