@@ -187,6 +187,41 @@ def test_leaving_a_live_page_cancels_the_refresh_it_had_scheduled(
         "return document.querySelector('#dead-letters button.replay[data-found]') !== null")
 
 
+def test_a_page_whose_data_arrives_after_the_user_left_it_does_not_render(
+    browser: Any, demo_runtime: DemoRuntime,
+) -> None:
+    """A view fetches its data, then renders. A run's page whose data came after the user
+    had moved on to the dead letters rendered over them, and took their live updates."""
+    base = base_of(demo_runtime)
+    show(browser, f"{base}/#/graph", "#choreography")
+    (run,) = show(browser, f"{base}/#/runs", "#runs tr[data-runid]")[:1]
+    runid = run.get_attribute("data-runid")
+    show(browser, f"{base}/#/graph", "#choreography")
+    # The page's own fetch, holding back the run's data until the test lets it go.
+    browser.execute_script("""
+        const real = window.fetch;
+        window.held = [];
+        window.fetch = (path, options) => !String(path).startsWith('/api/runs/') ?
+            real(path, options) : new Promise((resolve) => window.held.push(() =>
+                real(path, options).then((r) => { window.released = true; resolve(r); })));
+        location.hash = '#/runs/' + encodeURIComponent(arguments[0]);""", runid)
+    wait_until(lambda: browser.execute_script("return window.held.length") == 1, WAIT_S,
+               "the run's page to ask for its data")
+    browser.execute_script("location.hash = '#/dead-letters'")
+    wait_until(lambda: browser.find_elements("css selector", "#replay-result"), WAIT_S,
+               "the dead-letters page")
+
+    browser.execute_script("window.held.forEach((release) => release());"
+                           "setTimeout(() => { window.waited = true; }, 1000);")
+    wait_until(lambda: browser.execute_script(
+        "return window.released === true && window.waited === true"), WAIT_S,
+        "the run's data to arrive, and the page's clock to pass it")
+
+    assert browser.find_elements("css selector", "#replay-result")
+    assert not browser.find_elements("css selector", "#hops, #events")
+    assert console_errors(browser) == []
+
+
 def test_replay_from_the_dead_letters_page_and_a_post_without_csrf_is_refused(
     browser: Any, demo_runtime: DemoRuntime,
 ) -> None:

@@ -6,6 +6,7 @@ import { drawChart } from "/static/charts.js";
 const view = document.getElementById("view");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 let onLive = null; // the current view's answer to a live update
+let navigation = 0; // counts route() calls: only the latest one's view may render
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -48,13 +49,26 @@ function render(...parts) {
   view.replaceChildren(...parts.filter((part) => part !== null && part !== undefined));
 }
 
+// Thrown by viewData when the user navigated on while a view's data was on its way.
+class Superseded extends Error {}
+
+// A view's data, fetched for the navigation that is showing the view. Data that arrives
+// after a newer navigation started is dropped: the slower view would otherwise render over
+// the newer one, and take its live updates over.
+async function viewData(path) {
+  const ticket = navigation;
+  const body = await api(path);
+  if (ticket !== navigation) throw new Superseded();
+  return body;
+}
+
 function failure(error) {
   view.replaceChildren(el("p", { class: "notice" }, String(error.message || error)));
 }
 
 // -- choreography ------------------------------------------------------------------------
 async function showGraph() {
-  const graph = await api("/api/graph");
+  const graph = await viewData("/api/graph");
   const pending = graph.functions.some((f) => f.consumes === null && !f.any);
   render(
     el("h2", {}, "The choreography, as deployed"),
@@ -119,12 +133,12 @@ async function showRuns() {
     for (const run of runs) seen.add(run.runid);
   }
   ticks.addEventListener("change", () => refresh());
+  onLive = debounce(refresh, 300); // set before the wait: its table is on the page already
   await refresh();
-  onLive = debounce(refresh, 300);
 }
 
 async function showRun(runid) {
-  const run = await api(`/api/runs/${encodeURIComponent(runid)}`);
+  const run = await viewData(`/api/runs/${encodeURIComponent(runid)}`);
   const detail = el("pre", { id: "detail" }, "Click a hop or a span to see its event.");
   const events = new Map(run.events.map((e) => [e.attributes.id, e]));
   const show = (title, value) => { detail.textContent = `${title}\n\n${JSON.stringify(value, null, 2)}`; };
@@ -228,7 +242,7 @@ const METRICS = [["accuracy", "accuracy", ""], ["psi", "drift (max feature PSI)"
                  ["latency_p95", "p95 latency", "s"]];
 
 async function showModels() {
-  const { models, prometheus } = await api("/api/models");
+  const { models, prometheus } = await viewData("/api/models");
   const parts = [el("h2", {}, "Models")];
   if (!models.length) parts.push(el("p", { class: "muted" }, "No model yet: run `troupe demo`, or publish data-arrived."));
   for (const model of models) {
@@ -259,7 +273,7 @@ async function showModels() {
 
 // -- dead letters ------------------------------------------------------------------------
 async function showDeadLetters() {
-  const { dead_letters: letters } = await api("/api/dead-letters");
+  const { dead_letters: letters } = await viewData("/api/dead-letters");
   const said = el("p", { id: "replay-result", class: "muted" }, "");
   const newId = el("input", { type: "checkbox", id: "new-id" });
   render(el("h2", {}, "Dead letters"),
@@ -304,6 +318,7 @@ function debounce(action, wait) {
 }
 
 async function route() {
+  const ticket = ++navigation;
   const [page, ...rest] = (location.hash.replace(/^#\/?/, "") || "graph").split("/");
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("current", link.dataset.page === page);
   // A refresh the last page scheduled would re-render this one under the user's cursor.
@@ -316,7 +331,7 @@ async function route() {
     else if (page === "dead-letters") await showDeadLetters();
     else await showGraph();
   } catch (error) {
-    failure(error);
+    if (ticket === navigation) failure(error); // else Superseded, or a failure nobody sees
   }
 }
 
