@@ -150,8 +150,11 @@ def test_leaving_a_live_page_cancels_the_refresh_it_had_scheduled(
                          source="/tests/dashboard")
     runid = started.get_id()  # a run of this test's own, apart from the demo's
     post_event(demo_runtime.broker_url, started)
-    wait_until(lambda: requests.get(f"{base}/api/runs/{runid}", cookies=cookie,
-                                    timeout=10).status_code == 200, WAIT_S, "the run's event")
+    def run_has_its_event() -> bool:  # a run can exist by its spans before its event
+        answer = requests.get(f"{base}/api/runs/{runid}", cookies=cookie, timeout=10)
+        return answer.status_code == 200 and bool(answer.json()["events"])
+
+    wait_until(run_has_its_event, WAIT_S, "the run's event")
     show(browser, f"{base}/#/runs/{runid}", "#events td")
     # A second listener on the page's stream says when updates about the run arrive.
     browser.execute_script(

@@ -3,6 +3,7 @@ real moto S3 server listening on loopback (one server per session, one bucket pe
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,12 +14,32 @@ from troupe.store import Store
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """moto's server, answering one request at a time. S3 makes a conditional PUT atomic;
+    moto checks If-Match and then stores the object, so two PUTs with the same ETag on two
+    of its threads could both pass the check: a lost update that S3 would refuse (seen
+    once under load, 31 increments of 32). The concurrency tests are about our
+    compare-and-swap between requests, which interleave as before."""
+    pytest.importorskip("moto.server")
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    moto = DomainDispatcherApplication(create_backend_app)
+    one_at_a_time = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with one_at_a_time:
+            return list(moto(environ, start_response))
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
 
 
 @pytest.fixture()

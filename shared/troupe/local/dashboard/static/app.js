@@ -138,6 +138,11 @@ async function showRuns() {
 }
 
 async function showRun(runid) {
+  // Listening before the data is asked for: an update that comes while it is on its way
+  // re-renders the page, where it would otherwise be lost between the answer and render.
+  onLive = debounce((message) => {
+    if (!message.runids || message.runids.includes(runid) || message.runid === runid) route();
+  }, 500);
   const run = await viewData(`/api/runs/${encodeURIComponent(runid)}`);
   const detail = el("pre", { id: "detail" }, "Click a hop or a span to see its event.");
   const events = new Map(run.events.map((e) => [e.attributes.id, e]));
@@ -168,9 +173,6 @@ async function showRun(runid) {
       run.events.map((e) => el("tr", { class: "clickable", onclick: () => show(`event ${e.attributes.id}`, e) },
         el("td", {}, e.attributes.time || ""), el("td", {}, shortType(e.attributes.type)),
         el("td", {}, e.attributes.source), el("td", {}, e.attributes.id)))));
-  onLive = debounce((message) => {
-    if (!message.runids || message.runids.includes(runid) || message.runid === runid) route();
-  }, 500);
 }
 
 function shortType(type) {
